@@ -1,0 +1,260 @@
+"""The NumPy reference backend: the definition of every op's math.
+
+Plain NumPy, readable and numerically careful; it computes in the dtype it is given (float32 or float64) and is
+the spec that the Numba and CUDA backends are compared with. Every backend module exposes these same functions
+with the same signatures; model code calls them and never branches on the backend.
+
+Conventions
+-----------
+* Weights follow ``torch.nn.Linear``: ``W`` has shape ``(n_out, n_in)`` and a layer computes
+  ``h = f(x Wᵀ + b)``. With ``transpose=True`` the same ``W`` serves as a tied decoder: ``h = f(x W + b)``.
+* Losses are per example, summed over features and averaged over the batch, so the gradient that leaves the
+  output layer is ``(x̂ − x) / B`` for both losses (sigmoid + cross-entropy, linear + squared error).
+* Ops that take a ``grad`` or ``delta`` receive the gradient of that averaged objective; nothing is rescaled later.
+* Random draws are addressed by ``(key, stream, step, row0 + row, column)`` through :mod:`fastae.rng`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations as act
+from .. import rng
+
+NAME = "numpy"
+DTYPES = ("float32", "float64")
+xp = np
+
+# log σ² is clamped to this range before use: exp(20) still fits float32 comfortably, exp(-30) underflows
+# harmlessly, and a runaway encoder cannot turn one batch into inf or NaN.
+LOGVAR_MIN = -30.0
+LOGVAR_MAX = 20.0
+
+# KL sparsity divides by ρ̂ and 1 − ρ̂; the clip keeps one dead or saturated unit from producing inf.
+_RHO_HAT_EPS = 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Dense layers
+# ---------------------------------------------------------------------------------------------------------------
+def _product(x, W, transpose):
+    return x @ W if transpose else x @ W.T
+
+
+def dense_forward(x, W, b, activation, transpose=False):
+    """``h = f(x Wᵀ + b)``, or ``f(x W + b)`` with ``transpose=True`` (tied decoder)."""
+    return act.apply(activation, _product(x, W, transpose) + b)
+
+
+def dense_backward(delta, x, W, transpose=False, need_dx=True):
+    """Gradients of a dense layer given ``delta = dL/da`` at its pre-activation ``a``.
+
+    For ``a = x Wᵀ + b``: ``dW = deltaᵀ x``, ``db = Σ_rows delta``, ``dx = delta W``.
+    For ``a = x W + b`` (tied decoder): ``dW = xᵀ delta``, ``dx = delta Wᵀ``.
+    Returns ``(dW, db, dx)``; ``dx`` is ``None`` when ``need_dx`` is false (the first layer).
+    """
+    dW = x.T @ delta if transpose else delta.T @ x
+    db = delta.sum(axis=0)
+    dx = None
+    if need_dx:
+        dx = delta @ W.T if transpose else delta @ W
+    return dW, db, dx
+
+
+def activation_backward(dh, h, activation):
+    """``dL/da = dL/dh ⊙ f'(a)``, with ``f'`` written through the stored output ``h``."""
+    if activation == "linear":
+        return dh
+    return dh * act.derivative_from_output(activation, h)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output layer fused with its loss
+# ---------------------------------------------------------------------------------------------------------------
+def output_activation(loss):
+    """The output nonlinearity that pairs with ``loss``: sigmoid for ``"bce"``, identity for ``"mse"``."""
+    return "sigmoid" if loss == "bce" else "linear"
+
+
+def _elementwise_loss(a, x, loss):
+    if loss == "bce":
+        # Cross-entropy from logits: -x log σ(a) - (1-x) log(1-σ(a)) = softplus(a) - x a, written so that
+        # neither exp nor log1p can overflow for any finite a.
+        return np.maximum(a, 0) - x * a + np.log1p(np.exp(-np.abs(a)))
+    d = a - x
+    return 0.5 * d * d
+
+
+def output_loss_grad(h, W, c, x, loss, transpose=False):
+    """Output layer, loss and its gradient in one op.
+
+    ``a = h Wᵀ + c`` (or ``h W + c``), ``x̂ = g(a)`` with ``g`` from :func:`output_activation`.
+    Returns ``(L, delta)`` with ``L = (1/B) Σ_b Σ_i ℓ(a_bi, x_bi)`` and ``delta = dL/da = (x̂ − x) / B``,
+    where ``ℓ`` is cross-entropy from logits (``"bce"``) or ``½ (a − x)²`` (``"mse"``).
+    """
+    a = _product(h, W, transpose) + c
+    n = x.shape[0]
+    value = _elementwise_loss(a, x, loss).sum(axis=1).mean()
+    xhat = act.apply(output_activation(loss), a)
+    return value, (xhat - x) / x.dtype.type(n)
+
+
+def output_row_loss(h, W, c, x, loss, transpose=False):
+    """Per-row loss ``Σ_i ℓ(a_bi, x_bi)`` of the output layer (see :func:`output_loss_grad`), shape ``(B,)``."""
+    a = _product(h, W, transpose) + c
+    return _elementwise_loss(a, x, loss).sum(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Regularisers on the code layer
+# ---------------------------------------------------------------------------------------------------------------
+def l1_penalty(h, lam):
+    """``P = λ (1/B) Σ_b Σ_j |h_bj|``; returns ``(P, dP/dh)`` with ``dP/dh = λ sign(h) / B``."""
+    n = h.shape[0]
+    lam = h.dtype.type(lam)
+    return lam * np.abs(h).sum(axis=1).mean(), lam * np.sign(h) / h.dtype.type(n)
+
+
+def kl_sparsity(h, rho, beta):
+    """KL sparsity on mean activations ``ρ̂_j = (1/B) Σ_b h_bj`` (``h`` in (0, 1), i.e. sigmoid units).
+
+    ``P = β Σ_j [ρ log(ρ/ρ̂_j) + (1−ρ) log((1−ρ)/(1−ρ̂_j))]`` and
+    ``dP/dh_bj = (β/B) (−ρ/ρ̂_j + (1−ρ)/(1−ρ̂_j))``. Returns ``(P, dP/dh)``.
+    """
+    t = h.dtype.type
+    n = h.shape[0]
+    rho_hat = np.clip(h.mean(axis=0), t(_RHO_HAT_EPS), t(1 - _RHO_HAT_EPS))
+    rho, beta = t(rho), t(beta)
+    value = beta * np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
+    g = beta * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) / t(n)
+    return value, np.broadcast_to(g, h.shape).copy()
+
+
+def contractive_penalty(h, W, activation, lam):
+    """Contractive penalty ``P = λ (1/B) Σ_b ‖∂h_b/∂x_b‖²_F`` of a single layer ``h = f(x Wᵀ + b)``.
+
+    The Jacobian is ``J_ji = f'(a_j) W_ji``, so ``‖J‖² = Σ_j f'(a_j)² s_j`` with ``s_j = Σ_i W_ji²``.
+    Returns ``(P, dW_direct, dz)``:
+
+    * ``dW_direct_ji = 2 λ W_ji (1/B) Σ_b f'(a_bj)²``, the part of ``dP/dW`` through ``s_j``;
+    * ``dz_bj = (λ/B) s_j 2 f'(a_bj) f''(a_bj)``, the gradient at the pre-activation, which the caller adds to
+      the layer's ``delta`` so that :func:`dense_backward` carries it into ``dW`` and ``db``.
+    """
+    t = h.dtype.type
+    n = h.shape[0]
+    lam = t(lam)
+    d1 = act.derivative_from_output(activation, h)
+    d2 = act.second_derivative_from_output(activation, h)
+    s = (W * W).sum(axis=1)
+    d1sq = d1 * d1
+    value = lam * (d1sq @ s).mean()
+    dW_direct = (2 * lam) * W * d1sq.mean(axis=0)[:, None]
+    dz = (2 * lam / t(n)) * s * d1 * d2
+    return value, dW_direct, dz
+
+
+def weight_decay(W, grad, wd):
+    """L2 weight decay ``P = ½ wd Σ W²``: adds ``wd W`` to ``grad`` in place and returns ``P``."""
+    wd = W.dtype.type(wd)
+    grad += wd * W
+    return wd * 0.5 * np.sum(W * W)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Corruption (denoising autoencoders)
+# ---------------------------------------------------------------------------------------------------------------
+def mask_noise(x, p, key, step, row0=0):
+    """Masking noise: ``x̃ = x ⊙ [u ≥ p]`` with ``u ~ U(0, 1)`` from the noise stream, so each entry is zeroed
+    with probability ``p``."""
+    u = rng.uniform(key, rng.STREAM_NOISE, step, x.shape[0], x.shape[1], dtype=x.dtype, row0=row0)
+    return np.where(u >= x.dtype.type(p), x, x.dtype.type(0))
+
+
+def gaussian_noise(x, sigma, key, step, row0=0):
+    """Additive Gaussian noise: ``x̃ = x + σ ε`` with ``ε ~ N(0, I)`` from the noise stream."""
+    e = rng.normal(key, rng.STREAM_NOISE, step, x.shape[0], x.shape[1], dtype=x.dtype, row0=row0)
+    return x + x.dtype.type(sigma) * e
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Gaussian latent of the VAE
+# ---------------------------------------------------------------------------------------------------------------
+def clamp_logvar(logvar):
+    """``clip(log σ², LOGVAR_MIN, LOGVAR_MAX)``."""
+    t = logvar.dtype.type
+    return np.clip(logvar, t(LOGVAR_MIN), t(LOGVAR_MAX))
+
+
+def gaussian_latent(mu, logvar, beta, key, step, row0=0, stream=rng.STREAM_EPS):
+    """Reparameterised sample and its KL term.
+
+    With ``ℓ = clamp(log σ²)`` and ``ε ~ N(0, I)`` drawn from ``stream`` at ``(key, step, row0 + row, col)``:
+    ``z = μ + exp(½ ℓ) ε`` and ``K = β (1/B) Σ_b −½ Σ_j (1 + ℓ_bj − μ_bj² − exp(ℓ_bj))``.
+    Returns ``(z, K)``.
+    """
+    t = mu.dtype.type
+    n, k = mu.shape
+    lv = clamp_logvar(logvar)
+    eps = rng.normal(key, stream, step, n, k, dtype=mu.dtype, row0=row0)
+    z = mu + np.exp(t(0.5) * lv) * eps
+    kl = t(-0.5) * (1 + lv - mu * mu - np.exp(lv)).sum(axis=1)
+    return z, t(beta) * kl.mean()
+
+
+def gaussian_latent_backward(dz, z, mu, logvar, beta):
+    """Gradients of :func:`gaussian_latent`'s ``z`` (through ``dz``) and ``K`` with respect to ``μ`` and
+    ``log σ²``.
+
+    ``dμ = dz + β μ / B`` and ``d log σ² = [dz ½ (z − μ) + (β/2B)(exp(ℓ) − 1)] · 1[ℓ unclamped]``, using
+    ``exp(½ ℓ) ε = z − μ`` so that ``ε`` need not be kept. Returns ``(dμ, d log σ²)``.
+    """
+    t = mu.dtype.type
+    n = mu.shape[0]
+    lv = clamp_logvar(logvar)
+    beta = t(beta)
+    dmu = dz + beta * mu / t(n)
+    dlv = dz * t(0.5) * (z - mu) + (beta / t(2 * n)) * (np.exp(lv) - 1)
+    inside = (logvar >= t(LOGVAR_MIN)) & (logvar <= t(LOGVAR_MAX))
+    return dmu, np.where(inside, dlv, t(0))
+
+
+def gaussian_kl_rows(mu, logvar):
+    """Per-row ``KL(N(μ, σ²) ‖ N(0, I)) = −½ Σ_j (1 + ℓ − μ² − exp(ℓ))`` with ``ℓ = clamp(log σ²)``."""
+    lv = clamp_logvar(logvar)
+    return mu.dtype.type(-0.5) * (1 + lv - mu * mu - np.exp(lv)).sum(axis=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optimisers. Each writes the new parameters into ``out`` (never into ``p``), updates its state in place and
+# returns whether ``out`` is all finite, so a diverging step can be refused with ``p`` still intact.
+# ---------------------------------------------------------------------------------------------------------------
+def sgd_update(p, g, out, lr):
+    """``p ← p − lr g``."""
+    np.subtract(p, p.dtype.type(lr) * g, out=out)
+    return bool(np.isfinite(out).all())
+
+
+def momentum_update(p, g, buf, out, lr, momentum, nesterov):
+    """Heavy-ball momentum as in ``torch.optim.SGD``: ``v ← μ v + g``; ``p ← p − lr v``, or with Nesterov
+    ``p ← p − lr (g + μ v)``."""
+    t = p.dtype.type
+    buf *= t(momentum)
+    buf += g
+    step = g + t(momentum) * buf if nesterov else buf
+    np.subtract(p, t(lr) * step, out=out)
+    return bool(np.isfinite(out).all())
+
+
+def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
+    """Adam as in ``torch.optim.Adam``: ``m ← β₁ m + (1−β₁) g``, ``v ← β₂ v + (1−β₂) g²``,
+    ``p ← p − lr m̂ / (√v̂ + ε)`` with ``m̂ = m / (1 − β₁ᵗ)``, ``v̂ = v / (1 − β₂ᵗ)`` and ``t = t_step ≥ 1``."""
+    t = p.dtype.type
+    m *= t(beta1)
+    m += t(1 - beta1) * g
+    v *= t(beta2)
+    v += t(1 - beta2) * (g * g)
+    c1 = t(1 - beta1**t_step)
+    c2 = t(1 - beta2**t_step)
+    denom = np.sqrt(v / c2) + t(eps)
+    np.subtract(p, t(lr) * (m / c1) / denom, out=out)
+    return bool(np.isfinite(out).all())

@@ -1,0 +1,419 @@
+"""Low-level fastae model-file format.
+
+A fastae model file is a plain `safetensors <https://github.com/huggingface/safetensors>`_
+file: raw numbers plus JSON text.  Loading one never constructs arbitrary
+Python objects or runs code from the file.
+
+Layout::
+
+    [8 bytes]  little-endian uint64 N: length of the JSON header
+    [N bytes]  UTF-8 JSON header (safetensors): one entry per tensor plus
+               "__metadata__", a flat str -> str mapping
+    [rest]     raw little-endian tensor data
+
+Tensors are float32 ("F32") or float64 ("F64") arrays of any shape, including
+0-d and zero-size ones.  The ``__metadata__`` mapping holds exactly these keys::
+
+    "format":         "fastae"
+    "format_version": "1"            (decimal integer, as a string)
+    "kind":           the model class, e.g. "Autoencoder" or "VAE"
+    "config":         json.dumps of a JSON object: the constructor parameters
+    "state":          json.dumps of a JSON object: non-tensor fitted state
+
+``config`` and ``state`` are strict JSON: no NaN or Infinity, object keys are
+strings, tuples come back as lists.
+
+This module knows nothing about models; model classes call :func:`write_model`
+and :func:`read_model`.  Only numpy is imported at module import time;
+safetensors is imported when a file is actually written or read.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import struct
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "SUPPORTED_FORMAT_VERSIONS",
+    "write_model",
+    "read_model",
+]
+
+FORMAT_NAME = "fastae"
+FORMAT_VERSION = 1
+# Versions this code can read.  A future version 2 writer would keep reading 1.
+SUPPORTED_FORMAT_VERSIONS = (1,)
+
+# Little-endian is what safetensors stores on disk, independent of the host.
+_WRITE_DTYPES = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
+_READ_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_METADATA_KEYS = ("format", "format_version", "kind", "config", "state")
+_VERSION_RE = re.compile(r"[0-9]+")
+
+
+# ---------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------
+
+
+def write_model(path, kind: str, config: dict, tensors: dict, state: dict) -> None:
+    """Write a fastae model file to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file.  Its directory must exist.
+    kind : str
+        Model class name stored in the metadata, e.g. ``"Autoencoder"``.
+    config : dict
+        JSON-serialisable constructor parameters (str keys; tuples are stored
+        as lists; numpy scalars are stored as Python numbers; NaN/inf rejected).
+    tensors : dict[str, numpy.ndarray]
+        Name -> float32 or float64 array.  Any memory layout or byte order is
+        accepted; the values are stored C-ordered and little-endian.
+    state : dict
+        JSON-serialisable non-tensor fitted state, same rules as ``config``.
+
+    The file is written to a temporary file in the same directory, flushed and
+    fsync'ed, then moved over ``path`` with :func:`os.replace`.  On any error
+    the temporary file is removed and an existing file at ``path`` is left
+    untouched.
+
+    Raises
+    ------
+    TypeError
+        Wrong argument types, non-str tensor names or JSON keys, non-numpy or
+        non-float32/float64 tensors, values JSON cannot represent.
+    ValueError
+        Empty ``kind``, reserved or empty tensor name, NaN/inf in config/state.
+    FileNotFoundError
+        The directory of ``path`` does not exist.
+    IsADirectoryError
+        ``path`` is an existing directory.
+    """
+    path = _check_path(path)
+    if not isinstance(kind, str):
+        raise TypeError(f"kind must be a str, got {type(kind).__name__}")
+    if not kind:
+        raise ValueError("kind must be a non-empty str, got ''")
+    config_json = _dump_json_object(config, "config")
+    state_json = _dump_json_object(state, "state")
+    arrays = _prepare_tensors(tensors)
+
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "kind": kind,
+        "config": config_json,
+        "state": state_json,
+    }
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"cannot write fastae model: directory {directory!r} does not exist",
+            path,
+        )
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            errno.EISDIR,
+            "cannot write fastae model: path is a directory, expected a file path",
+            path,
+        )
+
+    import safetensors.numpy
+
+    # Serialise before touching the filesystem, so a serialisation failure
+    # cannot leave anything behind.
+    blob = safetensors.numpy.save(arrays, metadata=metadata)
+    _atomic_write_bytes(path, blob)
+
+
+def _check_path(path) -> str:
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(
+            f"path must be a str or os.PathLike, got {type(path).__name__}"
+        ) from None
+    if not isinstance(path, str):
+        raise TypeError(
+            f"path must be a str or os.PathLike, got {type(path).__name__}"
+        )
+    if not path:
+        raise ValueError("path must be a non-empty file path, got ''")
+    return path
+
+
+def _prepare_tensors(tensors) -> dict[str, np.ndarray]:
+    if not isinstance(tensors, Mapping):
+        raise TypeError(
+            f"tensors must be a dict of name -> numpy array, got {type(tensors).__name__}"
+        )
+    out = {}
+    for name, arr in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(
+                f"tensor names must be str, got {type(name).__name__} key {name!r}"
+            )
+        if not name:
+            raise ValueError("tensor name must be a non-empty str, got ''")
+        if name == "__metadata__":
+            # safetensors would write this name into the header slot reserved
+            # for metadata and produce a file that cannot be read back.
+            raise ValueError("tensor name '__metadata__' is reserved by safetensors")
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(
+                f"tensor {name!r} must be a numpy.ndarray of float32 or float64, "
+                f"got {type(arr).__name__}"
+            )
+        if arr.dtype.kind != "f" or arr.dtype.itemsize not in _WRITE_DTYPES:
+            raise TypeError(
+                f"tensor {name!r} must have dtype float32 or float64, got {arr.dtype}"
+            )
+        # safetensors.numpy reads the raw buffer behind the data pointer, so a
+        # non-C-contiguous array (e.g. a transposed view W.T) would be saved
+        # with the wrong element order, or past its end for strided views.
+        # asarray(order="C") rather than ascontiguousarray, which turns 0-d
+        # arrays into shape (1,).  The dtype also makes big-endian input
+        # little-endian, the byte order safetensors stores.
+        out[name] = np.asarray(arr, dtype=_WRITE_DTYPES[arr.dtype.itemsize], order="C")
+    return out
+
+
+def _dump_json_object(obj, what: str) -> str:
+    if not isinstance(obj, Mapping):
+        raise TypeError(f"{what} must be a dict, got {type(obj).__name__}")
+    # Walk the value ourselves rather than relying on json.dumps errors: json
+    # does not say *where* the bad value is, and it silently turns int keys
+    # into strings, which would not round-trip.
+    clean = _to_json_value(obj, what)
+    return json.dumps(clean, allow_nan=False, separators=(",", ":"))
+
+
+def _to_json_value(value, where: str):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where} must be a finite number (strict JSON has no NaN/inf), got {value!r}"
+            )
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where} has a {type(key).__name__} key {key!r}; JSON object keys must be str"
+                )
+            out[key] = _to_json_value(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_to_json_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise TypeError(
+        f"{where} must be JSON-serialisable (None, bool, int, float, str, list, "
+        f"tuple or dict), got {type(value).__name__}"
+    )
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
+        try:
+            # Mode 0o666 lets the umask decide the final permissions, like a
+            # plain open(path, "wb") would (tempfile.mkstemp forces 0o600).
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        break
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename itself durable across a power loss.  Not possible on
+    # Windows or some filesystems; the file data is already synced, so a
+    # failure here only loses durability of the rename, never correctness.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------
+
+
+def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
+    """Read a fastae model file written by :func:`write_model`.
+
+    Returns
+    -------
+    (kind, config, tensors, state)
+        ``kind`` str; ``config`` and ``state`` dicts decoded from JSON;
+        ``tensors`` name -> float32/float64 array, each writable, C-contiguous
+        and owning its memory (no view into the file).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    IsADirectoryError
+        ``path`` is a directory.
+    ValueError
+        The file is not a readable safetensors file (empty, truncated, corrupt),
+        is a safetensors file without fastae metadata, has an unsupported
+        ``format_version``, has ``config``/``state`` that are not JSON objects,
+        or holds a tensor that is not float32/float64.
+    """
+    path = _check_path(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            errno.EISDIR, "expected a fastae model file, got a directory", path
+        )
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "fastae model file not found", path) from None
+
+    from safetensors import SafetensorError, deserialize
+
+    try:
+        entries = deserialize(data)
+    except SafetensorError as exc:
+        raise ValueError(
+            f"{path!r} is not a readable fastae model file: {exc}"
+        ) from exc
+
+    metadata = _header_metadata(data, path)
+    del data  # the per-tensor buffers in `entries` are separate copies
+
+    fmt = metadata.get("format")
+    if fmt != FORMAT_NAME:
+        found = "missing" if fmt is None else f"{fmt!r}"
+        raise ValueError(
+            f"{path!r} is a safetensors file but not a fastae model: "
+            f"metadata 'format' is {found}, expected {FORMAT_NAME!r}"
+        )
+    _check_version(metadata.get("format_version"), path)
+
+    kind = metadata.get("kind")
+    if not kind:
+        found = "missing" if kind is None else "empty"
+        raise ValueError(f"{path!r}: fastae metadata 'kind' is {found}")
+    config = _load_json_object(metadata, "config", path)
+    state = _load_json_object(metadata, "state", path)
+
+    tensors = {}
+    for name, info in sorted(entries, key=lambda e: e[0]):
+        dtype = _READ_DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise ValueError(
+                f"{path!r}: tensor {name!r} has dtype {info['dtype']}, "
+                f"expected F32 (float32) or F64 (float64)"
+            )
+        # astype copies, which gives a native-endian array that owns its
+        # memory instead of a view on the buffer safetensors returned.
+        view = np.frombuffer(info["data"], dtype=dtype).reshape(info["shape"])
+        tensors[name] = view.astype(dtype.newbyteorder("="), order="C", copy=True)
+    return kind, config, tensors, state
+
+
+def _header_metadata(data: bytes, path: str) -> dict:
+    # safetensors.deserialize validated the header but does not return the
+    # metadata, so read it from the header directly.
+    (n,) = struct.unpack_from("<Q", data, 0)
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(
+            f"{path!r} is not a readable fastae model file: bad header: {exc}"
+        ) from exc
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _check_version(version, path: str) -> None:
+    supported = ", ".join(str(v) for v in SUPPORTED_FORMAT_VERSIONS)
+    if version is None:
+        raise ValueError(
+            f"{path!r}: fastae metadata 'format_version' is missing "
+            f"(supported versions: {supported})"
+        )
+    if not _VERSION_RE.fullmatch(version):
+        raise ValueError(
+            f"{path!r}: unknown fastae format_version {version!r} "
+            f"(supported versions: {supported})"
+        )
+    number = int(version)
+    if number in SUPPORTED_FORMAT_VERSIONS:
+        return
+    if number > max(SUPPORTED_FORMAT_VERSIONS):
+        raise ValueError(
+            f"{path!r}: fastae format_version {number} is newer than this fastae "
+            f"can read (supported versions: {supported}); upgrade fastae"
+        )
+    raise ValueError(
+        f"{path!r}: unknown fastae format_version {number} "
+        f"(supported versions: {supported})"
+    )
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _load_json_object(metadata: dict, key: str, path: str) -> dict:
+    text = metadata.get(key)
+    if text is None:
+        raise ValueError(f"{path!r}: fastae metadata {key!r} is missing")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise ValueError(
+            f"{path!r}: fastae metadata {key!r} is not valid JSON: {exc}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{path!r}: fastae metadata {key!r} must be a JSON object, "
+            f"got {type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,278 @@
+"""The dense autoencoder: plain, deep, tied or untied, denoising, sparse and contractive."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import activations as act
+from .. import rng, training
+from ..validation import check_array, check_choice, check_layer_sizes, check_number
+from . import network
+from .base import BaseModel
+from .network import Dense
+
+
+class Autoencoder(BaseModel):
+    """Dense autoencoder ``x → h_1 → … → h_k (code) → … → x̂`` with a mirrored decoder.
+
+    Encoder layers compute ``h_i = f(h_{i-1} W_iᵀ + b_i)`` with ``f = activation`` (``code_activation`` for the
+    code layer; ``None`` means the same as ``activation``). The decoder mirrors them; tied, decoder layer ``i``
+    uses ``W_iᵀ`` (``h W_i + c_i``), untied it has its own weights. The output is ``x̂ = σ(a)`` with cross-entropy
+    (``loss="bce"``, data in [0, 1]) or ``x̂ = a`` with ``½ Σ (x̂ − x)²`` (``loss="mse"``); both are summed over
+    features and averaged over the batch, so the output gradient is ``(x̂ − x) / B``.
+
+    Variants (all combinable):
+
+    * ``noise=("mask", p)`` zeroes each input with probability ``p``; ``noise=("gaussian", σ)`` adds ``σ ε``.
+      The loss compares the reconstruction of the corrupted input with the clean input.
+    * ``sparsity=("l1", λ)`` adds ``λ mean_b Σ_j |h_bj|`` on the code; ``sparsity=("kl", ρ, β)`` adds
+      ``β Σ_j KL(ρ ‖ ρ̂_j)`` on the mean code activations ``ρ̂`` (needs a sigmoid code layer).
+    * ``contractive=λ`` adds ``λ mean_b ‖∂h/∂x‖²_F`` (single-layer sigmoid or tanh encoder).
+    * ``weight_decay=wd`` adds ``½ wd Σ W²`` over the weights (not the biases).
+    * ``pretrain="layerwise"``: greedy pretraining, each layer a shallow tied autoencoder trained on the codes of
+      the layer below (cross-entropy where those codes are sigmoid outputs in (0, 1), squared error otherwise;
+      with the same noise), for ``pretrain_epochs`` epochs (default ``epochs``); then the whole stack is
+      fine-tuned for ``epochs`` epochs.
+
+    Optimizers: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (``momentum`` is the coefficient) and ``"adam"``
+    (β = 0.9, 0.999, ε = 1e-8), with the update rules of ``torch.optim``.
+    """
+
+    _kind = "Autoencoder"
+
+    def __init__(self, hidden=(256,), activation="sigmoid", code_activation=None, loss="bce", tied=True,
+                 noise=None, sparsity=None, contractive=0.0, weight_decay=0.0, pretrain=None,
+                 pretrain_epochs=None, optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=256,
+                 epochs=10, shuffle=True, early_stopping=False, validation_fraction=0.1, patience=5, tol=1e-4,
+                 backend="auto", dtype="float32", random_state=None, verbose=False):
+        self.hidden = hidden
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.tied = tied
+        self.noise = noise
+        self.sparsity = sparsity
+        self.contractive = contractive
+        self.weight_decay = weight_decay
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.tol = tol
+        self.backend = backend
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- hyperparameters ------------------------------------------------------------------------------------
+    def _validate_model_params(self):
+        self._hidden = check_layer_sizes("hidden", self.hidden, allow_empty=False)
+        check_choice("activation", self.activation, act.ACTIVATIONS)
+        if self.code_activation is not None:
+            check_choice("code_activation", self.code_activation, act.ACTIVATIONS)
+        if not isinstance(self.tied, (bool, np.bool_)):
+            raise TypeError(f"tied must be True or False, got {self.tied!r}")
+        self._noise = _parse_noise(self.noise)
+        self._sparsity = _parse_sparsity(self.sparsity)
+        check_number("contractive", self.contractive, low=0)
+        code_act = self._code_activation()
+        if self.contractive > 0:
+            if len(self._hidden) != 1 or code_act not in act.CONTRACTIVE_ACTIVATIONS:
+                raise ValueError(f"contractive > 0 needs a single-layer encoder with activation in "
+                                 f"{list(act.CONTRACTIVE_ACTIVATIONS)}; got hidden={self._hidden} with code "
+                                 f"activation {code_act!r}")
+        if self._sparsity and self._sparsity[0] == "kl" and code_act != "sigmoid":
+            raise ValueError(f"sparsity=('kl', rho, beta) needs code activations in (0, 1), i.e. a sigmoid code "
+                             f"layer; got code activation {code_act!r}. Use ('l1', lam) for other activations")
+        if self.pretrain not in (None, "layerwise"):
+            raise ValueError(f"pretrain must be None or 'layerwise', got {self.pretrain!r}")
+        if self.pretrain_epochs is not None:
+            check_number("pretrain_epochs", self.pretrain_epochs, low=0, integer=True)
+
+    def _code_activation(self):
+        return self.activation if self.code_activation is None else self.code_activation
+
+    # --- structure ------------------------------------------------------------------------------------------
+    def _build(self):
+        """Lay out the encoder and decoder layers for ``n_features_in_`` inputs."""
+        dims = (self.n_features_in_,) + self._hidden
+        k = len(self._hidden)
+        self._dims = dims
+        self._encoder = [Dense(f"encoder.{i}.weight", f"encoder.{i}.bias",
+                               self._code_activation() if i == k - 1 else self.activation) for i in range(k)]
+        out_act = self._B.output_activation(self.loss)
+        self._decoder = []
+        for j in range(k):
+            src = k - 1 - j  # decoder layer j inverts encoder layer k-1-j
+            weight = f"encoder.{src}.weight" if self.tied else f"decoder.{j}.weight"
+            self._decoder.append(Dense(weight, f"decoder.{j}.bias", out_act if j == k - 1 else self.activation,
+                                       transpose=self.tied))
+
+    def _param_shapes(self):
+        dims, k = self._dims, len(self._hidden)
+        shapes = {}
+        for i in range(k):
+            shapes[f"encoder.{i}.weight"] = (dims[i + 1], dims[i])
+            shapes[f"encoder.{i}.bias"] = (dims[i + 1],)
+        for j in range(k):
+            src = k - 1 - j
+            if not self.tied:
+                shapes[f"decoder.{j}.weight"] = (dims[src], dims[src + 1])
+            shapes[f"decoder.{j}.bias"] = (dims[src],)
+        return shapes
+
+    def _code_size(self):
+        return self._hidden[-1]
+
+    # --- objective ------------------------------------------------------------------------------------------
+    def _loss_and_grads(self, x, step, row0=0):
+        """The training objective on batch ``x`` at update ``step`` and its gradient for every parameter."""
+        B, P = self._B, self._params
+        x_in = x
+        if self._noise is not None:
+            kind, level = self._noise
+            noise = B.mask_noise if kind == "mask" else B.gaussian_noise
+            x_in = noise(x, level, self._key, step, row0)
+        enc_hs = network.forward(B, P, self._encoder, x_in)
+        code = enc_hs[-1]
+        dec_hs = network.forward(B, P, self._decoder[:-1], code)
+        last = self._decoder[-1]
+        loss, delta = B.output_loss_grad(dec_hs[-1], P[last.weight], P[last.bias], x, self.loss, last.transpose)
+        grads = {}
+        dcode = network.backward(B, P, self._decoder, dec_hs, delta, grads, need_dx=True)
+        if self._sparsity is not None:
+            if self._sparsity[0] == "l1":
+                value, g = B.l1_penalty(code, self._sparsity[1])
+            else:
+                value, g = B.kl_sparsity(code, self._sparsity[1], self._sparsity[2])
+            loss = loss + value
+            dcode = dcode + g
+        delta = B.activation_backward(dcode, code, self._encoder[-1].activation)
+        if self.contractive > 0:
+            W0 = P["encoder.0.weight"]
+            value, dW_direct, dz = B.contractive_penalty(code, W0, self._encoder[0].activation, self.contractive)
+            loss = loss + value
+            delta = delta + dz
+        network.backward(B, P, self._encoder, enc_hs, delta, grads, need_dx=False)
+        if self.contractive > 0:
+            grads["encoder.0.weight"] += dW_direct
+        if self.weight_decay > 0:
+            for name in P:
+                if name.endswith(".weight"):
+                    loss = loss + B.weight_decay(P[name], grads[name], self.weight_decay)
+        return loss, grads
+
+    def _validation_loss(self, X):
+        return float(np.mean(self._row_loss(X)))
+
+    # --- pretraining ----------------------------------------------------------------------------------------
+    def _pretrain(self, X):
+        if self.pretrain != "layerwise":
+            return
+        epochs = self.epochs if self.pretrain_epochs is None else self.pretrain_epochs
+        below = X
+        losses = []
+        for i, L in enumerate(self._encoder):
+            # Layer 0 reconstructs the data with the model's loss; higher layers reconstruct codes, which are
+            # in (0, 1) only below a sigmoid layer.
+            if i == 0:
+                loss = self.loss
+            else:
+                loss = "bce" if self._encoder[i - 1].activation == "sigmoid" else "mse"
+            seed = rng.random_bits(self._key, rng.STREAM_INIT, 0x80000000 + i, 1, 2)[0]
+            layer = Autoencoder(hidden=(self._hidden[i],), activation=L.activation, loss=loss, tied=True,
+                                noise=self.noise, weight_decay=self.weight_decay, optimizer=self.optimizer,
+                                learning_rate=self.learning_rate, momentum=self.momentum,
+                                batch_size=self.batch_size, epochs=epochs, shuffle=self.shuffle,
+                                backend=self.backend_, dtype=self.dtype,
+                                random_state=int(seed[0]) | (int(seed[1]) << 32), verbose=self.verbose)
+            layer._setup(below.shape[1])
+            training.fit_loop(layer, below, None, epochs, layer.history_, desc=f"pretrain layer {i + 1}")
+            losses.append(layer.history_.get("loss", []))
+            W = layer._params["encoder.0.weight"]
+            self._params[L.weight] = W.copy()
+            self._params[L.bias] = layer._params["encoder.0.bias"].copy()
+            j = len(self._encoder) - 1 - i
+            self._params[f"decoder.{j}.bias"] = layer._params["decoder.0.bias"].copy()
+            if not self.tied:
+                self._params[f"decoder.{j}.weight"] = self._B.xp.ascontiguousarray(W.T)
+            if i + 1 < len(self._encoder):
+                below = self._B.dense_forward(below, W, self._params[L.bias], L.activation)
+        self.history_["pretrain_loss"] = losses
+
+    # --- inference ------------------------------------------------------------------------------------------
+    def encode(self, X):
+        """The code ``h_k`` of each row of ``X``: an array ``(n_samples, hidden[-1])`` in the model's dtype."""
+        self._check_fitted()
+        X = self._check_X(X, n_features=self.n_features_in_)
+        return self._chunked(self._B.xp.asarray(X), lambda c, _: self._encode(c))
+
+    def _encode(self, x):
+        return network.forward(self._B, self._params, self._encoder, x)[-1]
+
+    def decode(self, H):
+        """The reconstruction ``x̂`` from codes ``H`` of shape ``(n_samples, hidden[-1])``."""
+        self._check_fitted()
+        H = check_array(H, dtype=self.dtype, name="H", n_features=self._code_size(), what_features="code units")
+        return self._chunked(self._B.xp.asarray(H), lambda c, _: self._decode(c))
+
+    def _decode(self, h):
+        return network.forward(self._B, self._params, self._decoder, h)[-1]
+
+    def reconstruct(self, X):
+        """``decode(encode(X))``, without noise."""
+        self._check_fitted()
+        X = self._check_X(X, n_features=self.n_features_in_)
+        return self._chunked(self._B.xp.asarray(X), lambda c, _: self._decode(self._encode(c)))
+
+    def _row_loss(self, X):
+        def rows(x, _):
+            h = network.forward(self._B, self._params, self._decoder[:-1], self._encode(x))[-1]
+            last = self._decoder[-1]
+            return self._B.output_row_loss(h, self._params[last.weight], self._params[last.bias], x, self.loss,
+                                           last.transpose)
+        return self._chunked(self._B.xp.asarray(X), rows)
+
+    def score_samples(self, X):
+        """Per-row reconstruction error (cross-entropy or ``½ Σ (x̂ − x)²``, no noise, no penalty), shape
+        ``(n_samples,)``. Higher means worse reconstructed, so it serves directly as an anomaly score (note:
+        the opposite sign of scikit-learn's outlier detectors)."""
+        self._check_fitted()
+        return self._row_loss(self._check_X(X, n_features=self.n_features_in_))
+
+    def score(self, X, y=None):
+        """Minus the mean reconstruction error (higher is better, as scikit-learn expects)."""
+        return -float(np.mean(self.score_samples(X)))
+
+
+def _parse_noise(noise):
+    if noise is None:
+        return None
+    if not isinstance(noise, (tuple, list)) or len(noise) != 2 or noise[0] not in ("mask", "gaussian"):
+        raise ValueError(f"noise must be None, ('mask', p) or ('gaussian', sigma), got {noise!r}")
+    if noise[0] == "mask":
+        check_number("noise probability p", noise[1], low=0, high=1, high_open=True)
+    else:
+        check_number("noise sigma", noise[1], low=0)
+    return noise[0], float(noise[1])
+
+
+def _parse_sparsity(sparsity):
+    if sparsity is None:
+        return None
+    ok = isinstance(sparsity, (tuple, list)) and len(sparsity) >= 1
+    if ok and sparsity[0] == "l1" and len(sparsity) == 2:
+        check_number("sparsity lam", sparsity[1], low=0)
+        return "l1", float(sparsity[1])
+    if ok and sparsity[0] == "kl" and len(sparsity) == 3:
+        check_number("sparsity rho", sparsity[1], low=0, high=1, low_open=True, high_open=True)
+        check_number("sparsity beta", sparsity[2], low=0)
+        return "kl", float(sparsity[1]), float(sparsity[2])
+    raise ValueError(f"sparsity must be None, ('l1', lam) or ('kl', rho, beta), got {sparsity!r}")

@@ -1,0 +1,300 @@
+"""What both estimators share: scikit-learn-style parameters, fitting, batching of inference and persistence."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .. import io, rng, training
+from ..backends import resolve_backend
+from ..errors import NotFittedError
+from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+LOSSES = ("bce", "mse")
+# Rows per backend call at inference: large enough to keep BLAS busy, small enough to bound temporaries.
+INFERENCE_CHUNK = 8192
+
+
+class BaseModel:
+    """Shared machinery; subclasses define the network (``_build``), its objective and its inference."""
+
+    _kind = "BaseModel"
+
+    # --- scikit-learn parameter protocol ------------------------------------------------------------------------
+    @classmethod
+    def _get_param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values() if p.name != "self")
+
+    def get_params(self, deep=True):
+        """The constructor parameters, as scikit-learn's ``get_params``."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters (validated at the next ``fit``); returns ``self``."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; valid parameters are "
+                                 f"{valid}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        changed = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            if p.default is inspect.Parameter.empty or not _same(value, p.default):
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        # Only scikit-learn calls this, so importing it here keeps it off fastae's own import path.
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=[self.dtype]),
+                    input_tags=InputTags(two_d_array=True, allow_nan=False))
+
+    # --- validation -------------------------------------------------------------------------------------------
+    def _validate_training_params(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("dtype", self.dtype, FLOAT_DTYPES)
+        check_number("learning_rate", self.learning_rate, low=0, low_open=True)
+        check_number("momentum", self.momentum, low=0, high=1, high_open=True)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("batch_size", self.batch_size, low=1, integer=True)
+        check_number("epochs", self.epochs, low=0, integer=True)
+        check_number("validation_fraction", self.validation_fraction, low=0, high=1, low_open=True,
+                     high_open=True)
+        check_number("patience", self.patience, low=1, integer=True)
+        check_number("tol", self.tol, low=0)
+        for flag in ("shuffle", "early_stopping", "verbose"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if not isinstance(self.backend, str):
+            raise TypeError(f"backend must be a string such as 'auto' or 'numpy', got {self.backend!r}")
+
+    def _check_X(self, X, name="X", n_features=None):
+        return check_array(X, dtype=self.dtype, name=name, n_features=n_features,
+                           in_unit_interval=self.loss == "bce")
+
+    def _check_fitted(self):
+        if not hasattr(self, "_params"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+    # --- fitting ----------------------------------------------------------------------------------------------
+    def _setup(self, n_features, init=True):
+        """Choose the backend, the seed and (with ``init``) fresh weights for ``n_features`` inputs."""
+        self._validate_training_params()
+        self._validate_model_params()
+        self._B = resolve_backend(self.backend, self.dtype)
+        self.backend_ = self._B.NAME
+        self.seed_ = rng.resolve_seed(self.random_state)
+        self._key = rng.key_from_seed(self.seed_)
+        self.n_features_in_ = int(n_features)
+        self._build()
+        if init:
+            self._params = self._init_params()
+        self._optimizer = training.Optimizer(self._B, self.optimizer, self.learning_rate, self.momentum)
+        self.t_ = 0
+        self.n_epochs_ = 0
+        self.history_ = {}
+
+    def _init_params(self):
+        """Weights ``W ~ U(−a, a)`` with ``a = √(6 / (n_in + n_out))`` (Glorot), each drawn from the init stream
+        at its own step; biases zero."""
+        dt = np.dtype(self.dtype)
+        params = {}
+        for i, (name, shape) in enumerate(self._param_shapes().items()):
+            if name.endswith(".weight"):
+                n_out, n_in = shape
+                a = np.sqrt(6.0 / (n_in + n_out))
+                u = rng.uniform(self._key, rng.STREAM_INIT, i, n_out, n_in, dtype=np.float64)
+                params[name] = ((2.0 * u - 1.0) * a).astype(dt)
+            else:
+                params[name] = np.zeros(shape, dtype=dt)
+        return {k: self._B.xp.asarray(v) for k, v in params.items()}
+
+    def fit(self, X, validation_data=None):
+        """Train from scratch on ``X`` for ``epochs`` epochs; returns ``self``.
+
+        ``validation_data`` (an array like ``X``) is scored after every epoch into ``history_['val_loss']``;
+        with ``early_stopping`` and no ``validation_data``, ``validation_fraction`` of ``X`` is held out.
+        """
+        self._validate_training_params()
+        X = self._check_X(X)
+        X_val = None
+        if validation_data is not None:
+            X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1])
+        self._setup(X.shape[1])
+        if X_val is None and self.early_stopping:
+            X, X_val = training.split_validation(self, X)
+        X = self._B.xp.asarray(X)
+        self._pretrain(X)
+        training.fit_loop(self, X, X_val, self.epochs, self.history_, desc=type(self).__name__)
+        return self
+
+    def _pretrain(self, X):
+        """Hook for greedy layer-wise pretraining (Autoencoder); nothing by default."""
+
+    def partial_fit(self, X):
+        """One pass over ``X`` (in order when ``shuffle=False``), continuing from the current weights and
+        optimizer state; the first call initialises the model as ``fit`` would (without pretraining)."""
+        if not hasattr(self, "_params"):
+            self._validate_training_params()
+            X = self._check_X(X)
+            self._setup(X.shape[1])
+        else:
+            X = self._check_X(X, n_features=self.n_features_in_)
+        loss = training.run_epoch(self, self._B.xp.asarray(X), self.n_epochs_ + 1)
+        self.history_.setdefault("loss", []).append(loss)
+        return self
+
+    # --- inference helpers ------------------------------------------------------------------------------------
+    def _chunked(self, X, fn):
+        """Apply ``fn(chunk, row0)`` to row chunks of ``X`` and concatenate the results."""
+        n = X.shape[0]
+        if n <= INFERENCE_CHUNK:
+            return fn(X, 0)
+        parts = [fn(X[s:s + INFERENCE_CHUNK], s) for s in range(0, n, INFERENCE_CHUNK)]
+        return self._B.xp.concatenate(parts, axis=0)
+
+    def transform(self, X):
+        """Same as :meth:`encode` (scikit-learn's transformer name)."""
+        return self.encode(X)
+
+    def inverse_transform(self, H):
+        """Same as :meth:`decode`."""
+        return self.decode(H)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X).transform(X)``."""
+        return self.fit(X, **fit_params).transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the code units: ``<classname><i>``."""
+        self._check_fitted()
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self._code_size())], dtype=object)
+
+    # --- weights and files ------------------------------------------------------------------------------------
+    def state_dict(self):
+        """The weights as ``{name: numpy array}`` with PyTorch-style names and ``nn.Linear`` shapes ``(out, in)``
+        (copies, C-contiguous, in the model's dtype)."""
+        self._check_fitted()
+        return {k: np.ascontiguousarray(np.array(v, copy=True)) for k, v in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Replace the weights; every name, shape and dtype must match this model exactly (no partial loads).
+        The optimizer state is reset."""
+        self._check_fitted()
+        self._params = self._checked_weights(state_dict)
+        self._optimizer.reset()
+        return self
+
+    def _checked_weights(self, state_dict):
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict of arrays, got {type(state_dict).__name__}")
+        expected = self._param_shapes()
+        missing = sorted(set(expected) - set(state_dict))
+        extra = sorted(set(state_dict) - set(expected))
+        if missing or extra:
+            raise ValueError(f"state_dict does not match this {type(self).__name__}: missing {missing}, "
+                             f"unexpected {extra}")
+        out = {}
+        for name, shape in expected.items():
+            a = state_dict[name]
+            a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a)
+            if a.shape != shape:
+                raise ValueError(f"state_dict[{name!r}] has shape {a.shape}, expected {shape}")
+            if a.dtype != np.dtype(self.dtype):
+                raise ValueError(f"state_dict[{name!r}] has dtype {a.dtype}, expected {self.dtype}")
+            if not np.isfinite(a).all():
+                raise ValueError(f"state_dict[{name!r}] contains non-finite values")
+            out[name] = self._B.xp.asarray(np.array(a, order="C", copy=True))
+        return out
+
+    def save(self, path):
+        """Write the model to ``path``: safetensors weights (and optimizer state, so ``partial_fit`` resumes
+        exactly) plus the JSON config and fitted state in its metadata. Atomic: an existing file is replaced
+        only once the new one is complete. Never pickle."""
+        self._check_fitted()
+        tensors = self.state_dict()
+        for pname, st in self._optimizer.state.items():
+            for sname, arr in st.items():
+                tensors[f"optimizer.{pname}.{sname}"] = np.asarray(arr)
+        state = {"n_features_in_": self.n_features_in_, "seed_": str(self.seed_), "t_": self.t_,
+                 "n_epochs_": self.n_epochs_, "history_": self.history_, "backend_": self.backend_}
+        state.update(self._extra_state())
+        io.write_model(path, self._kind, _jsonable(self.get_params()), tensors, state)
+
+    def _extra_state(self):
+        return {}
+
+    @classmethod
+    def _from_file(cls, config, tensors, state, backend=None):
+        params = dict(config)
+        params["hidden"] = tuple(params["hidden"])
+        if params.get("noise") is not None:
+            params["noise"] = tuple(params["noise"])
+        if params.get("sparsity") is not None:
+            params["sparsity"] = tuple(params["sparsity"])
+        if backend is not None:
+            params["backend"] = backend
+        try:
+            model = cls(**params)
+        except TypeError as exc:
+            raise ValueError(f"the model file's config does not fit {cls.__name__}: {exc}") from exc
+        try:
+            n_features = int(state["n_features_in_"])
+            seed = int(state["seed_"])
+            t, n_epochs = int(state["t_"]), int(state["n_epochs_"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"the model file's fitted state is incomplete or malformed: {exc!r}") from exc
+        model.random_state = seed
+        model._setup(n_features, init=False)
+        model.random_state = config.get("random_state")
+        weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+        model._params = model._checked_weights(weights)
+        opt = {}
+        for k, v in tensors.items():
+            if k.startswith("optimizer."):
+                pname, sname = k[len("optimizer."):].rsplit(".", 1)
+                if pname not in model._params or v.shape != model._params[pname].shape:
+                    raise ValueError(f"the model file's optimizer tensor {k!r} does not match the weights")
+                opt.setdefault(pname, {})[sname] = model._B.xp.asarray(v)
+        model._optimizer.state = opt
+        model.t_, model.n_epochs_ = t, n_epochs
+        model.history_ = state.get("history_", {})
+        model._restore_extra_state(state)
+        return model
+
+    def _restore_extra_state(self, state):
+        pass
+
+
+def _same(a, b):
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+def _jsonable(params):
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, tuple):
+            v = list(v)
+        if isinstance(v, np.generic):
+            v = v.item()
+        if k == "random_state" and v is not None and not isinstance(v, int):
+            v = None  # a Generator cannot be stored; the drawn seed is kept in the fitted state instead
+        out[k] = v
+    return out

@@ -1,0 +1,160 @@
+"""The minibatch loop: optimiser state, shuffling, validation, early stopping, progress and the divergence guard.
+
+It is model-agnostic: a model supplies ``_loss_and_grads(x, step)`` and ``_validation_loss(X)``, owns its
+parameters in ``model._params`` (a dict of backend arrays) and counts updates in ``model.t_`` and epochs in
+``model.n_epochs_``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import rng
+from .errors import DivergenceError
+
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+
+
+class Optimizer:
+    """SGD, momentum (heavy-ball or Nesterov, as ``torch.optim.SGD``) or Adam (as ``torch.optim.Adam``).
+
+    Updates are written into a second buffer per parameter and swapped in only when every new parameter is
+    finite, so a diverging step leaves the weights as they were.
+    """
+
+    STATE_NAMES = {"sgd": (), "momentum": ("momentum_buffer",), "nesterov": ("momentum_buffer",),
+                   "adam": ("exp_avg", "exp_avg_sq")}
+
+    def __init__(self, backend, name, learning_rate, momentum):
+        self.B = backend
+        self.name = name
+        self.lr = learning_rate
+        self.momentum = momentum
+        self.state: dict[str, dict[str, object]] = {}
+        self._scratch: dict[str, object] = {}
+
+    def reset(self):
+        self.state = {}
+
+    def _state_for(self, name, p):
+        st = self.state.get(name)
+        if st is None:
+            st = {s: self.B.xp.zeros_like(p) for s in self.STATE_NAMES[self.name]}
+            self.state[name] = st
+        return st
+
+    def step(self, params, grads, t):
+        """Apply update number ``t`` (≥ 1) to every parameter; returns the name of the first parameter whose
+        update was non-finite (nothing is changed then), or ``None`` on success."""
+        B = self.B
+        for name, g in grads.items():
+            p = params[name]
+            out = self._scratch.get(name)
+            if out is None or out.shape != p.shape or out.dtype != p.dtype:
+                out = self._scratch[name] = B.xp.empty_like(p)
+            st = self._state_for(name, p)
+            if self.name == "sgd":
+                ok = B.sgd_update(p, g, out, self.lr)
+            elif self.name == "adam":
+                ok = B.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], out, self.lr,
+                                   ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t)
+            else:
+                ok = B.momentum_update(p, g, st["momentum_buffer"], out, self.lr, self.momentum,
+                                       self.name == "nesterov")
+            if not ok:
+                return name
+        for name in grads:
+            params[name], self._scratch[name] = self._scratch[name], params[name]
+        return None
+
+
+def batches(n, batch_size):
+    """``(start, stop)`` of each minibatch; the last one may be shorter."""
+    return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+
+
+def run_epoch(model, X, epoch_label, bar=None):
+    """One pass over ``X`` (shuffled by the epoch counter when ``model.shuffle``); returns the mean loss.
+
+    Raises :class:`DivergenceError` naming the epoch and batch if a loss, gradient or update is non-finite.
+    """
+    n = X.shape[0]
+    if model.shuffle:
+        order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n)
+    spans = batches(n, model.batch_size)
+    total = 0.0
+    for b, (s, e) in enumerate(spans):
+        xb = X[order[s:e]] if model.shuffle else X[s:e]
+        t = model.t_ + 1
+        loss, grads = model._loss_and_grads(xb, t)
+        loss = float(loss)
+        where = f"at epoch {epoch_label}, batch {b + 1} of {len(spans)}"
+        if not math.isfinite(loss):
+            model._optimizer.reset()
+            raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; the model keeps the "
+                                  f"weights from before this batch. Try a smaller learning_rate "
+                                  f"(now {model.learning_rate}) or check the data scale")
+        bad = model._optimizer.step(model._params, grads, t)
+        if bad is not None:
+            model._optimizer.reset()
+            raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); the model "
+                                  f"keeps the weights from before this batch and its optimizer state is reset. "
+                                  f"Try a smaller learning_rate (now {model.learning_rate})")
+        model.t_ = t
+        total += loss * (e - s)
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+    model.n_epochs_ += 1
+    return total / n
+
+
+def fit_loop(model, X, X_val, epochs, history, desc="fit"):
+    """Train for up to ``epochs`` epochs, recording ``history['loss']`` (and ``'val_loss'``), with early stopping
+    on the validation loss when ``model.early_stopping``; the best weights are restored at the end."""
+    bar = None
+    if model.verbose:
+        from tqdm.auto import tqdm  # imported only when asked for: it is not on the inference path
+
+        bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=True)
+    best, best_params, wait = math.inf, None, 0
+    try:
+        for epoch in range(epochs):
+            loss = run_epoch(model, X, epoch + 1, bar)
+            history.setdefault("loss", []).append(loss)
+            info = {"loss": f"{loss:.4g}"}
+            if X_val is not None:
+                val = float(model._validation_loss(X_val))
+                history.setdefault("val_loss", []).append(val)
+                info["val_loss"] = f"{val:.4g}"
+                if model.early_stopping:
+                    if val < best - model.tol:
+                        best, wait = val, 0
+                        best_params = {k: v.copy() for k, v in model._params.items()}
+                    else:
+                        wait += 1
+            if bar is not None:
+                bar.set_postfix(info, refresh=False)
+                bar.update(1)
+            if model.early_stopping and wait >= model.patience:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_params is not None:
+        model._params.update(best_params)
+    return history
+
+
+def split_validation(model, X):
+    """Hold out ``validation_fraction`` of ``X`` (a seeded permutation, at least one row on each side)."""
+    n = X.shape[0]
+    n_val = int(round(model.validation_fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"early_stopping with validation_fraction={model.validation_fraction} needs at least one "
+                         f"training and one validation row, but X has {n} row(s); pass validation_data instead")
+    order = rng.permutation(model._key, rng.STREAM_SHUFFLE, 0xFFFFFFFF, n)
+    return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]

@@ -1,0 +1,114 @@
+"""Checks at the public boundary. Everything past here trusts its inputs.
+
+Each check raises ``TypeError`` (wrong kind of thing) or ``ValueError`` (right kind, wrong value) with a message
+that names what was expected and what was received, before any work is done.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"{a.ndim}-D array of shape {a.shape}"
+
+
+def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None,
+                in_unit_interval: bool = False, what_features: str = "features") -> np.ndarray:
+    """Validate a 2-D data matrix and return it C-contiguous in ``dtype``.
+
+    Accepts anything ``np.asarray`` turns into a real numeric 2-D array: integer and boolean input is converted,
+    and Fortran-ordered, strided, read-only or memory-mapped arrays are copied once into a C-contiguous array
+    (kernels see one layout only). Rejects: sparse matrices, object, complex, string and datetime dtypes, a
+    number of dimensions other than 2, no rows, no columns, a column count other than ``n_features``, NaN or
+    inf (reporting how many and where the first is) and, with ``in_unit_interval``, values outside [0, 1].
+    """
+    if X is None:
+        raise TypeError(f"{name} must be a 2-D array of numbers, got None")
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}); fastae needs a dense array: "
+                        f"pass {name}.toarray()")
+    if isinstance(X, (str, bytes)):
+        raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like: say what failed, keep the cause
+        raise ValueError(f"{name} could not be read as an array: {exc}") from exc
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} has complex dtype {arr.dtype}; fastae needs real numbers")
+    if kind not in "biuf":
+        raise TypeError(f"{name} has dtype {arr.dtype}; expected a real numeric dtype (float, int or bool)")
+    if arr.ndim != 2:
+        hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D of shape (n_samples, n_{what_features}), got {_describe(arr)}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: got {_describe(arr)}, need at least one row")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no {what_features}: got {_describe(arr)}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} {what_features}, but the model expects {n_features} "
+                         f"(got {_describe(arr)})")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if type(out) is not np.ndarray:  # np.memmap and other subclasses: hand kernels a plain array
+        out = np.array(out, dtype=dtype, order="C", copy=True)
+    if kind == "f" or arr.dtype.itemsize > np.dtype(dtype).itemsize:
+        finite = np.isfinite(out)
+        if not finite.all():
+            bad = np.argwhere(~finite)
+            r, c = (int(v) for v in bad[0])
+            raise ValueError(f"{name} contains {len(bad)} non-finite value(s) (NaN or inf); the first is "
+                             f"{out[r, c]!r} at row {r}, column {c}")
+    if in_unit_interval:
+        outside = (out < 0) | (out > 1)
+        if outside.any():
+            bad = np.argwhere(outside)
+            r, c = (int(v) for v in bad[0])
+            raise ValueError(f"{name} has {len(bad)} value(s) outside [0, 1], which loss='bce' "
+                             f"(cross-entropy) needs as targets; the first is {out[r, c]!r} at row {r}, column "
+                             f"{c}. Scale the data to [0, 1] or use loss='mse'")
+    return out
+
+
+# --- hyperparameters ----------------------------------------------------------------------------------------
+def check_choice(name: str, value, allowed) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
+                 integer=False) -> None:
+    """Check a real (or integer) scalar lies in the interval; booleans are refused (``True`` is not a rate)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        want = "an integer" if integer else "a real number"
+        raise TypeError(f"{name} must be {want}, got {value!r} of type {type(value).__name__}")
+    if not integer and not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    lo_ok = low is None or (value > low if low_open else value >= low)
+    hi_ok = high is None or (value < high if high_open else value <= high)
+    if not (lo_ok and hi_ok):
+        lb = "-inf" if low is None else f"{low}"
+        hb = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lb}, {hb}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+def check_layer_sizes(name: str, value, *, allow_empty: bool) -> tuple[int, ...]:
+    """A tuple of positive layer widths; a bare integer means one layer."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple of positive integers such as (256,) or (1000, 500, 250, 30), "
+                        f"got {value!r}")
+    sizes = tuple(value)
+    if not sizes and not allow_empty:
+        raise ValueError(f"{name} must name at least one layer, got {value!r}")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+            raise ValueError(f"{name} must contain positive integers, got {value!r}")
+    return tuple(int(s) for s in sizes)
