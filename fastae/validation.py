@@ -53,23 +53,32 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} {what_features}, but the model expects {n_features} "
                          f"(got {_describe(arr)})")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if type(out) is not np.ndarray:  # np.memmap and other subclasses: hand kernels a plain array
-        out = np.array(out, dtype=dtype, order="C", copy=True)
-    if kind == "f" or arr.dtype.itemsize > np.dtype(dtype).itemsize:
-        finite = np.isfinite(out)
+    if kind == "f":  # NaN/inf as given, reported with the values the caller passed
+        finite = np.isfinite(arr)
         if not finite.all():
             bad = np.argwhere(~finite)
             r, c = (int(v) for v in bad[0])
             raise ValueError(f"{name} contains {len(bad)} non-finite value(s) (NaN or inf); the first is "
-                             f"{out[r, c]!r} at row {r}, column {c}")
+                             f"{arr[r, c]} at row {r}, column {c}")
+    with np.errstate(over="ignore"):  # an overflowing cast is reported below, not warned about
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if type(out) is not np.ndarray:  # np.memmap and other subclasses: hand kernels a plain array
+        out = np.array(out, dtype=dtype, order="C", copy=True)
+    if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:  # float64 -> float32 may overflow
+        finite = np.isfinite(out)
+        if not finite.all():
+            bad = np.argwhere(~finite)
+            r, c = (int(v) for v in bad[0])
+            raise ValueError(f"{name} has {len(bad)} value(s) too large for dtype={dtype!r} (largest finite "
+                             f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column {c}. Scale "
+                             f"the data or use dtype='float64'")
     if in_unit_interval:
         outside = (out < 0) | (out > 1)
         if outside.any():
             bad = np.argwhere(outside)
             r, c = (int(v) for v in bad[0])
             raise ValueError(f"{name} has {len(bad)} value(s) outside [0, 1], which loss='bce' "
-                             f"(cross-entropy) needs as targets; the first is {out[r, c]!r} at row {r}, column "
+                             f"(cross-entropy) needs as targets; the first is {arr[r, c]} at row {r}, column "
                              f"{c}. Scale the data to [0, 1] or use loss='mse'")
     return out
 

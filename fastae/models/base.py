@@ -61,6 +61,26 @@ class BaseModel:
                     transformer_tags=TransformerTags(preserves_dtype=[self.dtype]),
                     input_tags=InputTags(two_d_array=True, allow_nan=False))
 
+    # --- pickling (for users' own caches and multiprocessing; fastae's model files never use it) ------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_B", None)
+        opt = state.pop("_optimizer", None)
+        if opt is not None:
+            state["_optimizer_state"] = opt.state
+        if "_params" in state:
+            state["_params"] = {k: np.asarray(v) for k, v in state["_params"].items()}
+        return state
+
+    def __setstate__(self, state):
+        opt_state = state.pop("_optimizer_state", None)
+        self.__dict__.update(state)
+        if "backend_" in state:
+            self._B = resolve_backend(self.backend_, self.dtype)
+            self._params = {k: self._B.xp.asarray(v) for k, v in self._params.items()}
+            self._optimizer = training.Optimizer(self._B, self.optimizer, self.learning_rate, self.momentum)
+            self._optimizer.state = opt_state or {}
+
     # --- validation -------------------------------------------------------------------------------------------
     def _validate_training_params(self):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -122,12 +142,14 @@ class BaseModel:
                 params[name] = np.zeros(shape, dtype=dt)
         return {k: self._B.xp.asarray(v) for k, v in params.items()}
 
-    def fit(self, X, validation_data=None):
+    def fit(self, X, y=None, *, validation_data=None):
         """Train from scratch on ``X`` for ``epochs`` epochs; returns ``self``.
 
         ``validation_data`` (an array like ``X``) is scored after every epoch into ``history_['val_loss']``;
         with ``early_stopping`` and no ``validation_data``, ``validation_fraction`` of ``X`` is held out.
+        ``y`` is ignored (the model is unsupervised); it exists so that scikit-learn pipelines can pass it.
         """
+        _reject_positional_validation(y, X)
         self._validate_training_params()
         X = self._check_X(X)
         X_val = None
@@ -144,9 +166,11 @@ class BaseModel:
     def _pretrain(self, X):
         """Hook for greedy layer-wise pretraining (Autoencoder); nothing by default."""
 
-    def partial_fit(self, X):
+    def partial_fit(self, X, y=None):
         """One pass over ``X`` (in order when ``shuffle=False``), continuing from the current weights and
-        optimizer state; the first call initialises the model as ``fit`` would (without pretraining)."""
+        optimizer state; the first call initialises the model as ``fit`` would (without pretraining).
+        ``y`` is ignored."""
+        _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
             self._validate_training_params()
             X = self._check_X(X)
@@ -176,7 +200,7 @@ class BaseModel:
 
     def fit_transform(self, X, y=None, **fit_params):
         """``fit(X).transform(X)``."""
-        return self.fit(X, **fit_params).transform(X)
+        return self.fit(X, y, **fit_params).transform(X)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the code units: ``<classname><i>``."""
@@ -278,6 +302,18 @@ class BaseModel:
 
     def _restore_extra_state(self, state):
         pass
+
+
+def _reject_positional_validation(y, X):
+    """``fit(X, X_val)`` would silently ignore ``X_val`` as ``y``; a 2-D ``y`` as wide as ``X`` is refused."""
+    if y is None:
+        return
+    y_shape, x_shape = getattr(y, "shape", None), getattr(X, "shape", None)
+    if y_shape is None or x_shape is None:
+        return
+    if len(y_shape) == 2 and len(x_shape) == 2 and y_shape[1] == x_shape[1] and y_shape[1] > 1:
+        raise TypeError(f"the second argument of fit is y, which an autoencoder ignores, but got a 2-D array of "
+                        f"shape {y_shape} as wide as X: to validate on it, pass validation_data=...")
 
 
 def _same(a, b):

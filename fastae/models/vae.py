@@ -14,6 +14,10 @@ from .base import BaseModel
 from .network import Dense
 
 
+# ELBO draws use steps from here on in the sample stream; sample() and encode(sample=True) count up from 1.
+ELBO_STEP0 = 0x80000000
+
+
 class VAE(BaseModel):
     """Variational autoencoder ``x → h_1 … h_m → (μ, log σ²) → z → … → x̂``.
 
@@ -127,8 +131,7 @@ class VAE(BaseModel):
         return loss, grads
 
     def _validation_loss(self, X):
-        # A fixed ε address (sample stream, step 0) so that successive epochs are compared on the same draw.
-        return -float(np.mean(self._elbo_rows(self._B.xp.asarray(X), step=0)))
+        return -float(np.mean(self._elbo(self._B.xp.asarray(X), 1)))
 
     # --- inference ------------------------------------------------------------------------------------------
     def _next_sample_step(self):
@@ -197,13 +200,18 @@ class VAE(BaseModel):
     def elbo(self, X, n_samples=1):
         """Per-row evidence lower bound ``E_q[log p(x|z)] − KL(q(z|x) ‖ N(0, I))``, estimated with ``n_samples``
         draws of ``z``; shape ``(n_samples_X,)``. For ``loss="mse"`` the decoder is ``N(x̂, I)`` and the
-        ``−½ d log 2π`` constant is included, so this is a true bound on ``log p(x)``."""
+        ``−½ d log 2π`` constant is included, so this is a true bound on ``log p(x)``. The draws are fixed by the
+        seed and the row's position, so repeated calls give the same estimate."""
         self._check_fitted()
         check_number("n_samples", n_samples, low=1, integer=True)
-        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        return self._elbo(self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_)), int(n_samples))
+
+    def _elbo(self, X, n_samples):
+        # Draw s of row r sits at a fixed address (sample stream, step ELBO_STEP0 + s, row r): the estimate is
+        # reproducible, so scores and validation losses compare like with like across calls and epochs.
         total = 0
-        for _ in range(int(n_samples)):
-            total = total + self._elbo_rows(X, self._next_sample_step())
+        for s in range(n_samples):
+            total = total + self._elbo_rows(X, ELBO_STEP0 + s)
         return total / n_samples
 
     def score_samples(self, X):

@@ -1,0 +1,64 @@
+"""The training loop: validation history, early stopping with best-weight restore, progress bar, batching."""
+
+import numpy as np
+import pytest
+
+import fastae
+from fastae import training
+
+
+def test_batches_cover_every_row_once():
+    assert training.batches(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert training.batches(3, 256) == [(0, 3)]
+
+
+def test_validation_history(digits_split):
+    Xtr, Xte = digits_split
+    m = fastae.Autoencoder(hidden=(8,), epochs=3, random_state=0).fit(Xtr, validation_data=Xte)
+    assert len(m.history_["loss"]) == 3 and len(m.history_["val_loss"]) == 3
+    assert m.history_["val_loss"][-1] == pytest.approx(-m.score(Xte), rel=1e-5)
+
+
+def test_early_stopping_stops_and_restores_best(digits_split):
+    Xtr, Xte = digits_split
+    # A learning rate far too high for SGD on this model makes validation loss stall or rise quickly.
+    m = fastae.Autoencoder(hidden=(8,), epochs=60, early_stopping=True, patience=2, tol=0.0, optimizer="sgd",
+                           learning_rate=8.0, random_state=0).fit(Xtr, validation_data=Xte)
+    val = m.history_["val_loss"]
+    assert len(val) < 60
+    best = int(np.argmin(val))
+    assert len(val) - 1 - best >= 2  # stopped after `patience` epochs without improvement
+    assert -m.score(Xte) == pytest.approx(val[best], rel=1e-5)  # and kept the best weights
+
+
+def test_early_stopping_holds_out_a_fraction(digits_split):
+    Xtr, _ = digits_split
+    m = fastae.Autoencoder(hidden=(8,), epochs=2, early_stopping=True, validation_fraction=0.2,
+                           random_state=0, batch_size=1000).fit(Xtr)
+    assert len(m.history_["val_loss"]) == 2
+    assert m.t_ == 2 * 2  # 1150 training rows -> 2 batches of up to 1000 per epoch
+
+
+def test_early_stopping_needs_rows():
+    with pytest.raises(ValueError, match="needs at least one training and one validation row"):
+        fastae.Autoencoder(hidden=(2,), early_stopping=True).fit(np.full((1, 3), 0.5))
+
+
+def test_verbose_shows_a_progress_bar_with_the_loss(capsys, digits_split):
+    Xtr, _ = digits_split
+    fastae.Autoencoder(hidden=(4,), epochs=2, verbose=True, random_state=0).fit(Xtr[:100])
+    err = capsys.readouterr().err
+    assert "2/2" in err and "loss=" in err
+
+
+def test_optimizer_double_buffer_swaps_only_when_all_finite():
+    from fastae.backends import numpy_ref
+
+    opt = training.Optimizer(numpy_ref, "sgd", 1.0, 0.0)
+    params = {"a": np.ones(2), "b": np.ones(2)}
+    before = {k: v.copy() for k, v in params.items()}
+    assert opt.step(params, {"a": np.ones(2), "b": np.array([np.nan, 0.0])}, 1) == "b"
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k])
+    assert opt.step(params, {"a": np.ones(2), "b": np.ones(2)}, 1) is None
+    np.testing.assert_array_equal(params["a"], 0.0)
