@@ -40,6 +40,12 @@ class Optimizer:
     def reset(self):
         self.state = {}
 
+    def configure(self, name, learning_rate, momentum):
+        """Take the model's current hyperparameters (after ``set_params``); a different method starts afresh."""
+        if name != self.name:
+            self.state = {}
+        self.name, self.lr, self.momentum = name, learning_rate, momentum
+
     def _state_for(self, name, p):
         st = self.state.get(name)
         if st is None:
@@ -83,33 +89,40 @@ def run_epoch(model, X, epoch_label, bar=None):
     Raises :class:`DivergenceError` naming the epoch and batch if a loss, gradient or update is non-finite.
     """
     n = X.shape[0]
-    if model.shuffle:
-        order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n)
+    order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
     spans = batches(n, model.batch_size)
     total = 0.0
-    for b, (s, e) in enumerate(spans):
-        xb = X[order[s:e]] if model.shuffle else X[s:e]
-        t = model.t_ + 1
-        loss, grads = model._loss_and_grads(xb, t)
-        loss = float(loss)
-        where = f"at epoch {epoch_label}, batch {b + 1} of {len(spans)}"
-        if not math.isfinite(loss):
-            model._optimizer.reset()
-            raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; the model keeps the "
-                                  f"weights from before this batch. Try a smaller learning_rate "
-                                  f"(now {model.learning_rate}) or check the data scale")
-        bad = model._optimizer.step(model._params, grads, t)
-        if bad is not None:
-            model._optimizer.reset()
-            raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); the model "
-                                  f"keeps the weights from before this batch and its optimizer state is reset. "
-                                  f"Try a smaller learning_rate (now {model.learning_rate})")
-        model.t_ = t
-        total += loss * (e - s)
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+    # Overflow on the way to divergence is expected and reported below with the epoch and batch; numpy's own
+    # warnings (or errors, under np.seterr) would only get in the way of that report.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for b, (s, e) in enumerate(spans):
+            total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar)
     model.n_epochs_ += 1
     return total / n
+
+
+def _step(model, X, order, s, e, b, n_batches, epoch_label, bar):
+    """One minibatch update; returns its loss times its size."""
+    xb = X[order[s:e]] if order is not None else X[s:e]
+    t = model.t_ + 1
+    loss, grads = model._loss_and_grads(xb, t)
+    loss = float(loss)
+    where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"
+    if not math.isfinite(loss):
+        model._optimizer.reset()
+        raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; the model keeps the "
+                              f"weights from before this batch and its optimizer state is reset. Try a smaller learning_rate "
+                              f"(now {model.learning_rate}) or check the data scale")
+    bad = model._optimizer.step(model._params, grads, t)
+    if bad is not None:
+        model._optimizer.reset()
+        raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); the model "
+                              f"keeps the weights from before this batch and its optimizer state is reset. "
+                              f"Try a smaller learning_rate (now {model.learning_rate})")
+    model.t_ = t
+    if bar is not None:
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+    return loss * (e - s)
 
 
 def fit_loop(model, X, X_val, epochs, history, desc="fit"):
@@ -149,12 +162,18 @@ def fit_loop(model, X, X_val, epochs, history, desc="fit"):
     return history
 
 
+def check_validation_split(n, fraction):
+    """The number of rows ``split_validation`` holds out; raises unless both sides get at least one row."""
+    n_val = int(round(fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"early_stopping with validation_fraction={fraction} needs at least one "
+                         f"training and one validation row, but X has {n} row(s); pass validation_data instead")
+    return n_val
+
+
 def split_validation(model, X):
     """Hold out ``validation_fraction`` of ``X`` (a seeded permutation, at least one row on each side)."""
     n = X.shape[0]
-    n_val = int(round(model.validation_fraction * n))
-    if n_val < 1 or n - n_val < 1:
-        raise ValueError(f"early_stopping with validation_fraction={model.validation_fraction} needs at least one "
-                         f"training and one validation row, but X has {n} row(s); pass validation_data instead")
+    n_val = check_validation_split(n, model.validation_fraction)
     order = rng.permutation(model._key, rng.STREAM_SHUFFLE, 0xFFFFFFFF, n)
     return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]

@@ -18,20 +18,35 @@ def _describe(a: np.ndarray) -> str:
 
 
 def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None,
-                in_unit_interval: bool = False, what_features: str = "features") -> np.ndarray:
+                in_unit_interval: bool = False, what_features: str = "features",
+                owner: str = "the model") -> np.ndarray:
     """Validate a 2-D data matrix and return it C-contiguous in ``dtype``.
 
     Accepts anything ``np.asarray`` turns into a real numeric 2-D array: integer and boolean input is converted,
-    and Fortran-ordered, strided, read-only or memory-mapped arrays are copied once into a C-contiguous array
-    (kernels see one layout only). Rejects: sparse matrices, object, complex, string and datetime dtypes, a
+    and Fortran-ordered, strided or other-dtype arrays are copied once into a C-contiguous array (kernels see
+    one layout only, always a plain ``np.ndarray``). C-contiguous input already in ``dtype`` (read-only and
+    memory-mapped arrays included) is used without a copy, so nothing downstream may write into it.
+
+    Rejects: sparse matrices, masked arrays with masked values, object, complex, string and datetime dtypes, a
     number of dimensions other than 2, no rows, no columns, a column count other than ``n_features``, NaN or
-    inf (reporting how many and where the first is) and, with ``in_unit_interval``, values outside [0, 1].
+    inf (reporting how many and where the first is), finite values too large for ``dtype`` (float64 data
+    into a float32 model) and, with ``in_unit_interval``, values outside [0, 1]. ``owner`` names who expects
+    ``n_features`` (an estimator's class name).
+
+    The messages contain scikit-learn's phrases where ``check_estimator`` looks for them ("Complex data not
+    supported", "Reshape your data", "0 feature(s) (shape=...) while a minimum of 1 is required", "X has 1
+    features, but Name is expecting 4 features as input"); complex data is a ``ValueError`` for the same reason.
     """
     if X is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got None")
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}); fastae needs a dense array: "
                         f"pass {name}.toarray()")
+    if isinstance(X, np.ma.MaskedArray) and np.ma.is_masked(X):  # the mask would be dropped silently
+        bad = np.argwhere(np.ma.getmaskarray(X))
+        where = f"; the first is at row {int(bad[0][0])}, column {int(bad[0][1])}" if X.ndim == 2 else ""
+        raise ValueError(f"{name} is a masked array with {len(bad)} masked value(s){where}; fastae needs every "
+                         f"value: pass {name}.filled(fill_value)")
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}")
     try:
@@ -40,19 +55,27 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
         raise ValueError(f"{name} could not be read as an array: {exc}") from exc
     kind = arr.dtype.kind
     if kind == "c":
-        raise TypeError(f"{name} has complex dtype {arr.dtype}; fastae needs real numbers")
+        raise ValueError(f"Complex data not supported: {name} has complex dtype {arr.dtype}; fastae needs real "
+                         f"numbers")
     if kind not in "biuf":
         raise TypeError(f"{name} has dtype {arr.dtype}; expected a real numeric dtype (float, int or bool)")
+    one = what_features.removesuffix("s")  # "feature", "code unit", "latent unit"
     if arr.ndim != 2:
-        hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D of shape (n_samples, n_{what_features}), got {_describe(arr)}{hint}")
+        hint = ""
+        if arr.ndim == 1:
+            hint = (f". Reshape your data: {name}.reshape(1, -1) if it is one sample, {name}.reshape(-1, 1) if it "
+                    f"is one {one}")
+        raise ValueError(f"{name} must be 2-D of shape (n_samples, n_{what_features.replace(' ', '_')}), got "
+                         f"{_describe(arr)}{hint}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: got {_describe(arr)}, need at least one row")
+        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={arr.shape}) while a minimum of 1 is "
+                         f"required.")
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} has no {what_features}: got {_describe(arr)}")
+        raise ValueError(f"{name} has no {what_features}: found 0 {one}(s) (shape={arr.shape}) while a minimum "
+                         f"of 1 is required.")
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} {what_features}, but the model expects {n_features} "
-                         f"(got {_describe(arr)})")
+        raise ValueError(f"{name} has {arr.shape[1]} {what_features}, but {owner} is expecting {n_features} "
+                         f"{what_features} as input (got {_describe(arr)})")
     if kind == "f":  # NaN/inf as given, reported with the values the caller passed
         finite = np.isfinite(arr)
         if not finite.all():
@@ -70,8 +93,8 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
             bad = np.argwhere(~finite)
             r, c = (int(v) for v in bad[0])
             raise ValueError(f"{name} has {len(bad)} value(s) too large for dtype={dtype!r} (largest finite "
-                             f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column {c}. Scale "
-                             f"the data or use dtype='float64'")
+                             f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column "
+                             f"{c}. Scale the data or use dtype='float64'")
     if in_unit_interval:
         outside = (out < 0) | (out > 1)
         if outside.any():

@@ -62,3 +62,24 @@ def test_optimizer_double_buffer_swaps_only_when_all_finite():
         np.testing.assert_array_equal(params[k], before[k])
     assert opt.step(params, {"a": np.ones(2), "b": np.ones(2)}, 1) is None
     np.testing.assert_array_equal(params["a"], 0.0)
+
+
+def test_partial_fit_refuses_a_changed_structure(digits_split):
+    Xtr, _ = digits_split
+    m = fastae.Autoencoder(hidden=(8,), epochs=1, random_state=0).fit(Xtr)
+    m.set_params(hidden=(5,))
+    with pytest.raises(ValueError, match=r"whose hidden is \(8,\), but hidden is now \(5,\); call fit to start over"):
+        m.partial_fit(Xtr)
+
+
+def test_partial_fit_takes_the_current_learning_rate_and_optimizer(digits_split):
+    """set_params between partial_fit calls takes effect (after a DivergenceError the advice is to lower it)."""
+    Xtr, _ = digits_split
+    m = fastae.Autoencoder(hidden=(8,), optimizer="sgd", learning_rate=0.1, epochs=1, random_state=0).fit(Xtr)
+    before = m.state_dict()
+    m.set_params(learning_rate=1e-300).partial_fit(Xtr)  # a step this small cannot move float32 weights
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    m.set_params(optimizer="adam", learning_rate=1e-2).partial_fit(Xtr)
+    assert set(m._optimizer.state["encoder.0.weight"]) == {"exp_avg", "exp_avg_sq"}
+    assert not np.array_equal(m.state_dict()["encoder.0.weight"], before["encoder.0.weight"])

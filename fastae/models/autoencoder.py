@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import activations as act
 from .. import rng, training
+from ..errors import DivergenceError
 from ..validation import check_array, check_choice, check_layer_sizes, check_number
 from . import network
 from .base import BaseModel
@@ -39,6 +40,7 @@ class Autoencoder(BaseModel):
     """
 
     _kind = "Autoencoder"
+    _STRUCTURAL = ("hidden", "activation", "code_activation", "loss", "tied", "dtype")
 
     def __init__(self, hidden=(256,), activation="sigmoid", code_activation=None, loss="bce", tied=True,
                  noise=None, sparsity=None, contractive=0.0, weight_decay=0.0, pretrain=None,
@@ -73,28 +75,30 @@ class Autoencoder(BaseModel):
 
     # --- hyperparameters ------------------------------------------------------------------------------------
     def _validate_model_params(self):
-        self._hidden = check_layer_sizes("hidden", self.hidden, allow_empty=False)
+        """Check the model's own hyperparameters; returns the parsed ones (stored only once all checks pass)."""
+        hidden = check_layer_sizes("hidden", self.hidden, allow_empty=False)
         check_choice("activation", self.activation, act.ACTIVATIONS)
         if self.code_activation is not None:
             check_choice("code_activation", self.code_activation, act.ACTIVATIONS)
         if not isinstance(self.tied, (bool, np.bool_)):
             raise TypeError(f"tied must be True or False, got {self.tied!r}")
-        self._noise = _parse_noise(self.noise)
-        self._sparsity = _parse_sparsity(self.sparsity)
+        noise = _parse_noise(self.noise)
+        sparsity = _parse_sparsity(self.sparsity)
         check_number("contractive", self.contractive, low=0)
         code_act = self._code_activation()
         if self.contractive > 0:
-            if len(self._hidden) != 1 or code_act not in act.CONTRACTIVE_ACTIVATIONS:
+            if len(hidden) != 1 or code_act not in act.CONTRACTIVE_ACTIVATIONS:
                 raise ValueError(f"contractive > 0 needs a single-layer encoder with activation in "
-                                 f"{list(act.CONTRACTIVE_ACTIVATIONS)}; got hidden={self._hidden} with code "
+                                 f"{list(act.CONTRACTIVE_ACTIVATIONS)}; got hidden={hidden} with code "
                                  f"activation {code_act!r}")
-        if self._sparsity and self._sparsity[0] == "kl" and code_act != "sigmoid":
+        if sparsity and sparsity[0] == "kl" and code_act != "sigmoid":
             raise ValueError(f"sparsity=('kl', rho, beta) needs code activations in (0, 1), i.e. a sigmoid code "
                              f"layer; got code activation {code_act!r}. Use ('l1', lam) for other activations")
         if self.pretrain not in (None, "layerwise"):
             raise ValueError(f"pretrain must be None or 'layerwise', got {self.pretrain!r}")
         if self.pretrain_epochs is not None:
             check_number("pretrain_epochs", self.pretrain_epochs, low=0, integer=True)
+        return {"_hidden": hidden, "_noise": noise, "_sparsity": sparsity}
 
     def _code_activation(self):
         return self.activation if self.code_activation is None else self.code_activation
@@ -194,7 +198,11 @@ class Autoencoder(BaseModel):
                                 backend=self.backend_, dtype=self.dtype,
                                 random_state=int(seed[0]) | (int(seed[1]) << 32), verbose=self.verbose)
             layer._setup(below.shape[1])
-            training.fit_loop(layer, below, None, epochs, layer.history_, desc=f"pretrain layer {i + 1}")
+            try:
+                training.fit_loop(layer, below, None, epochs, layer.history_, desc=f"pretrain layer {i + 1}")
+            except DivergenceError as exc:
+                raise DivergenceError(f"layer-wise pretraining of layer {i + 1} of {len(self._encoder)} "
+                                      f"diverged: {exc}") from exc
             losses.append(layer.history_.get("loss", []))
             W = layer._params["encoder.0.weight"]
             self._params[L.weight] = W.copy()

@@ -103,7 +103,18 @@ class BaseModel:
 
     def _check_X(self, X, name="X", n_features=None):
         return check_array(X, dtype=self.dtype, name=name, n_features=n_features,
-                           in_unit_interval=self.loss == "bce")
+                           in_unit_interval=self.loss == "bce", owner=type(self).__name__)
+
+    def _validated(self):
+        """Check every hyperparameter without changing the model; returns the backend and the derived settings
+        (``_validate_model_params`` returns those instead of storing them, so a refused call changes nothing)."""
+        self._validate_training_params()
+        derived = self._validate_model_params()
+        return resolve_backend(self.backend, self.dtype), derived
+
+    def _structure(self):
+        """The parameters that fix the layout of the weights: ``partial_fit`` cannot change them."""
+        return {name: getattr(self, name) for name in self._STRUCTURAL}
 
     def _check_fitted(self):
         if not hasattr(self, "_params"):
@@ -112,11 +123,14 @@ class BaseModel:
     # --- fitting ----------------------------------------------------------------------------------------------
     def _setup(self, n_features, init=True):
         """Choose the backend, the seed and (with ``init``) fresh weights for ``n_features`` inputs."""
-        self._validate_training_params()
-        self._validate_model_params()
-        self._B = resolve_backend(self.backend, self.dtype)
-        self.backend_ = self._B.NAME
-        self.seed_ = rng.resolve_seed(self.random_state)
+        backend, derived = self._validated()
+        seed = rng.resolve_seed(self.random_state)
+        # Every check has passed: only from here on does the model change.
+        self.__dict__.update(derived)
+        self._B = backend
+        self.backend_ = backend.NAME
+        self.seed_ = seed
+        self._fitted_structure = self._structure()
         self._key = rng.key_from_seed(self.seed_)
         self.n_features_in_ = int(n_features)
         self._build()
@@ -150,11 +164,13 @@ class BaseModel:
         ``y`` is ignored (the model is unsupervised); it exists so that scikit-learn pipelines can pass it.
         """
         _reject_positional_validation(y, X)
-        self._validate_training_params()
+        self._validated()
         X = self._check_X(X)
         X_val = None
         if validation_data is not None:
             X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1])
+        elif self.early_stopping:
+            training.check_validation_split(X.shape[0], self.validation_fraction)
         self._setup(X.shape[1])
         if X_val is None and self.early_stopping:
             X, X_val = training.split_validation(self, X)
@@ -172,11 +188,21 @@ class BaseModel:
         ``y`` is ignored."""
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
-            self._validate_training_params()
+            self._validated()
             X = self._check_X(X)
             self._setup(X.shape[1])
         else:
+            backend, derived = self._validated()
             X = self._check_X(X, n_features=self.n_features_in_)
+            for name, before in self._fitted_structure.items():
+                if not _same(getattr(self, name), before):
+                    raise ValueError(f"partial_fit continues the fitted model, whose {name} is {before!r}, but "
+                                     f"{name} is now {getattr(self, name)!r}; call fit to start over")
+            if backend.NAME != self.backend_:
+                raise ValueError(f"partial_fit continues the fitted model on backend {self.backend_!r}, but "
+                                 f"backend={self.backend!r} now resolves to {backend.NAME!r}")
+            self.__dict__.update(derived)
+            self._optimizer.configure(self.optimizer, self.learning_rate, self.momentum)
         loss = training.run_epoch(self, self._B.xp.asarray(X), self.n_epochs_ + 1)
         self.history_.setdefault("loss", []).append(loss)
         return self

@@ -32,6 +32,7 @@ class VAE(BaseModel):
     """
 
     _kind = "VAE"
+    _STRUCTURAL = ("hidden", "latent", "activation", "loss", "dtype")
 
     def __init__(self, hidden=(400,), latent=20, activation="relu", loss="bce", beta=1.0, weight_decay=0.0,
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=100, epochs=10, shuffle=True,
@@ -59,10 +60,12 @@ class VAE(BaseModel):
         self.verbose = verbose
 
     def _validate_model_params(self):
-        self._hidden = check_layer_sizes("hidden", self.hidden, allow_empty=True)
+        """Check the model's own hyperparameters; returns the parsed ones (stored only once all checks pass)."""
+        hidden = check_layer_sizes("hidden", self.hidden, allow_empty=True)
         check_number("latent", self.latent, low=1, integer=True)
         check_choice("activation", self.activation, act.ACTIVATIONS)
         check_number("beta", self.beta, low=0)
+        return {"_hidden": hidden}
 
     # --- structure ------------------------------------------------------------------------------------------
     def _build(self):
@@ -144,6 +147,8 @@ class VAE(BaseModel):
         """``μ`` of ``q(z|x)`` for each row of ``X``, shape ``(n_samples, latent)``; with ``sample=True`` a draw
         ``z = μ + σ ε`` instead."""
         self._check_fitted()
+        if not isinstance(sample, (bool, np.bool_)):
+            raise TypeError(f"sample must be True or False, got {sample!r}")
         X = self._check_X(X, n_features=self.n_features_in_)
         step = self._next_sample_step() if sample else None
 
