@@ -1,0 +1,140 @@
+"""Run the suites: check every contestant's answer against the float64 reference, then time the right ones side
+by side, and return machine-readable rows.
+
+A row is a dict with: ``suite`` (train, encode, latency, gemm), ``config``, ``contestant``, ``kind`` (fastae,
+peer, floor), ``status`` (``ok``; ``skipped`` with the reason in ``note``; ``WRONG`` when the answer failed its
+check, in which case it is not timed), ``median_s``/``min_s``/``max_s`` per call, ``samples``, ``inner``,
+``flops``, ``gflops`` (at the median), ``frac_peak`` (of the measured float32 GEMM peak), ``rows_per_s`` (encode
+suites), ``error`` (relative, against the reference) and ``ratio_to_best_peer`` (median over the fastest peer's
+median in the same suite and configuration: below 1 is faster than every peer).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+
+from . import timing
+from .configs import CONFIGS, ENCODE_BATCH, data, initial_weights
+from .contestants import FASTAE, FLOOR, PEER, Fastae, GemmFloor, vae_eps
+
+# Relative error allowed against the float64 reference: float32 arithmetic over a few thousand terms per output.
+TRAIN_TOL = 1e-3
+ENCODE_TOL = 1e-3
+GEMM_N = 2048
+
+SUITES = ("train", "encode", "latency")
+
+
+def settings(quick: bool) -> dict:
+    return {"samples": 5, "target_s": 0.02, "warmup": 2} if quick else {"samples": 15, "target_s": 0.1,
+                                                                        "warmup": 3}
+
+
+def gemm_peak(quick: bool) -> dict:
+    """float32 GEMM throughput of NumPy's BLAS on ``GEMM_N``² matrices: the machine's practical limit."""
+    r = np.random.default_rng(0)
+    a = r.random((GEMM_N, GEMM_N), dtype=np.float32)
+    b = r.random((GEMM_N, GEMM_N), dtype=np.float32)
+    out = np.empty_like(a)
+    res = timing.interleaved({"gemm": lambda: np.matmul(a, b, out=out)}, **settings(quick))["gemm"]
+    flops = 2 * GEMM_N**3
+    return {"suite": "gemm", "config": f"{GEMM_N}x{GEMM_N}", "contestant": "numpy matmul", "kind": FLOOR,
+            "status": "ok", "flops": flops, "gflops": flops / res["median_s"] / 1e9, "frac_peak": 1.0, **res}
+
+
+def _rel_error(got, want) -> float:
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        return float("inf")
+    scale = max(float(np.max(np.abs(want))), 1e-30)
+    return float(np.max(np.abs(got - want))) / scale
+
+
+def _suite_cases(suite, cfg, contestants, log):
+    """Build, check and return ``(cases to time, rows)`` for one suite of one configuration."""
+    params = initial_weights(cfg)
+    rows, fns = [], {}
+    if suite == "train":
+        x = data(cfg, cfg.batch)
+        eps = vae_eps(cfg, cfg.batch) if cfg.kind == "vae" else None
+        ref = Fastae("numpy", "float64").train(cfg, params, x, eps)
+        ref.step()
+        want = ref.loss()
+    else:
+        x = data(cfg, ENCODE_BATCH if suite == "encode" else 1, seed_offset=1)
+        ref = Fastae("numpy", "float64").encode(cfg, params, x)
+        ref.run()
+        want = ref.result()
+    for c in contestants:
+        row = {"suite": suite, "config": cfg.name, "contestant": c.name, "kind": c.kind, "error": None}
+        reason = c.unavailable()
+        if reason:
+            rows.append({**row, "status": "skipped", "note": reason})
+            continue
+        try:
+            if suite == "train":
+                case = c.train(cfg, params, x, eps)
+                case.step()
+                got = case.loss()
+                err = None if c.kind == FLOOR else abs(got - want) / abs(want)
+                fn = case.step
+            else:
+                case = c.encode(cfg, params, x)
+                case.run()
+                err = None if c.kind == FLOOR else _rel_error(case.result(), want)
+                fn = case.run
+        except Exception as exc:  # a contestant that crashes is reported, not hidden, and the others still run
+            rows.append({**row, "status": "failed", "note": f"{type(exc).__name__}: {exc}"})
+            log(f"  {suite} {cfg.name} {c.name}: FAILED {type(exc).__name__}: {exc}")
+            continue
+        row["error"] = err
+        tol = TRAIN_TOL if suite == "train" else ENCODE_TOL
+        if err is not None and not err <= tol:
+            rows.append({**row, "status": "WRONG", "note": f"error {err:.3g} against the reference exceeds {tol}"})
+            log(f"  {suite} {cfg.name} {c.name}: WRONG ANSWER, error {err:.3g} > {tol}; not timed")
+            continue
+        rows.append({**row, "status": "ok"})
+        fns[c.name] = fn
+    return fns, rows
+
+
+def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -> dict:
+    """Run ``suites`` for ``configs`` (names) with ``contestants``; returns ``{"meta": ..., "rows": [...]}``."""
+    configs = list(configs or CONFIGS)
+    contestants = contestants if contestants is not None else [Fastae("numpy"), GemmFloor()]
+    st = settings(quick)
+    started = time.time()
+    peak = gemm_peak(quick)
+    log(f"float32 GEMM peak ({GEMM_N}x{GEMM_N}): {peak['gflops']:.1f} GFLOP/s")
+    rows = [peak]
+    for name in configs:
+        cfg = CONFIGS[name]
+        for suite in suites:
+            fns, suite_rows = _suite_cases(suite, cfg, contestants, log)
+            timed = timing.interleaved(fns, **st)
+            for row in suite_rows:
+                if row["status"] != "ok":
+                    continue
+                row.update(timed[row["contestant"]])
+                n_rows = cfg.batch if suite == "train" else (ENCODE_BATCH if suite == "encode" else 1)
+                row["flops"] = cfg.train_flops() if suite == "train" else cfg.encode_flops(n_rows)
+                row["gflops"] = row["flops"] / row["median_s"] / 1e9
+                row["frac_peak"] = row["gflops"] / peak["gflops"]
+                if suite != "train":
+                    row["rows_per_s"] = n_rows / row["median_s"]
+            peers = [r["median_s"] for r in suite_rows if r["kind"] == PEER and r["status"] == "ok"]
+            for row in suite_rows:
+                if row["status"] == "ok" and peers:
+                    row["ratio_to_best_peer"] = row["median_s"] / min(peers)
+                if row["status"] == "ok":
+                    log(f"  {suite:8s} {name:8s} {row['contestant']:22s} median {row['median_s'] * 1e6:10.1f} us"
+                        f"  ({row['gflops']:.1f} GFLOP/s, {row['frac_peak']:.0%} of peak)")
+            rows.extend(suite_rows)
+    meta = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+            "quick": quick, "settings": st, "seconds": time.time() - started, "gemm_peak_gflops": peak["gflops"],
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)), "configs": configs,
+            "contestants": [c.name for c in contestants]}
+    return {"meta": meta, "rows": rows, "wrong": [r for r in rows if r.get("status") in ("WRONG", "failed")]}
