@@ -11,6 +11,7 @@ median in the same suite and configuration: below 1 is faster than every peer).
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 
@@ -26,6 +27,22 @@ ENCODE_TOL = 1e-3
 GEMM_N = 2048
 
 SUITES = ("train", "encode", "latency")
+
+
+def blas_info() -> dict:
+    """Which BLAS kernels NumPy runs and the environment that pins them: ``OPENBLAS_CORETYPE`` (set on some
+    machines here for old OpenBLAS builds) forces older kernels and understates the GEMM peak."""
+    from threadpoolctl import threadpool_info
+
+    pinned = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    libs = [{k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for d in threadpool_info() if d.get("user_api") == "blas"]
+    warning = None
+    if pinned:
+        warning = (f"NumPy's OpenBLAS kernels are pinned by {pinned}: the GEMM peak and every NumPy/BLAS-based "
+                   f"contestant are understated. For a fair run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+                   f"fastae bench ...")
+    return {"libraries": libs, "pinned_env": pinned, "warning": warning}
 
 
 def settings(quick: bool) -> dict:
@@ -107,6 +124,9 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
     contestants = contestants if contestants is not None else [Fastae("numpy"), GemmFloor()]
     st = settings(quick)
     started = time.time()
+    blas = blas_info()
+    if blas["warning"]:
+        log(f"WARNING: {blas['warning']}")
     peak = gemm_peak(quick)
     log(f"float32 GEMM peak ({GEMM_N}x{GEMM_N}): {peak['gflops']:.1f} GFLOP/s")
     rows = [peak]
@@ -136,5 +156,5 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
     meta = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
             "quick": quick, "settings": st, "seconds": time.time() - started, "gemm_peak_gflops": peak["gflops"],
             "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)), "configs": configs,
-            "contestants": [c.name for c in contestants]}
+            "contestants": [c.name for c in contestants], "blas": blas, "cpu_count": os.cpu_count()}
     return {"meta": meta, "rows": rows, "wrong": [r for r in rows if r.get("status") in ("WRONG", "failed")]}
