@@ -1,7 +1,9 @@
-"""The ``fastae`` command: ``fastae demo`` (autoencoders against PCA on held-out digits) and ``fastae info``.
+"""The ``fastae`` command: ``fastae demo`` (autoencoders against PCA on held-out digits), ``fastae bench`` (fastae
+against its peers and the GEMM floor) and ``fastae info``.
 
-``main(argv)`` returns the exit status (0 success, 1 a runtime failure such as a missing optional dependency);
-argparse itself exits with status 2 on an unknown command or bad arguments.
+``main(argv)`` returns the exit status (0 success, 1 a runtime failure such as a missing optional dependency, or
+for ``bench`` any answer that was WRONG or any contestant that failed); argparse itself exits with status 2 on an
+unknown command or bad arguments.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def _parser():
     demo.set_defaults(func=_cmd_demo)
     info = sub.add_parser("info", help="versions, available backends and whether MNIST is found")
     info.set_defaults(func=_cmd_info)
+    _add_bench_parser(sub)
     return parser
 
 
@@ -262,4 +265,296 @@ def _cmd_demo(args):
     mode = "quick" if args.quick else "full"
     print(f"fastae demo ({mode}): training {len(DEMO_CONFIGS)} models on digits ...", flush=True)
     print(format_demo(run_demo(quick=args.quick, seed=args.seed)), flush=True)
+    return 0
+
+
+# --- fastae bench -----------------------------------------------------------------------------------------------
+BENCH_SUITES = ("train", "encode", "latency", "kernel", "coldstart", "quality")
+BENCH_RUNNER_SUITES = ("train", "encode", "latency")  # run by fastae.benchmark.runner
+# The other suites: suite name -> module of fastae.benchmark exposing ``run(quick, log) -> rows``.
+BENCH_SUITE_MODULES = {"kernel": "kernels", "coldstart": "coldstart", "quality": "quality"}
+BENCH_PEERS = ("torch", "jax")
+BENCH_OUT = "fastae-bench"
+
+
+def _add_bench_parser(sub):
+    from .benchmark.configs import CONFIGS
+
+    bench = sub.add_parser(
+        "bench", help="benchmark fastae against its peers (PyTorch, JAX) and the GEMM-only floor",
+        description="Check every contestant's answer against the float64 reference, then time them side by side "
+                    "on the standard configurations. Writes results.json, results.md and PNG plots into --out, "
+                    "prints the Markdown report, and exits with status 1 if any answer is WRONG or any "
+                    "contestant failed. Plots need matplotlib (pip install fastae[plot]).")
+    bench.add_argument("--quick", action="store_true",
+                       help="fewer and shorter samples, reduced quality budget (a few minutes in all)")
+    bench.add_argument("--config", type=_name_list("configuration", tuple(CONFIGS)), default=list(CONFIGS),
+                       metavar="NAMES", help=f"comma-separated configurations (default: all, {','.join(CONFIGS)})")
+    bench.add_argument("--peers", type=_name_list("peer", None, allow_none=True), default=list(BENCH_PEERS),
+                       metavar="NAMES", help=f"comma-separated peers, or 'none' (default: {','.join(BENCH_PEERS)})")
+    bench.add_argument("--suites", type=_name_list("suite", BENCH_SUITES), default=list(BENCH_SUITES),
+                       metavar="NAMES", help=f"comma-separated suites (default: all, {','.join(BENCH_SUITES)})")
+    bench.add_argument("--threads", type=_positive, default=_cpu_count(), metavar="N",
+                       help="threads for every contestant (BLAS, Numba, PyTorch, XLA); default: the cores this "
+                            f"process may use ({_cpu_count()} here)")
+    bench.add_argument("--out", default=BENCH_OUT, metavar="DIR",
+                       help=f"folder for results.json, results.md and the plots (default: ./{BENCH_OUT})")
+    bench.set_defaults(func=_cmd_bench)
+    return bench
+
+
+def _name_list(what, choices, allow_none=False):
+    """An argparse type: comma-separated names, each one of ``choices`` (any if ``None``), without repeats;
+    ``none`` (if allowed) is the empty list."""
+    def parse(text):
+        if allow_none and text.strip().lower() == "none":
+            return []
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        if not names:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} names, got {text!r}")
+        for name in names:
+            if choices is not None and name not in choices:
+                raise argparse.ArgumentTypeError(f"unknown {what} {name!r}; choose from {', '.join(choices)}")
+        return list(dict.fromkeys(names))
+    return parse
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _cpu_count():
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def bench_command(args) -> str:
+    """The exact ``fastae bench`` command line that reproduces a run with parsed ``args``."""
+    import shlex
+
+    parts = ["fastae bench"] + (["--quick"] if args.quick else [])
+    parts += [f"--config {','.join(args.config)}", f"--peers {','.join(args.peers) or 'none'}",
+              f"--suites {','.join(args.suites)}", f"--threads {args.threads}", f"--out {shlex.quote(args.out)}"]
+    return " ".join(parts)
+
+
+def _placeholder(name, reason, kind="peer"):
+    """A contestant that cannot run here: it appears in every table as skipped, with ``reason``."""
+    from .benchmark.contestants import Contestant
+
+    class Unavailable(Contestant):
+        def unavailable(self):
+            return reason
+
+    c = Unavailable()
+    c.name, c.kind = name, kind
+    return c
+
+
+def _broken(contestant, message):
+    """``contestant`` made to fail loudly in every case with ``message`` (reported as failed, not hidden)."""
+    from .benchmark.contestants import Contestant
+
+    class Broken(Contestant):
+        def train(self, *a):
+            raise RuntimeError(message)
+
+        encode = train
+
+    c = Broken()
+    c.name, c.kind = contestant.name, contestant.kind
+    return c
+
+
+def bench_peers(names, log=print):
+    """The peer contestants for ``names`` from :data:`fastae.benchmark.peers.PEERS`; a peer that cannot be
+    loaded becomes a placeholder that is reported as skipped with the reason."""
+    import importlib
+
+    try:
+        module = importlib.import_module("fastae.benchmark.peers")
+    except ModuleNotFoundError as exc:
+        if exc.name != "fastae.benchmark.peers":  # peers.py is there, but something it imports is not
+            return [_placeholder(n, f"cannot import fastae.benchmark.peers: {exc}") for n in names]
+        return [_placeholder(n, "not available yet (fastae.benchmark.peers is missing)") for n in names]
+    except Exception as exc:  # a broken peers.py must not stop fastae's own numbers
+        log(f"fastae bench: importing fastae.benchmark.peers failed: {type(exc).__name__}: {exc}")
+        return [_placeholder(n, f"cannot import fastae.benchmark.peers: {type(exc).__name__}: {exc}")
+                for n in names]
+    table = getattr(module, "PEERS", {})
+    out = []
+    for name in names:
+        if name not in table:
+            out.append(_placeholder(name, f"no peer {name!r} in fastae.benchmark.peers.PEERS "
+                                          f"(it has {', '.join(table) or 'none'})"))
+            continue
+        for entry in table[name]:
+            try:
+                out.append(entry() if isinstance(entry, type) else entry)
+            except Exception as exc:
+                out.append(_placeholder(getattr(entry, "name", None) or getattr(entry, "__name__", name),
+                                        f"cannot construct: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def bench_contestants(peers, threads, log=print):
+    """fastae on every available backend (float32), the peers, and the GEMM-only floor, each told to use
+    ``threads`` threads. (The float64 NumPy reference checks the answers; it is not a contestant.)"""
+    from . import available_backends
+    from .benchmark.contestants import Fastae, GemmFloor
+
+    contestants = [Fastae(b) for b in available_backends()] + bench_peers(peers, log) + [GemmFloor()]
+    out = []
+    for c in contestants:
+        try:
+            reason = c.unavailable()
+        except Exception as exc:  # a broken availability check is a bug to see, not a skip
+            out.append(_broken(c, f"unavailable() raised {type(exc).__name__}: {exc}"))
+            continue
+        if reason is None:
+            try:
+                c.threads(threads)
+            except Exception as exc:
+                c = _broken(c, f"could not set {threads} threads: {type(exc).__name__}: {exc}")
+        out.append(c)
+    return out
+
+
+def run_other_suite(suite, quick, log=print):
+    """Rows of ``suite`` from its module's ``run(quick, log)``; a missing module gives one skipped row, and an
+    exception one failed row, so one suite can neither block nor hide the others."""
+    import importlib
+
+    module_name = f"fastae.benchmark.{BENCH_SUITE_MODULES[suite]}"
+    base = {"suite": suite, "config": "-", "contestant": "-", "kind": "-"}
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return [{**base, "status": "skipped", "note": f"not available yet ({module_name} is missing)"}]
+        return [{**base, "status": "failed", "note": f"cannot import {module_name}: {exc}"}]
+    try:
+        rows = list(module.run(quick, log=log))
+    except Exception as exc:
+        log(f"  {suite}: FAILED {type(exc).__name__}: {exc}")
+        return [{**base, "status": "failed", "note": f"{module_name}.run raised {type(exc).__name__}: {exc}"}]
+    out = []
+    for row in rows:
+        if not isinstance(row, dict):
+            out.append({**base, "status": "failed", "note": f"{module_name}.run returned a {type(row).__name__} "
+                                                              f"row, not a dict"})
+        else:
+            out.append({"suite": suite, **row})
+    return out
+
+
+def run_bench(args, log=print) -> dict:
+    """Run the benchmark described by parsed ``args``; returns the merged result (``meta`` and ``rows``).
+    Sets the thread counts first, before anything imports PyTorch or JAX."""
+    from .benchmark import threads as bench_threads
+
+    started = time.time()
+    threads_info = bench_threads.set_threads(args.threads)
+    from .benchmark import runner
+
+    contestants = bench_contestants(args.peers, args.threads, log)
+    for c in contestants:
+        reason = c.unavailable()
+        if reason:
+            log(f"  {c.name}: skipped, {reason}")
+    runner_suites = [s for s in args.suites if s in BENCH_RUNNER_SUITES]
+    result = runner.run(configs=args.config, contestants=contestants, suites=runner_suites, quick=args.quick,
+                        log=log)
+    rows = list(result["rows"])
+    suite_seconds = {}
+    for suite in args.suites:
+        if suite in BENCH_SUITE_MODULES:
+            t0 = time.time()
+            log(f"{suite} suite ...")
+            rows += run_other_suite(suite, args.quick, log)
+            suite_seconds[suite] = time.time() - t0
+    meta = dict(result["meta"])
+    meta.update(_bench_meta(args, threads_info))
+    meta["suite_seconds"] = suite_seconds
+    meta["seconds"] = time.time() - started
+    return {"meta": meta, "rows": rows}
+
+
+def _bench_meta(args, threads_info):
+    from importlib import metadata
+
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for dist in ("numba", "torch", "jax", "jaxlib"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    from . import __version__
+
+    return {"command": bench_command(args), "threads": args.threads, "threads_info": threads_info,
+            "cpu": _cpu_name(), "system": f"{platform.system()} {platform.release()}",
+            "versions": {"fastae": __version__, **versions}, "suites": list(args.suites),
+            "peers": list(args.peers)}
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def write_bench(result, out_dir, log=print) -> list:
+    """Write ``results.json``, the PNG plots and ``results.md`` into ``out_dir``; returns the paths written.
+    Without matplotlib the plots are left out, with a message."""
+    import os
+
+    from .benchmark import report
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [report.write_json(result, os.path.join(out_dir, "results.json"))]
+    try:
+        images = report.plots(result, out_dir)
+    except ImportError as exc:
+        log(f"fastae bench: plots skipped ({exc}); pip install fastae[plot] to get them")
+        images = []
+    md = report.markdown(result, images=images)
+    paths.append(report.write_text(md, os.path.join(out_dir, "results.md")))
+    return paths + images
+
+
+def _cmd_bench(args):
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    mode = "quick" if args.quick else "full"
+    log(f"fastae bench ({mode}): {bench_command(args)}")
+    result = run_bench(args, log)
+    from .benchmark import report
+
+    paths = write_bench(result, args.out, log)
+    print(report.markdown(result), flush=True)
+    print("wrote " + ", ".join(paths), flush=True)
+    if result["meta"].get("seconds") is not None:
+        log(f"fastae bench: done in {result['meta']['seconds']:.0f} s")
+    bad = report.failures(result)
+    if bad:
+        print(f"fastae bench: {len(bad)} row(s) WRONG or failed: "
+              + "; ".join(f"{r.get('suite')} {r.get('config')} {r.get('contestant')}: {r.get('status')} "
+                          f"({r.get('note')})" for r in bad), file=sys.stderr, flush=True)
+        return 1
     return 0

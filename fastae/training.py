@@ -101,11 +101,12 @@ def run_epoch(model, X, epoch_label, bar=None):
     return total / n
 
 
-def _step(model, X, order, s, e, b, n_batches, epoch_label, bar):
-    """One minibatch update; returns its loss times its size."""
+def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None):
+    """One minibatch update; returns its loss times its size. Random draws (noise, ε) are addressed by the update
+    number unless ``noise_step`` pins them (the benchmarks evaluate every step on the same draw)."""
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
-    loss, grads = model._loss_and_grads(xb, t)
+    loss, grads = model._loss_and_grads(xb, t if noise_step is None else noise_step)
     loss = float(loss)
     where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"
     if not math.isfinite(loss):

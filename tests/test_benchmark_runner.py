@@ -131,3 +131,43 @@ def test_interleaved_timing_reports_per_call_statistics():
         r = res[name]
         assert r["samples"] == 4 and r["inner"] >= 1 and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
         assert calls[name] >= 1 + 4 * r["inner"]
+
+
+def test_a_step_that_does_nothing_is_caught():
+    """The check must be tight enough that skipping the update is a WRONG answer, not a fast one."""
+
+    class Lazy(Contestant):
+        name, kind = "lazy", "peer"
+
+        def train(self, cfg, params, x, eps):
+            inner = Fastae("numpy").train(cfg, params, x, eps)
+
+            class Case(TrainCase):
+                def step(self):
+                    pass
+
+                loss = inner.loss
+
+            return Case()
+
+    for cfg in ("small", "vae"):
+        res = runner.run(configs=[cfg], suites=("train",), contestants=[Lazy()], quick=True, log=lambda s: None)
+        (row,) = [r for r in res["rows"] if r["suite"] == "train"]
+        assert row["status"] == "WRONG", row
+
+
+def test_vae_benchmark_step_uses_fixed_eps_but_real_adam_steps():
+    """Each timed VAE step reuses step 1's ε (as the peers do) while Adam's bias correction counts up."""
+    cfg = configs.CONFIGS["vae"]
+    params = configs.initial_weights(cfg)
+    x = configs.data(cfg, cfg.batch)
+    case = Fastae("numpy").train(cfg, params, x, runner.vae_eps(cfg, cfg.batch))
+    for _ in range(3):
+        case.step()
+    assert case.model.t_ == 3
+    ref = Fastae("numpy").train(cfg, params, x, runner.vae_eps(cfg, cfg.batch)).model
+    for t in (1, 2, 3):
+        loss, grads = ref._loss_and_grads(x.astype(np.float32), 1)
+        ref._optimizer.step(ref._params, grads, t)
+    for k, v in ref._params.items():
+        np.testing.assert_array_equal(case.model._params[k], v)

@@ -85,14 +85,7 @@ class _FastaeTrain(TrainCase):
             self.fixed_step = 1
 
     def step(self):
-        m = self.model
-        if self.fixed_step is not None:
-            t_saved = m.t_
-            m.t_ = 0
-            training._step(m, self.x, None, 0, self.x.shape[0], 0, 1, 1, None)
-            m.t_ = t_saved + 1
-        else:
-            training._step(m, self.x, None, 0, self.x.shape[0], 0, 1, 1, None)
+        training._step(self.model, self.x, None, 0, self.x.shape[0], 0, 1, 1, None, noise_step=self.fixed_step)
 
     def loss(self):
         step = 1 if self.fixed_step is not None else self.model.t_ + 1

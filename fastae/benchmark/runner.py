@@ -21,9 +21,11 @@ from . import timing
 from .configs import CONFIGS, ENCODE_BATCH, data, initial_weights
 from .contestants import FASTAE, FLOOR, PEER, Fastae, GemmFloor, vae_eps
 
-# Relative error allowed against the float64 reference: float32 arithmetic over a few thousand terms per output.
-TRAIN_TOL = 1e-3
-ENCODE_TOL = 1e-3
+# Relative error allowed against the float64 reference. Correct float32 contestants land near 1e-7; one Adam step
+# moves the loss by about 1.6e-3 on the small config, so the bounds must sit far below that for a step that
+# does nothing (or the wrong thing) to be caught.
+TRAIN_TOL = 1e-5
+ENCODE_TOL = 1e-4
 GEMM_N = 2048
 
 SUITES = ("train", "encode", "latency")
