@@ -339,10 +339,16 @@ def _cpu_count():
 
 
 def bench_command(args) -> str:
-    """The exact ``fastae bench`` command line that reproduces a run with parsed ``args``."""
+    """The exact ``fastae bench`` command line that reproduces a run with parsed ``args``.
+
+    Some machines set ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` to pin NumPy's BLAS to older kernels; a run made
+    without them says so, since reproducing it on such a machine needs them unset."""
+    import os
     import shlex
 
-    parts = ["fastae bench"] + (["--quick"] if args.quick else [])
+    unpinned = not any(k in os.environ for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    parts = ["env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"] if unpinned else []
+    parts += ["fastae bench"] + (["--quick"] if args.quick else [])
     parts += [f"--config {','.join(args.config)}", f"--peers {','.join(args.peers) or 'none'}",
               f"--suites {','.join(args.suites)}", f"--threads {args.threads}", f"--out {shlex.quote(args.out)}"]
     return " ".join(parts)

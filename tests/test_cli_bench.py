@@ -65,7 +65,7 @@ def test_bench_quick_small_end_to_end(tmp_path):
         assert any(ln.startswith("| small | fastae[numpy] | ") and ln.endswith("| ok |")
                    for ln in section.splitlines()), section
         assert any(ln.startswith("| small | *GEMM-only floor* | ") for ln in section.splitlines()), section
-    assert ("`fastae bench --quick --config small --peers none --suites train,encode,latency --threads 2 --out "
+    assert ("fastae bench --quick --config small --peers none --suites train,encode,latency --threads 2 --out "
             f"{out}`") in md
     expected = {"results.json", "results.md"} | ({"train_step.png", "throughput.png"} if _has("matplotlib")
                                                   else set())
@@ -150,7 +150,7 @@ def test_threads_are_set_before_contestants_are_built(monkeypatch, tmp_path, fas
     result = cli.run_bench(args, _quiet)
     assert fast_runner == [("set_threads", 3), ("contestants", ["jax"], 3), ("suite", "quality")]
     meta = result["meta"]
-    assert meta["threads"] == 3 and meta["command"].startswith("fastae bench --quick --config small --peers jax")
+    assert meta["threads"] == 3 and "fastae bench --quick --config small --peers jax" in meta["command"]
     assert meta["threads_info"] == {"threads": 3, "blas": ["fake (3 threads)"]}
 
 
@@ -248,7 +248,8 @@ def test_other_suites_missing_failing_and_working(monkeypatch):
 
 
 # --- arguments ------------------------------------------------------------------------------------------------
-def test_arguments_and_defaults():
+def test_arguments_and_defaults(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     args = cli._parser().parse_args(["bench"])
     assert args.config == ["small", "shallow", "deep", "vae"] and args.peers == ["torch", "jax"]
     assert args.suites == list(cli.BENCH_SUITES) and args.out == "fastae-bench" and not args.quick
@@ -300,3 +301,13 @@ def test_without_matplotlib_the_report_is_written_without_plots(monkeypatch, tmp
     assert cli.main(["bench", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json", "results.md"]
     assert "plots skipped" in capsys.readouterr().err and "![" not in (tmp_path / "results.md").read_text()
+
+
+def test_reproduce_command_says_when_the_blas_pin_was_lifted(monkeypatch):
+    """A run without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE reproduces only with them unset on machines that set them."""
+    args = cli._parser().parse_args(["bench", "--quick", "--peers", "none"])
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    assert cli.bench_command(args).startswith("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE fastae bench --quick ")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "512")
+    assert cli.bench_command(args).startswith("fastae bench --quick ")
