@@ -5,6 +5,7 @@ contractive) and variational autoencoders, behind a scikit-learn-style API, runn
 """
 
 from .backends import available_backends
+from .compilation import warmup
 from .errors import DivergenceError, NotFittedError
 from .models import VAE, Autoencoder
 
@@ -29,5 +30,5 @@ def load(path, backend=None):
     return cls._from_file(config, tensors, state, backend=backend)
 
 
-__all__ = ["Autoencoder", "VAE", "load", "available_backends", "DivergenceError", "NotFittedError",
+__all__ = ["Autoencoder", "VAE", "load", "warmup", "available_backends", "DivergenceError", "NotFittedError",
            "__version__"]

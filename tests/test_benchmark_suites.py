@@ -65,7 +65,10 @@ def test_a_wrong_kernel_is_reported_not_timed(monkeypatch):
     monkeypatch.setattr(numpy_ref, "activation_backward",
                         lambda dh, h, a: real(dh, h, a) * (h.dtype.type(1.01) if h.dtype == np.float32 else 1))
     rows = kernels.run(quick=True, log=lambda s: None, settings=TINY, ops={"activation_backward"})
-    assert rows and all(r["status"] == "WRONG" and "median_s" not in r and r["error"] > 1e-3 for r in rows)
+    wrong = [r for r in rows if r["contestant"] == "fastae[numpy]"]
+    assert wrong and all(r["status"] == "WRONG" and "median_s" not in r and r["error"] > 1e-3 for r in wrong)
+    # the other backends compute the right answer and are timed as usual
+    assert all(r["status"] == "ok" for r in rows if r["contestant"] != "fastae[numpy]")
 
 
 def test_coldstart_rows_are_well_formed():

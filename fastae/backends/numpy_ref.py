@@ -11,6 +11,9 @@ Conventions
 * Losses are per example, summed over features and averaged over the batch, so the gradient that leaves the
   output layer is ``(x̂ − x) / B`` for both losses (sigmoid + cross-entropy, linear + squared error).
 * Ops that take a ``grad`` or ``delta`` receive the gradient of that averaged objective; nothing is rescaled later.
+* An op may reuse the memory of an input gradient it consumes (``dh`` of :func:`activation_backward`, the
+  product inside :func:`output_loss_grad`): callers never read a consumed gradient again. The reference itself
+  always returns fresh arrays.
 * Random draws are addressed by ``(key, stream, step, row0 + row, column)`` through :mod:`fastae.rng`.
 """
 

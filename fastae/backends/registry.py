@@ -35,9 +35,10 @@ OPS = (
 
 # name -> module path. Later backends register here; the order of AUTO_ORDER is the preference of "auto".
 _MODULES = {
+    "numba": "fastae.backends.numba_cpu",
     "numpy": "fastae.backends.numpy_ref",
 }
-AUTO_ORDER = ("numpy",)
+AUTO_ORDER = ("numba", "numpy")
 DTYPES = ("float32", "float64")
 
 _loaded: dict[str, ModuleType] = {}

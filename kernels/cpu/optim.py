@@ -1,0 +1,188 @@
+"""Optimiser steps on flat parameter vectors (``p.reshape(-1)`` of C-contiguous parameters).
+
+Math: :func:`fastae.backends.numpy_ref.sgd_update`, ``momentum_update`` and ``adam_update``, in the same operation
+order, with true divisions (float64 agrees to ~1e-16 relative; the only difference is FMA contraction of
+``p − lr·s``, ``μ·buf + g`` and ``β m + (1−β) g``, one rounding instead of two). Each kernel writes the new
+parameters into ``out`` (never into ``p``), updates its state in place, and returns ``True`` iff every ``out``
+is finite, so a diverging step can be refused with ``p`` intact.
+
+The finite test costs no branch per element: each block or-reduces ``bad |= fmath.nonfinite(o)``, an integer
+test of the exponent bits (all ones for ±inf and NaN). It is a plain integer reduction that LLVM vectorises,
+and no floating-point fast-math flag can touch it. The float trick ``acc += o − o`` (0 if finite, else NaN)
+was tried first and fails under ``_config.FASTMATH``: with ``reassoc`` + ``nsz`` LLVM's Reassociate pass
+cancels ``+o − o`` in the sum tree, ``acc`` stays 0 and an inf step reports finite.
+
+Scalar hyper-parameters are converted to the parameters' dtype on entry (``fmath.cast``), so a Python float
+cannot pull float32 arithmetic up to float64. ``1 − β`` is formed in float64 before that conversion, as the
+reference's ``t(1 − β)`` does.
+
+The ``_par`` twins split the flat range into blocks of ``OPT_BLOCK`` elements that run the same compiled block
+function; the values written are elementwise, hence bit-identical to the serial ones for any thread count, and
+the flags of the blocks are combined with a logical and.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from . import fmath
+from ._config import JIT, JIT_PARALLEL, njit
+
+# Block bodies: FMA contraction as the only fast-math liberty (fmath.JIT_ROW), so the values cannot depend on the
+# context LLVM inlines a body into; every output is elementwise, hence the same for any blocking.
+JIT_ROW = fmath.JIT_ROW
+
+# Elements per parallel task: 16 K float32 = 64 KiB per array, large enough to amortise a task and a multiple
+# of every SIMD width, so block edges never split a vector.
+OPT_BLOCK = 1 << 14
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Block bodies: elements lo <= k < hi; each returns its non-finite flag (0 if every out is finite, else 1).
+# ---------------------------------------------------------------------------------------------------------------
+# Each block body works on slices [lo:hi] indexed from 0: an index from range(lo, hi) may be negative as far as
+# Numba knows, so every access would carry a wrap-around select and the loop would not vectorise (measured ~8x
+# slower); slices index from a non-negative range and vectorise.
+@njit(**JIT_ROW)
+def _sgd_block(p, g, out, lr, lo, hi):
+    p, g, out = p[lo:hi], g[lo:hi], out[lo:hi]
+    bad = 0
+    for k in range(p.shape[0]):
+        o = p[k] - lr * g[k]
+        out[k] = o
+        bad |= fmath.nonfinite(o)
+    return bad
+
+
+@njit(**JIT_ROW)
+def _momentum_block(p, g, buf, out, lr, mu, nesterov, lo, hi):
+    p, g, buf, out = p[lo:hi], g[lo:hi], buf[lo:hi], out[lo:hi]
+    bad = 0
+    # The Nesterov branch is taken once, outside the loops, so each loop is branch-free.
+    if nesterov:
+        for k in range(p.shape[0]):
+            gk = g[k]
+            b = mu * buf[k] + gk
+            buf[k] = b
+            o = p[k] - lr * (gk + mu * b)
+            out[k] = o
+            bad |= fmath.nonfinite(o)
+    else:
+        for k in range(p.shape[0]):
+            b = mu * buf[k] + g[k]
+            buf[k] = b
+            o = p[k] - lr * b
+            out[k] = o
+            bad |= fmath.nonfinite(o)
+    return bad
+
+
+@njit(**JIT_ROW)
+def _adam_block(p, g, m, v, out, lr, b1, b2, omb1, omb2, eps, c1, c2, lo, hi):
+    p, g, m, v, out = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], out[lo:hi]
+    bad = 0
+    for k in range(p.shape[0]):
+        gk = g[k]
+        mk = b1 * m[k] + omb1 * gk
+        vk = b2 * v[k] + omb2 * (gk * gk)
+        m[k] = mk
+        v[k] = vk
+        o = p[k] - (lr * (mk / c1)) / (math.sqrt(vk / c2) + eps)
+        out[k] = o
+        bad |= fmath.nonfinite(o)
+    return bad
+
+
+@njit(**JIT)
+def _all_finite(flags):
+    """True iff no block flagged a non-finite value (an integer test: order-free)."""
+    for b in range(flags.shape[0]):
+        if flags[b] != 0:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SGD
+# ---------------------------------------------------------------------------------------------------------------
+@njit(**JIT)
+def sgd(p, g, out, lr):
+    """``out = p − lr·g``. Returns True iff every ``out`` is finite."""
+    bad = _sgd_block(p, g, out, fmath.cast(lr, p), 0, p.shape[0])
+    return bad == 0
+
+
+@njit(**JIT_PARALLEL)
+def sgd_par(p, g, out, lr):
+    """:func:`sgd` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
+    lr = fmath.cast(lr, p)
+    n = p.shape[0]
+    nblk = (n + OPT_BLOCK - 1) // OPT_BLOCK
+    flags = np.empty(nblk, dtype=np.int64)
+    for b in prange(nblk):
+        lo = b * OPT_BLOCK
+        flags[b] = _sgd_block(p, g, out, lr, lo, min(lo + OPT_BLOCK, n))
+    return _all_finite(flags)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Momentum (torch.optim.SGD semantics)
+# ---------------------------------------------------------------------------------------------------------------
+@njit(**JIT)
+def momentum(p, g, buf, out, lr, mu, nesterov):
+    """``buf = μ·buf + g``; ``out = p − lr·(g + μ·buf)`` if ``nesterov`` else ``out = p − lr·buf``.
+    Returns True iff every ``out`` is finite."""
+    bad = _momentum_block(p, g, buf, out, fmath.cast(lr, p), fmath.cast(mu, p), nesterov, 0, p.shape[0])
+    return bad == 0
+
+
+@njit(**JIT_PARALLEL)
+def momentum_par(p, g, buf, out, lr, mu, nesterov):
+    """:func:`momentum` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
+    lr = fmath.cast(lr, p)
+    mu = fmath.cast(mu, p)
+    n = p.shape[0]
+    nblk = (n + OPT_BLOCK - 1) // OPT_BLOCK
+    flags = np.empty(nblk, dtype=np.int64)
+    for b in prange(nblk):
+        lo = b * OPT_BLOCK
+        flags[b] = _momentum_block(p, g, buf, out, lr, mu, nesterov, lo, min(lo + OPT_BLOCK, n))
+    return _all_finite(flags)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Adam (torch.optim.Adam semantics)
+# ---------------------------------------------------------------------------------------------------------------
+@njit(**JIT)
+def adam(p, g, m, v, out, lr, b1, b2, eps, c1, c2):
+    """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``out = p − lr·(m/c1) / (√(v/c2) + ε)`` with the bias
+    corrections ``c1 = 1 − β₁ᵗ`` and ``c2 = 1 − β₂ᵗ`` passed in. Returns True iff every ``out`` is finite."""
+    bad = _adam_block(p, g, m, v, out, fmath.cast(lr, p), fmath.cast(b1, p), fmath.cast(b2, p),
+                      fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p),
+                      fmath.cast(c1, p), fmath.cast(c2, p), 0, p.shape[0])
+    return bad == 0
+
+
+@njit(**JIT_PARALLEL)
+def adam_par(p, g, m, v, out, lr, b1, b2, eps, c1, c2):
+    """:func:`adam` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
+    lr_ = fmath.cast(lr, p)
+    b1_ = fmath.cast(b1, p)
+    b2_ = fmath.cast(b2, p)
+    omb1 = fmath.cast(1.0 - b1, p)
+    omb2 = fmath.cast(1.0 - b2, p)
+    eps_ = fmath.cast(eps, p)
+    c1_ = fmath.cast(c1, p)
+    c2_ = fmath.cast(c2, p)
+    n = p.shape[0]
+    nblk = (n + OPT_BLOCK - 1) // OPT_BLOCK
+    flags = np.empty(nblk, dtype=np.int64)
+    for b in prange(nblk):
+        lo = b * OPT_BLOCK
+        flags[b] = _adam_block(p, g, m, v, out, lr_, b1_, b2_, omb1, omb2, eps_, c1_, c2_, lo,
+                              min(lo + OPT_BLOCK, n))
+    return _all_finite(flags)
+
+
+__all__ = ["sgd", "sgd_par", "momentum", "momentum_par", "adam", "adam_par", "OPT_BLOCK"]

@@ -1,0 +1,177 @@
+"""Optimiser kernels (kernels/cpu/optim.py) against fastae.backends.numpy_ref, and their finite flag.
+
+Tolerances: float64 agrees with the float64 reference to rtol 1e-13 (same operation order; FMA contraction of
+``p − lr·s`` and ``β m + (1−β) g`` changes at most a rounding). float32 kernels are compared with the float64
+reference from the same float32 inputs within tests/tolerances.py "output". Serial and parallel kernels agree
+bit for bit (outputs and optimiser state) with 1 and with all threads, across several parallel blocks.
+The returned flag is True iff every new parameter is finite: an inf or NaN anywhere (gradient, parameter, state,
+or an overflow of the step itself), in any block, must give False.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+from fastae.backends import numpy_ref as ref
+from fastae.kernels.cpu import optim
+
+from ..tolerances import TOL
+
+B = optim.OPT_BLOCK
+SIZES = [1, 7, 33 * 17, 1025 * 9, 5 * 1025, B + 1, 3 * B + 5]
+DTYPES = [np.float32, np.float64]
+KINDS = ["sgd", "momentum", "nesterov", "adam"]
+F64 = dict(rtol=1e-13, atol=1e-16)
+LR, MU, B1, B2, EPS = 0.05, 0.9, 0.9, 0.999, 1e-8
+
+
+def close(got, want, dtype, what=""):
+    assert got.dtype == dtype, what
+    tol = F64 if dtype == np.float64 else TOL["float32"]["output"]
+    np.testing.assert_allclose(got.astype(np.float64), want, err_msg=what, **tol)
+
+
+def same_bits(a, b):
+    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def each_thread_count():
+    threads = numba.get_num_threads()
+    try:
+        for n in sorted({1, threads}):
+            numba.set_num_threads(n)
+            yield n
+    finally:
+        numba.set_num_threads(threads)
+
+
+def arrays(n, dtype, seed=0):
+    r = np.random.default_rng(seed)
+    p, g = (r.standard_normal(n).astype(dtype) for _ in range(2))
+    buf = (r.standard_normal(n) * 0.1).astype(dtype)
+    m = (r.standard_normal(n) * 0.1).astype(dtype)
+    v = r.uniform(0, 0.1, n).astype(dtype)
+    return p, g, buf, m, v
+
+
+def step(kind, p, g, buf, m, v, t_step=1, par=False):
+    """One kernel step on copies of the state; returns ``(flag, out, state...)``."""
+    t = p.dtype.type
+    out = np.full_like(p, np.nan)
+    buf, m, v = buf.copy(), m.copy(), v.copy()
+    sfx = "_par" if par else ""
+    if kind == "sgd":
+        ok = getattr(optim, "sgd" + sfx)(p, g, out, t(LR))
+        return ok, out
+    if kind in ("momentum", "nesterov"):
+        ok = getattr(optim, "momentum" + sfx)(p, g, buf, out, t(LR), t(MU), kind == "nesterov")
+        return ok, out, buf
+    ok = getattr(optim, "adam" + sfx)(p, g, m, v, out, t(LR), t(B1), t(B2), t(EPS), t(1 - B1**t_step),
+                                      t(1 - B2**t_step))
+    return ok, out, m, v
+
+
+def ref_step(kind, p, g, buf, m, v, t_step=1):
+    p, g, buf, m, v = (a.astype(np.float64) for a in (p, g, buf, m, v))
+    out = np.empty_like(p)
+    if kind == "sgd":
+        return ref.sgd_update(p, g, out, LR), out
+    if kind in ("momentum", "nesterov"):
+        return ref.momentum_update(p, g, buf, out, LR, MU, kind == "nesterov"), out, buf
+    return ref.adam_update(p, g, m, v, out, LR, B1, B2, EPS, t_step), out, m, v
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_step_matches_reference(dtype, n, kind):
+    p, g, buf, m, v = arrays(n, dtype)
+    got = step(kind, p, g, buf, m, v)
+    want = ref_step(kind, p, g, buf, m, v)
+    assert got[0] is True and want[0] is True
+    for k, (a, b) in enumerate(zip(got[1:], want[1:])):
+        close(a, b, dtype, f"{kind} output {k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_over_several_steps(dtype):
+    p, g, _, m, v = arrays(1025, dtype, seed=4)
+    m[:] = 0
+    v[:] = 0
+    pr, mr, vr = p.astype(np.float64), m.astype(np.float64), v.astype(np.float64)
+    r = np.random.default_rng(5)
+    for t_step in range(1, 6):
+        g = r.standard_normal(p.size).astype(dtype)
+        ok, out, m, v = step("adam", p, g, np.empty(0, dtype), m, v, t_step)
+        outr = np.empty_like(pr)
+        assert ok and ref.adam_update(pr, g.astype(np.float64), mr, vr, outr, LR, B1, B2, EPS, t_step)
+        close(out, outr, dtype, f"step {t_step}")
+        close(m, mr, dtype, f"m at step {t_step}")
+        close(v, vr, dtype, f"v at step {t_step}")
+        p, pr = out, outr
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_serial_and_parallel_agree_bit_for_bit(dtype, n, kind):
+    p, g, buf, m, v = arrays(n, dtype, seed=1)
+    want = step(kind, p, g, buf, m, v, t_step=3)
+    for _ in each_thread_count():
+        got = step(kind, p, g, buf, m, v, t_step=3, par=True)
+        assert got[0] is want[0]
+        for a, b in zip(got[1:], want[1:]):
+            assert same_bits(a, b)
+
+
+def _poison(kind, where, what, n, dtype):
+    p, g, buf, m, v = arrays(n, dtype, seed=2)
+    arr = {"g": g, "p": p, "state": buf if kind in ("momentum", "nesterov") else m}[where]
+    arr[what[0]] = what[1]
+    return p, g, buf, m, v
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind, where", [(k, w) for k in KINDS for w in ("g", "p", "state")
+                                         if (k, w) != ("sgd", "state")])  # sgd has no state
+@pytest.mark.parametrize("par", [False, True])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_non_finite_input_gives_false(dtype, kind, where, par, value):
+    n = 3 * B + 5
+    for idx in (0, B - 1, 2 * B + 7, n - 1):  # first, end of a block, middle block, the tail element
+        p, g, buf, m, v = _poison(kind, where, (idx, value), n, dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            ok = step(kind, p, g, buf, m, v, par=par)[0]
+        assert ok is False, (kind, where, idx, value)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("par", [False, True])
+def test_overflowing_step_gives_false(dtype, par):
+    # All inputs finite, but p − lr·g overflows.
+    big = np.finfo(dtype).max
+    for kind in ("sgd", "momentum", "nesterov"):  # Adam's step is bounded by ~lr: finite inputs cannot overflow
+        p, g, buf, m, v = arrays(2 * B + 3, dtype, seed=3)
+        p[B + 1] = big
+        g[B + 1] = -big
+        with np.errstate(over="ignore"):
+            assert step(kind, p, g, buf, m, v, par=par)[0] is False, kind
+        p[B + 1] = g[B + 1] = 1.0
+        assert step(kind, p, g, buf, m, v, par=par)[0] is True, kind
+
+
+def test_python_float_hyperparameters_are_cast_to_the_dtype():
+    p, g, _, _, _ = arrays(100, np.float32, seed=6)
+    out1, out2 = np.empty_like(p), np.empty_like(p)
+    optim.sgd(p, g, out1, np.float32(LR))
+    optim.sgd(p, g, out2, LR)
+    assert same_bits(out1, out2)
+    # For Adam, (1 − β) is formed in float64 before the cast, as the reference's t(1 − β) does: with m = 0 and
+    # g = 1, the new m is exactly that coefficient. (A float32 β gives 1 − float32(β) instead, 2 ulps away.)
+    m0, v0, ones = np.zeros(3, np.float32), np.zeros(3, np.float32), np.ones(3, np.float32)
+    optim.adam(ones, ones, m0, v0, np.empty(3, np.float32), LR, B1, B2, EPS, 1 - B1, 1 - B2)
+    assert (m0 == np.float32(1 - B1)).all() and (v0 == np.float32(1 - B2)).all()
+    m0[:], v0[:] = 0, 0
+    t = np.float32
+    optim.adam(ones, ones, m0, v0, np.empty(3, np.float32), t(LR), t(B1), t(B2), t(EPS), t(1 - B1), t(1 - B2))
+    assert (m0 == t(1) - t(B1)).all() and (v0 == t(1) - t(B2)).all()

@@ -1,0 +1,135 @@
+"""Whole models on every compiled backend against the reference: the objective and every gradient for each
+variant, the training curve on digits, determinism across thread counts, and concurrent use from Python threads."""
+
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastae
+from fastae.backends import registry
+
+from .test_autoencoder import VARIANTS
+from .tolerances import TOL
+
+BACKENDS = [b for b in registry.available_backends() if b != "numpy"]
+pytestmark = pytest.mark.skipif(not BACKENDS, reason="no compiled backend imports here (numba missing?)")
+
+MODELS = {f"ae-{k}": (fastae.Autoencoder, v) for k, v in VARIANTS.items()}
+MODELS.update({
+    "ae-deep-untied-relu": (fastae.Autoencoder, dict(hidden=(12, 7, 3), tied=False, activation="relu",
+                                                   code_activation="linear")),
+    "vae-bce": (fastae.VAE, dict(hidden=(10,), latent=3)),
+    "vae-mse-deep": (fastae.VAE, dict(hidden=(10, 6), latent=2, loss="mse", activation="tanh", beta=0.5)),
+    "vae-no-hidden": (fastae.VAE, dict(hidden=(), latent=4, weight_decay=1e-3)),
+})
+
+
+def _model(cls, kw, backend, dtype, n_features):
+    kw = {k: v for k, v in kw.items() if k not in ("learning_rate",)}
+    m = cls(backend=backend, dtype=dtype, random_state=1, **kw)
+    m._setup(n_features)
+    return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("n", [1, 33, 300])
+def test_objective_and_gradients_match_the_reference(backend, dtype, name, n):
+    cls, kw = MODELS[name]
+    loss_kind = kw.get("loss", "bce")
+    r = np.random.default_rng(n)
+    x = r.uniform(0.02, 0.98, size=(n, 9)) if loss_kind == "bce" else r.normal(size=(n, 9))
+    m = _model(cls, kw, backend, dtype, 9)
+    ref = _model(cls, kw, "numpy", "float64", 9)
+    ref._params = {k: v.astype(np.float64) for k, v in m._params.items()}
+    loss, grads = m._loss_and_grads(np.ascontiguousarray(x, dtype=dtype), 4)
+    loss64, grads64 = ref._loss_and_grads(x.astype(dtype).astype(np.float64), 4)
+    np.testing.assert_allclose(float(loss), float(loss64), **TOL[dtype]["reduction"])
+    assert set(grads) == set(grads64)
+    for k in grads:
+        assert grads[k].dtype == np.dtype(dtype)
+        scale = max(np.abs(grads64[k]).max(), 1e-3)
+        np.testing.assert_allclose(grads[k] / scale, grads64[k] / scale, err_msg=k, **TOL[dtype]["grad"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_curve_on_digits_matches_the_reference(backend, dtype, digits_split):
+    Xtr, Xte = digits_split
+    kw = dict(hidden=(32, 8), code_activation="linear", noise=("mask", 0.1), epochs=5, batch_size=64,
+              learning_rate=3e-3, random_state=0, dtype=dtype)
+    got = fastae.Autoencoder(backend=backend, **kw).fit(Xtr)
+    want = fastae.Autoencoder(backend="numpy", **kw).fit(Xtr)
+    rtol = 1e-9 if dtype == "float64" else 2e-3
+    np.testing.assert_allclose(got.history_["loss"], want.history_["loss"], rtol=rtol)
+    np.testing.assert_allclose(got.score_samples(Xte), want.score_samples(Xte), rtol=rtol * 10)
+
+
+_DETERMINISM = """
+import sys, numpy as np, numba, fastae
+from fastae.backends import numba_cpu
+assert numba_cpu.PARALLEL, numba_cpu.describe()
+from threadpoolctl import threadpool_limits
+numba.set_num_threads(int(sys.argv[1]))
+X = np.random.default_rng(0).uniform(size=(3000, 96))
+with threadpool_limits(1):
+    m = fastae.Autoencoder(hidden=(200, 40), noise=('mask', 0.2), epochs=2, batch_size=1024, random_state=0,
+                           backend=sys.argv[2]).fit(X)
+    v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=1500, random_state=0, backend=sys.argv[2]).fit(X)
+    out = [m.encode(X), m.score_samples(X), v.elbo(X)] + [a for a in m.state_dict().values()]
+np.savez(sys.argv[3], *out)
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_results_are_bit_identical_whatever_the_thread_count(backend, tmp_path):
+    """Large batches run the parallel kernels: 1 and 2 Numba threads must give the same bits (BLAS pinned to one
+    thread so only the kernels' threading varies)."""
+    import os
+
+    files = []
+    for threads in (1, 2):
+        f = tmp_path / f"t{threads}.npz"
+        env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1")  # the parallel kernels are opt-in; test them here
+        subprocess.run([sys.executable, "-c", _DETERMINISM, str(threads), backend, str(f)], check=True, env=env)
+        files.append(np.load(f))
+    a, b = files
+    assert len(a.files) > 3
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eight_threads_encoding_at_once_agree(backend):
+    """Eight Python threads share one model, each with its own input (tiny inputs run the serial kernels, large
+    ones the parallel kernels): no crash, and every answer equals the same call made alone."""
+    X = np.random.default_rng(0).uniform(size=(4000, 64))
+    m = fastae.Autoencoder(hidden=(128, 16), epochs=1, random_state=0, backend=backend).fit(X[:500])
+    v = fastae.VAE(hidden=(64,), latent=4, epochs=1, random_state=0, backend=backend).fit(X[:500])
+    inputs = {i: X[i * 100:] if i % 2 else X[i:i + 2] for i in range(8)}
+    want = {i: (m.encode(x), m.score_samples(x), v.encode(x)) for i, x in inputs.items()}
+    errors, results = [], {}
+    barrier = threading.Barrier(8)
+
+    def work(i):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                results[i] = (m.encode(inputs[i]), m.score_samples(inputs[i]), v.encode(inputs[i]))
+        except Exception as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(results) == 8
+    for i, got in results.items():
+        for g, w in zip(got, want[i]):
+            np.testing.assert_array_equal(g, w)
