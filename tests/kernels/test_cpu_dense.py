@@ -17,6 +17,7 @@ from fastae.kernels.cpu import dense
 from fastae.kernels.cpu._config import ACT_CODE, LINEAR, RELU, SIGMOID, TANH
 
 from ..tolerances import TOL
+from .helpers import each_thread_count, same_bits
 
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9), (5, 1025)]
 DTYPES = [np.float32, np.float64]
@@ -32,19 +33,6 @@ def close(got, want, dtype, quantity, what=""):
     np.testing.assert_allclose(got.astype(np.float64), want, err_msg=what, **tol)
 
 
-def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
-
-
-def each_thread_count():
-    """Yield with 1 thread and with all threads, restoring the count afterwards."""
-    threads = numba.get_num_threads()
-    try:
-        for n in sorted({1, threads}):
-            numba.set_num_threads(n)
-            yield n
-    finally:
-        numba.set_num_threads(threads)
 
 
 def inputs(shape, dtype, seed=0, scale=3.0):

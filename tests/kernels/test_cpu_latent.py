@@ -14,6 +14,7 @@ from fastae.backends import numpy_ref as ref
 from fastae.kernels.cpu import latent
 
 from ..tolerances import TOL
+from .helpers import same_bits
 
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9)]
 DTYPES = [np.float32, np.float64]
@@ -55,9 +56,6 @@ def close(got, want, dtype, quantity):
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_allclose(got.astype(np.float64), want, **TOL[name][quantity])
 
-
-def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 def f64(*arrays):

@@ -15,6 +15,7 @@ from fastae.backends import numpy_ref as ref
 from fastae.kernels.cpu import loss
 
 from ..tolerances import TOL
+from .helpers import each_thread_count, same_bits
 
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9), (5, 1025)]
 DTYPES = [np.float32, np.float64]
@@ -29,19 +30,6 @@ def close(got, want, dtype, quantity, what=""):
     np.testing.assert_allclose(got.astype(np.float64), want, err_msg=what, **tol)
 
 
-def same_bits(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
-
-
-def each_thread_count():
-    threads = numba.get_num_threads()
-    try:
-        for n in sorted({1, threads}):
-            numba.set_num_threads(n)
-            yield n
-    finally:
-        numba.set_num_threads(threads)
 
 
 def problem(shape, dtype, name, seed=0):

@@ -14,6 +14,7 @@ from fastae.backends import numpy_ref as ref
 from fastae.kernels.cpu import noise
 
 from ..tolerances import TOL
+from .helpers import same_bits
 
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9)]
 DTYPES = [np.float32, np.float64]
@@ -31,9 +32,6 @@ def run(name, x, level, step, row0, par=False):
     kernel(x, x.dtype.type(level), K0, K1, np.uint32(step), np.int64(row0), out)
     return out
 
-
-def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

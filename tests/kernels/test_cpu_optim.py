@@ -16,6 +16,7 @@ from fastae.backends import numpy_ref as ref
 from fastae.kernels.cpu import optim
 
 from ..tolerances import TOL
+from .helpers import each_thread_count, same_bits
 
 B = optim.OPT_BLOCK
 SIZES = [1, 7, 33 * 17, 1025 * 9, 5 * 1025, B + 1, 3 * B + 5]
@@ -31,18 +32,6 @@ def close(got, want, dtype, what=""):
     np.testing.assert_allclose(got.astype(np.float64), want, err_msg=what, **tol)
 
 
-def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
-
-
-def each_thread_count():
-    threads = numba.get_num_threads()
-    try:
-        for n in sorted({1, threads}):
-            numba.set_num_threads(n)
-            yield n
-    finally:
-        numba.set_num_threads(threads)
 
 
 def arrays(n, dtype, seed=0):

@@ -16,6 +16,7 @@ from fastae.kernels.cpu import penalties
 from fastae.kernels.cpu._config import ACT_CODE, RELU
 
 from ..tolerances import TOL
+from .helpers import each_thread_count, same_bits
 
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9)]
 DTYPES = [np.float32, np.float64]
@@ -26,25 +27,11 @@ def close(got, want, dtype, quantity):
     np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want, **TOL[name][quantity])
 
 
-def same_bits(a, b):
-    a, b = np.asarray(a), np.asarray(b)
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
-
 
 def codes(shape, dtype, activation="sigmoid", seed=0):
     a = np.random.default_rng(seed).uniform(-3, 3, size=shape)
     return activations.apply(activation, a).astype(dtype)
 
-
-def each_thread_count():
-    """Yield with 1 thread and with all threads, restoring the count afterwards."""
-    threads = numba.get_num_threads()
-    try:
-        for n in sorted({1, threads}):
-            numba.set_num_threads(n)
-            yield n
-    finally:
-        numba.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------------------------
