@@ -54,6 +54,7 @@ THREADING_LAYER = _threading_layer() if PARALLEL_REQUESTED else None
 PARALLEL = THREADING_LAYER is not None
 
 from fastae.kernels.cpu import dense  # noqa: E402
+from fastae.kernels.cpu._config import ACT_CODE, PARALLEL_MIN  # noqa: E402
 from fastae.kernels.cpu.checks import scan_values  # noqa: E402,F401  (used by the boundary validation)
 
 
@@ -71,11 +72,11 @@ class _OnFirstUse:
 
 
 latent, loss, noise, optim, penalties = (_OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties"))
-from fastae.kernels.cpu._config import ACT_CODE, PARALLEL_MIN  # noqa: E402
 
 
 def describe() -> dict:
-    """What runs: threading layer, whether parallel kernels are used, thread count, and BLAS."""
+    """What runs: serial or parallel kernels, the threading layer, Numba's thread count and the parallel threshold
+    (BLAS reports itself through threadpoolctl)."""
     import numba
 
     return {"backend": NAME, "kernels": "parallel" if PARALLEL else "serial", "threading_layer": THREADING_LAYER,
