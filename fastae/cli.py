@@ -82,14 +82,23 @@ def _parser():
     return parser
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+def _int_at_least(low, what):
+    """An argparse type: an integer ``>= low``, refused with a message naming ``what`` was expected."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return value
+
+    return parse
+
+
+_seed = _int_at_least(0, "a non-negative integer")
+_positive = _int_at_least(1, "a positive integer")
 
 
 # --- fastae info ------------------------------------------------------------------------------------------------
@@ -318,15 +327,6 @@ def _name_list(what, choices, allow_none=False):
         return list(dict.fromkeys(names))
     return parse
 
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _cpu_count():

@@ -72,9 +72,10 @@ def _rel_error(got, want) -> float:
     return float(np.max(np.abs(got - want))) / scale
 
 
-def _suite_cases(suite, cfg, contestants, log):
-    """Build, check and return ``(cases to time, rows)`` for one suite of one configuration."""
-    params = initial_weights(cfg)
+def _suite_cases(suite, cfg, contestants, log, params=None):
+    """Build, check and return ``(cases to time, rows)`` for one suite of one configuration, every contestant
+    starting from ``params`` (the configuration's initial weights unless given)."""
+    params = initial_weights(cfg) if params is None else params
     rows, fns = [], {}
     if suite == "train":
         x = data(cfg, cfg.batch)
@@ -134,8 +135,9 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
     rows = [peak]
     for name in configs:
         cfg = CONFIGS[name]
+        params = initial_weights(cfg)
         for suite in suites:
-            fns, suite_rows = _suite_cases(suite, cfg, contestants, log)
+            fns, suite_rows = _suite_cases(suite, cfg, contestants, log, params)
             timed = timing.interleaved(fns, **st)
             for row in suite_rows:
                 if row["status"] != "ok":

@@ -21,6 +21,16 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 JIT = dict(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy", boundscheck=False)
 JIT_PARALLEL = dict(JIT, parallel=True)
 
+# Row and block bodies (everything a serial kernel and its parallel twin share) take FMA contraction as their only
+# fast-math liberty. Without `reassoc` (and `nsz`, `arcp`) every floating-point result is fixed by the order
+# written in the source, so it cannot change with the context LLVM inlines the body into. With `reassoc`, the same
+# row function gave different last bits inlined into a serial loop and into a parfor gufunc, which broke
+# serial/parallel bit-identity, and `acc += o - o` was folded to 0, hiding an inf. Reductions in these bodies
+# therefore use an explicit order that still vectorises (see loss._ordered_sum).
+ORDERED_FASTMATH = {"contract"}
+JIT_ROW = dict(JIT, fastmath=set(ORDERED_FASTMATH))
+JIT_ROW_PARALLEL = dict(JIT_ROW, parallel=True)
+
 # Activation codes, in the order of fastae.activations.ACTIVATIONS (the single table of the scalar math).
 SIGMOID, TANH, RELU, LINEAR = (ACTIVATIONS.index(n) for n in ("sigmoid", "tanh", "relu", "linear"))
 ACT_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
@@ -76,5 +86,5 @@ def i64_as_f64(typingctx, x):
     return types.float64(types.int64), codegen
 
 
-__all__ = ["FASTMATH", "JIT", "JIT_PARALLEL", "SIGMOID", "TANH", "RELU", "LINEAR", "ACT_CODE", "PARALLEL_MIN",
+__all__ = ["FASTMATH", "JIT", "JIT_PARALLEL", "ORDERED_FASTMATH", "JIT_ROW", "JIT_ROW_PARALLEL", "SIGMOID", "TANH", "RELU", "LINEAR", "ACT_CODE", "PARALLEL_MIN",
            "f32_as_i32", "i32_as_f32", "f64_as_i64", "i64_as_f64", "njit", "np"]

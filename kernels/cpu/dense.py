@@ -7,17 +7,16 @@ over ``a``, in place. Math: :func:`fastae.backends.numpy_ref.dense_forward`, ``a
 Every kernel has a serial version and a ``_par`` twin (``prange`` over rows, or over column blocks for
 ``col_sum``) that runs the same per-row (per-block) function, so the two give bit-identical results whatever
 the thread count: no floating-point value depends on how rows are split among threads, and the bodies carry
-no ``reassoc`` (``fmath.JIT_ROW``), so their arithmetic is the order written wherever LLVM inlines them.
+no ``reassoc`` (``_config.JIT_ROW``), so their arithmetic is the order written wherever LLVM inlines them.
 """
 
 from numba import prange
 
 from . import fmath
-from ._config import JIT, JIT_PARALLEL, LINEAR, RELU, SIGMOID, TANH, njit
+from ._config import JIT, JIT_PARALLEL, JIT_ROW, LINEAR, RELU, SIGMOID, TANH, njit
 
 # Row bodies: FMA contraction as the only fast-math liberty, so their results cannot depend on the context LLVM
-# inlines them into (serial loop or parfor gufunc); see fmath.JIT_ROW.
-JIT_ROW = fmath.JIT_ROW
+# inlines them into (serial loop or parfor gufunc); see _config.JIT_ROW.
 
 # Columns per parallel task of col_sum_par: 64 float32 = 4 cache lines per row and task, so every task streams
 # whole lines and the accumulator block stays in L1.

@@ -45,16 +45,9 @@ import numpy as np
 from numba import literal_unroll, njit, types
 from numba.extending import overload
 
-from ._config import JIT, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64
+from ._config import JIT, ORDERED_FASTMATH, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64
 
-# Flags for the per-row / per-block bodies of dense.py, loss.py and optim.py: _config.JIT with FMA contraction
-# as the only fast-math liberty. Without `reassoc` (and `nsz`, `arcp`) every floating-point result is fixed by
-# the order written in the source, so it cannot change with the context LLVM inlines the body into. With
-# `reassoc`, the same row function gave different last bits inlined into a serial loop and into a parfor gufunc
-# (reductions re-associated differently), which broke serial/parallel bit-identity. Reductions in those bodies
-# therefore use an explicit order that still vectorises (see loss._ordered_sum).
-ORDERED_FASTMATH = frozenset({"contract"})
-JIT_ROW = dict(JIT, fastmath=set(ORDERED_FASTMATH))
+# The overloads below compile with _config.ORDERED_FASTMATH (FMA contraction only), as the row bodies do.
 
 # Error model "numpy": x / 0 gives inf, with no per-division exception check (which would block vectorisation).
 # forceinline marks the LLVM function `alwaysinline`: LLVM inlines it into the kernel loop even when its size
@@ -479,5 +472,5 @@ def _py_softplus(z):
     return softplus(z)
 
 
-__all__ = ["ORDERED_FASTMATH", "JIT_ROW", "cast", "exp", "sigmoid", "sigmoid_from_exp", "tanh", "log1p_small",
+__all__ = ["cast", "exp", "sigmoid", "sigmoid_from_exp", "tanh", "log1p_small",
            "softplus", "nonfinite"]

@@ -23,20 +23,18 @@ import numpy as np
 from numba import prange
 
 from fastae.backends.numpy_ref import LOGVAR_MAX, LOGVAR_MIN
-from fastae.kernels.cpu._config import JIT, JIT_PARALLEL, njit
+from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, njit
 from fastae.kernels.cpu.philox import fill_normal_row
 
 __all__ = ["gaussian_latent", "gaussian_latent_par", "gaussian_latent_backward", "gaussian_latent_backward_par",
            "gaussian_kl_rows", "gaussian_kl_rows_par"]
 
-# The shared flags minus 'reassoc': every value here is evaluated as written (up to FMA contraction). With
+# Kernels here compile with _config.JIT_ROW (no 'reassoc'): every value here is evaluated as written (up to FMA contraction). With
 # 'reassoc', LLVM regroups a term such as ((1 + lv) - mu^2) - exp(lv) into the running row sum differently
 # depending on where a row helper gets inlined: the KL rows of gaussian_latent and of gaussian_kl_rows (one shared
 # helper) differed in the last bit. Without it a value cannot depend on the inlining context, which also keeps the
 # serial and prange kernels bit-identical. Long sums use fixed multi-lane accumulators instead, which vectorise
 # without reordering anything.
-JIT = dict(JIT, fastmath=set(JIT["fastmath"]) - {"reassoc"})
-JIT_PARALLEL = dict(JIT, parallel=True)
 
 
 @njit(inline="always")
@@ -49,7 +47,7 @@ def _clamp(v, lo, hi):
     return v
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _kl_row(mu, logvar):
     """``-1/2 sum_j (1 + lv - mu^2 - exp(lv))`` of one row, summed in float64 in column order."""
     t = mu.dtype.type
@@ -64,7 +62,7 @@ def _kl_row(mu, logvar):
     return -0.5 * acc
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _latent_row(mu, logvar, k0, k1, stream, step, row, z):
     # z first receives eps (rounded to the dtype, as the reference's rng.normal(dtype=...) does), then is
     # overwritten in place by mu + exp(lv/2) eps.
@@ -78,7 +76,7 @@ def _latent_row(mu, logvar, k0, k1, stream, step, row, z):
     return _kl_row(mu, logvar)
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _latent_backward_row(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
     t = mu.dtype.type
     lo, hi, half, one, zero = t(LOGVAR_MIN), t(LOGVAR_MAX), t(0.5), t(1), t(0)
@@ -108,7 +106,7 @@ def _kl_sigs():
     return [f"void({t}[:, ::1], {t}[:, ::1], {t}[::1])" for t in ("f4", "f8")]
 
 
-@njit(_fwd_sigs(), **JIT)
+@njit(_fwd_sigs(), **JIT_ROW)
 def gaussian_latent(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
     """``z = mu + exp(lv/2) eps`` (eps from ``stream`` at ``(step, row0 + r, c)``) and
     ``kl_rows[r] = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``, with ``lv = clip(logvar, LOGVAR_MIN, LOGVAR_MAX)``."""
@@ -116,14 +114,14 @@ def gaussian_latent(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
         kl_rows[i] = _latent_row(mu[i], logvar[i], k0, k1, stream, step, row0 + i, z[i])
 
 
-@njit(_fwd_sigs(), **JIT_PARALLEL)
+@njit(_fwd_sigs(), **JIT_ROW_PARALLEL)
 def gaussian_latent_par(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
     """:func:`gaussian_latent` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
         kl_rows[i] = _latent_row(mu[i], logvar[i], k0, k1, stream, step, row0 + i, z[i])
 
 
-@njit(_bwd_sigs(), **JIT)
+@njit(_bwd_sigs(), **JIT_ROW)
 def gaussian_latent_backward(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
     """``dmu = dz + beta mu inv_n``; ``dlv = dz (z - mu)/2 + beta inv_n (exp(logvar) - 1)/2`` where
     ``LOGVAR_MIN <= logvar <= LOGVAR_MAX``, else 0."""
@@ -131,21 +129,21 @@ def gaussian_latent_backward(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
         _latent_backward_row(dz[i], z[i], mu[i], logvar[i], beta, inv_n, dmu[i], dlv[i])
 
 
-@njit(_bwd_sigs(), **JIT_PARALLEL)
+@njit(_bwd_sigs(), **JIT_ROW_PARALLEL)
 def gaussian_latent_backward_par(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
     """:func:`gaussian_latent_backward` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
         _latent_backward_row(dz[i], z[i], mu[i], logvar[i], beta, inv_n, dmu[i], dlv[i])
 
 
-@njit(_kl_sigs(), **JIT)
+@njit(_kl_sigs(), **JIT_ROW)
 def gaussian_kl_rows(mu, logvar, out):
     """``out[r] = KL(N(mu_r, exp(lv_r)) || N(0, I)) = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``."""
     for i in range(mu.shape[0]):
         out[i] = _kl_row(mu[i], logvar[i])
 
 
-@njit(_kl_sigs(), **JIT_PARALLEL)
+@njit(_kl_sigs(), **JIT_ROW_PARALLEL)
 def gaussian_kl_rows_par(mu, logvar, out):
     """:func:`gaussian_kl_rows` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):

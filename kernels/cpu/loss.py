@@ -11,7 +11,7 @@ and ``row_loss[i] = Σ_j ℓ_ij``. The caller passes ``scale = 1/B`` and forms `
 fixed order.
 
 Row sums: accumulated in the arrays' dtype, in the fixed order of :func:`_ordered_sum` (pairwise halving down to
-32 terms, then left to right). The row bodies are compiled without ``reassoc`` (``fmath.JIT_ROW``), so that
+32 terms, then left to right). The row bodies are compiled without ``reassoc`` (``_config.JIT_ROW``), so that
 order is the order computed whatever context LLVM inlines them into; this is what makes the serial and ``_par``
 kernels bit-identical. (With ``reassoc`` the vectorised reduction was re-associated differently inlined into the
 serial loop and into the parfor gufunc.) The elementwise terms go to a scratch row first: the element loop and
@@ -27,9 +27,8 @@ import numpy as np
 from numba import prange
 
 from . import fmath
-from ._config import JIT, JIT_PARALLEL, njit
+from ._config import JIT, JIT_PARALLEL, JIT_ROW, njit
 
-JIT_ROW = fmath.JIT_ROW
 
 # Rows per parallel task (each task allocates one scratch row).
 ROW_BLOCK = 16

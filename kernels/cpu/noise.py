@@ -13,15 +13,13 @@ the array dtype; ``k0, k1, step`` uint32 words; ``row0`` int64 (the absolute ind
 from numba import prange
 
 from fastae import rng
-from fastae.kernels.cpu._config import JIT, JIT_PARALLEL, njit
+from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, njit
 from fastae.kernels.cpu.philox import fill_normal_row, fill_uniform_row
 
 __all__ = ["mask_noise", "mask_noise_par", "gaussian_noise", "gaussian_noise_par"]
 
-# The shared flags minus 'reassoc' (as in latent.py and penalties.py): values are evaluated as written, up to FMA
+# Kernels here compile with _config.JIT_ROW (no 'reassoc'): values are evaluated as written, up to FMA
 # contraction, so they cannot depend on where LLVM inlines a row helper.
-JIT = dict(JIT, fastmath=set(JIT["fastmath"]) - {"reassoc"})
-JIT_PARALLEL = dict(JIT, parallel=True)
 
 _STREAM = rng.STREAM_NOISE
 
@@ -30,7 +28,7 @@ def _sigs():
     return [f"void({t}[:, ::1], {t}, u4, u4, u4, i8, {t}[:, ::1])" for t in ("f4", "f8")]
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _mask_row(x, p, k0, k1, step, row, out):
     # Two passes over one row (both in L1): the Philox pass vectorises on its own and the select pass is a plain
     # compare-and-blend. The uniform is exact in float32, so comparing it in the array dtype is the reference's
@@ -41,7 +39,7 @@ def _mask_row(x, p, k0, k1, step, row, out):
         out[j] = x[j] if out[j] >= p else zero
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _gauss_row(x, sigma, k0, k1, step, row, out):
     # eps is rounded to the array dtype first (the store), then x + sigma * eps is formed in that dtype, as the
     # reference does; the shared 'contract' flag may fuse it into one FMA (a last-bit difference, never a
@@ -51,21 +49,21 @@ def _gauss_row(x, sigma, k0, k1, step, row, out):
         out[j] = x[j] + sigma * out[j]
 
 
-@njit(_sigs(), **JIT)
+@njit(_sigs(), **JIT_ROW)
 def mask_noise(x, p, k0, k1, step, row0, out):
     """Masking noise: ``out = x where u >= p else 0``, ``u`` the uniform of STREAM_NOISE at ``(step, row0 + r, c)``."""
     for i in range(x.shape[0]):
         _mask_row(x[i], p, k0, k1, step, row0 + i, out[i])
 
 
-@njit(_sigs(), **JIT_PARALLEL)
+@njit(_sigs(), **JIT_ROW_PARALLEL)
 def mask_noise_par(x, p, k0, k1, step, row0, out):
     """:func:`mask_noise` with rows spread over threads (bit-identical)."""
     for i in prange(x.shape[0]):
         _mask_row(x[i], p, k0, k1, step, row0 + i, out[i])
 
 
-@njit(_sigs(), **JIT)
+@njit(_sigs(), **JIT_ROW)
 def gaussian_noise(x, sigma, k0, k1, step, row0, out):
     """Additive noise: ``out = x + sigma * eps``, ``eps`` the standard normal of STREAM_NOISE at
     ``(step, row0 + r, c)``."""
@@ -73,7 +71,7 @@ def gaussian_noise(x, sigma, k0, k1, step, row0, out):
         _gauss_row(x[i], sigma, k0, k1, step, row0 + i, out[i])
 
 
-@njit(_sigs(), **JIT_PARALLEL)
+@njit(_sigs(), **JIT_ROW_PARALLEL)
 def gaussian_noise_par(x, sigma, k0, k1, step, row0, out):
     """:func:`gaussian_noise` with rows spread over threads (bit-identical)."""
     for i in prange(x.shape[0]):

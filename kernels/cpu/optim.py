@@ -27,11 +27,10 @@ import numpy as np
 from numba import prange
 
 from . import fmath
-from ._config import JIT, JIT_PARALLEL, njit
+from ._config import JIT, JIT_PARALLEL, JIT_ROW, njit
 
-# Block bodies: FMA contraction as the only fast-math liberty (fmath.JIT_ROW), so the values cannot depend on the
+# Block bodies: FMA contraction as the only fast-math liberty (_config.JIT_ROW), so the values cannot depend on the
 # context LLVM inlines a body into; every output is elementwise, hence the same for any blocking.
-JIT_ROW = fmath.JIT_ROW
 
 # Elements per parallel task: 16 K float32 = 64 KiB per array, large enough to amortise a task and a multiple
 # of every SIMD width, so block edges never split a vector.

@@ -17,16 +17,14 @@ import numpy as np
 from numba import prange
 
 from fastae.backends.numpy_ref import _RHO_HAT_EPS
-from fastae.kernels.cpu._config import JIT, JIT_PARALLEL, SIGMOID, TANH, njit
+from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, SIGMOID, TANH, njit
 
 __all__ = ["l1_penalty", "l1_penalty_par", "kl_sparsity", "contractive", "contractive_par", "weight_decay",
            "weight_decay_par"]
 
-# The shared flags minus 'reassoc' (see latent.py: with it, a row helper's result changed in the last bit with the
+# Kernels here compile with _config.JIT_ROW (no 'reassoc') (see latent.py: with it, a row helper's result changed in the last bit with the
 # context LLVM inlined it into). Values are evaluated as written, up to FMA contraction; the long sums over rows of
 # W use fixed four-lane accumulators instead, which vectorise without reordering anything.
-JIT = dict(JIT, fastmath=set(JIT["fastmath"]) - {"reassoc"})
-JIT_PARALLEL = dict(JIT, parallel=True)
 
 _F = ("f4", "f8")
 
@@ -34,7 +32,7 @@ _F = ("f4", "f8")
 # ---------------------------------------------------------------------------------------------------------------
 # L1 on the code: P = lam (1/B) sum |h|, dP/dh = lam sign(h) / B
 # ---------------------------------------------------------------------------------------------------------------
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _l1_row(h, lam, inv_n, dh):
     t = h.dtype.type
     one, zero = t(1), t(0)
@@ -55,7 +53,7 @@ def _l1_row(h, lam, inv_n, dh):
     return acc
 
 
-@njit([f"void({t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT)
+@njit([f"void({t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_ROW)
 def l1_penalty(h, lam, inv_n, dh, row_abs):
     """``dh = lam sign(h) inv_n`` and ``row_abs[i] = sum_j |h_ij|`` (float64 sum, stored in the dtype);
     the penalty is ``lam * mean(row_abs)``."""
@@ -63,7 +61,7 @@ def l1_penalty(h, lam, inv_n, dh, row_abs):
         row_abs[i] = _l1_row(h[i], lam, inv_n, dh[i])
 
 
-@njit([f"void({t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_PARALLEL)
+@njit([f"void({t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_ROW_PARALLEL)
 def l1_penalty_par(h, lam, inv_n, dh, row_abs):
     """:func:`l1_penalty` with rows spread over threads (bit-identical)."""
     for i in prange(h.shape[0]):
@@ -73,7 +71,7 @@ def l1_penalty_par(h, lam, inv_n, dh, row_abs):
 # ---------------------------------------------------------------------------------------------------------------
 # KL sparsity on the mean activations
 # ---------------------------------------------------------------------------------------------------------------
-@njit([f"f8({t}[:, ::1], {t}, {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT)
+@njit([f"f8({t}[:, ::1], {t}, {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_ROW)
 def kl_sparsity(h, rho, beta, inv_n, dh, rho_hat):
     """KL sparsity penalty on ``rho_hat_j = clip((1/B) sum_i h_ij, 1e-6, 1 - 1e-6)``.
 
@@ -133,7 +131,7 @@ def _d1_d2(v, act, one, two, nan):
     return nan, nan
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _sumsq_row(w):
     """``sum_i w_i^2`` in float64 over four interleaved lanes (``i % 4``), combined as ``(s0 + s1) + (s2 + s3)``:
     a fixed order that LLVM can still keep in one vector register (no 'reassoc' needed)."""
@@ -152,7 +150,7 @@ def _sumsq_row(w):
     return (s0 + s1) + (s2 + s3)
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _contractive_row(h, s, act, c, dz):
     """``dz_j = c s_j f'_j f''_j`` (dtype) and returns ``sum_j f'_j^2 s_j`` (float64)."""
     t = h.dtype.type
@@ -166,7 +164,7 @@ def _contractive_row(h, s, act, c, dz):
     return acc
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _d1sq_col_means(h, act, out):
     """``out_j = (1/B) sum_i f'(a_ij)^2``: float64 column sums in row order (serial in both kernels)."""
     t = h.dtype.type
@@ -181,7 +179,7 @@ def _d1sq_col_means(h, act, out):
         out[j] = acc[j] / n
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _dW_row(w, two_lam, m, dW):
     for i in range(w.shape[0]):
         dW[i] = two_lam * w[i] * m
@@ -191,7 +189,7 @@ def _contractive_sigs():
     return [f"void({t}[:, ::1], {t}[:, ::1], i8, {t}, {t}, {t}[:, ::1], {t}[:, ::1], {t}[::1])" for t in _F]
 
 
-@njit(_contractive_sigs(), **JIT)
+@njit(_contractive_sigs(), **JIT_ROW)
 def contractive(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
     """Contractive penalty pieces, as :func:`numpy_ref.contractive_penalty` (``act`` = SIGMOID or TANH code).
 
@@ -216,7 +214,7 @@ def contractive(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
         _dW_row(W[j], two_lam, m[j], dW_direct[j])
 
 
-@njit(_contractive_sigs(), **JIT_PARALLEL)
+@njit(_contractive_sigs(), **JIT_ROW_PARALLEL)
 def contractive_par(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
     """:func:`contractive` with rows of ``W`` and of ``h`` spread over threads; the column means stay serial
     (a fixed row order), so the result is bit-identical."""
@@ -238,7 +236,7 @@ def contractive_par(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
 # ---------------------------------------------------------------------------------------------------------------
 # L2 weight decay
 # ---------------------------------------------------------------------------------------------------------------
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _decay_row(w, g, wd):
     """``g += wd w`` and returns ``sum w^2`` (float64, the lane order of :func:`_sumsq_row`)."""
     for j in range(w.shape[0]):
@@ -247,7 +245,7 @@ def _decay_row(w, g, wd):
     return _sumsq_row(w)
 
 
-@njit(**JIT)
+@njit(**JIT_ROW)
 def _sum(v):
     # One shared summation of the per-row partials, so the serial and parallel kernels add them identically.
     total = 0.0
@@ -256,7 +254,7 @@ def _sum(v):
     return total
 
 
-@njit([f"f8({t}[:, ::1], {t}[:, ::1], {t})" for t in _F], **JIT)
+@njit([f"f8({t}[:, ::1], {t}[:, ::1], {t})" for t in _F], **JIT_ROW)
 def weight_decay(W, g, wd):
     """``g += wd W`` in place; returns ``0.5 wd sum W^2`` (float64; per-row float64 sums, then added over rows)."""
     n = W.shape[0]
@@ -266,7 +264,7 @@ def weight_decay(W, g, wd):
     return 0.5 * np.float64(wd) * _sum(rows)
 
 
-@njit([f"f8({t}[:, ::1], {t}[:, ::1], {t})" for t in _F], **JIT_PARALLEL)
+@njit([f"f8({t}[:, ::1], {t}[:, ::1], {t})" for t in _F], **JIT_ROW_PARALLEL)
 def weight_decay_par(W, g, wd):
     """:func:`weight_decay` with rows spread over threads; the row sums are added serially in row order."""
     n = W.shape[0]
