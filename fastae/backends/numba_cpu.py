@@ -231,6 +231,6 @@ def momentum_update(p, g, buf, out, lr, momentum, nesterov):
 
 
 def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
+    step, rs = _ref.adam_scalars(lr, beta1, beta2, t_step)
     return bool(_pick(optim, "adam", p.size)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                             out.reshape(-1), float(lr), float(beta1), float(beta2), float(eps),
-                                             float(1 - beta1**t_step), float(1 - beta2**t_step)))
+                                             out.reshape(-1), step, rs, float(beta1), float(beta2), float(eps)))

@@ -2,7 +2,7 @@
 
 Math: :func:`fastae.backends.numpy_ref.sgd_update`, ``momentum_update`` and ``adam_update``, in the same operation
 order, with true divisions (float64 agrees to ~1e-16 relative; the only difference is FMA contraction of
-``p − lr·s``, ``μ·buf + g`` and ``β m + (1−β) g``, one rounding instead of two). Each kernel writes the new
+``p − lr·s``, ``μ·buf + g``, ``√v·r + ε`` and ``β m + (1−β) g``, one rounding instead of two). Each kernel writes the new
 parameters into ``out`` (never into ``p``), updates its state in place, and returns ``True`` iff every ``out``
 is finite, so a diverging step can be refused with ``p`` intact.
 
@@ -78,7 +78,7 @@ def _momentum_block(p, g, buf, out, lr, mu, nesterov, lo, hi):
 
 
 @njit(**JIT_ROW)
-def _adam_block(p, g, m, v, out, lr, b1, b2, omb1, omb2, eps, c1, c2, lo, hi):
+def _adam_block(p, g, m, v, out, step, rs, b1, b2, omb1, omb2, eps, lo, hi):
     p, g, m, v, out = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], out[lo:hi]
     bad = 0
     for k in range(p.shape[0]):
@@ -87,7 +87,7 @@ def _adam_block(p, g, m, v, out, lr, b1, b2, omb1, omb2, eps, c1, c2, lo, hi):
         vk = b2 * v[k] + omb2 * (gk * gk)
         m[k] = mk
         v[k] = vk
-        o = p[k] - (lr * (mk / c1)) / (math.sqrt(vk / c2) + eps)
+        o = p[k] - step * (mk / (math.sqrt(vk) * rs + eps))
         out[k] = o
         bad |= fmath.nonfinite(o)
     return bad
@@ -154,32 +154,32 @@ def momentum_par(p, g, buf, out, lr, mu, nesterov):
 # Adam (torch.optim.Adam semantics)
 # ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def adam(p, g, m, v, out, lr, b1, b2, eps, c1, c2):
-    """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``out = p − lr·(m/c1) / (√(v/c2) + ε)`` with the bias
-    corrections ``c1 = 1 − β₁ᵗ`` and ``c2 = 1 − β₂ᵗ`` passed in. Returns True iff every ``out`` is finite."""
-    bad = _adam_block(p, g, m, v, out, fmath.cast(lr, p), fmath.cast(b1, p), fmath.cast(b2, p),
-                      fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p),
-                      fmath.cast(c1, p), fmath.cast(c2, p), 0, p.shape[0])
+def adam(p, g, m, v, out, step, rs, b1, b2, eps):
+    """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``out = p − s·(m / (√v·r + ε))``, where the caller
+    forms ``s = lr / (1 − β₁ᵗ)`` and ``r = 1 / √(1 − β₂ᵗ)`` in float64 (:func:`numpy_ref.adam_scalars`): one
+    division and one root per element. Returns True iff every ``out`` is finite."""
+    bad = _adam_block(p, g, m, v, out, fmath.cast(step, p), fmath.cast(rs, p), fmath.cast(b1, p),
+                      fmath.cast(b2, p), fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p),
+                      0, p.shape[0])
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def adam_par(p, g, m, v, out, lr, b1, b2, eps, c1, c2):
+def adam_par(p, g, m, v, out, step, rs, b1, b2, eps):
     """:func:`adam` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
-    lr_ = fmath.cast(lr, p)
+    step_ = fmath.cast(step, p)
+    rs_ = fmath.cast(rs, p)
     b1_ = fmath.cast(b1, p)
     b2_ = fmath.cast(b2, p)
     omb1 = fmath.cast(1.0 - b1, p)
     omb2 = fmath.cast(1.0 - b2, p)
     eps_ = fmath.cast(eps, p)
-    c1_ = fmath.cast(c1, p)
-    c2_ = fmath.cast(c2, p)
     n = p.shape[0]
     nblk = (n + OPT_BLOCK - 1) // OPT_BLOCK
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _adam_block(p, g, m, v, out, lr_, b1_, b2_, omb1, omb2, eps_, c1_, c2_, lo,
+        flags[b] = _adam_block(p, g, m, v, out, step_, rs_, b1_, b2_, omb1, omb2, eps_, lo,
                               min(lo + OPT_BLOCK, n))
     return _all_finite(flags)
 
