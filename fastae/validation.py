@@ -28,7 +28,8 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     memory-mapped arrays included) is used without a copy, so nothing downstream may write into it.
 
     ``scan``, when the backend has one, checks values of an input that is already C-contiguous in ``dtype`` in a
-    single compiled pass; it changes no outcome, only the cost.
+    single compiled pass (``scan(X, in_unit_interval) -> True`` when every value is acceptable); anything it
+    does not accept goes through the detailed checks, so it changes no outcome, only the cost.
 
     Rejects: sparse matrices, masked arrays with masked values, object, complex, string and datetime dtypes, a
     number of dimensions other than 2, no rows, no columns, a column count other than ``n_features``, NaN or
@@ -42,10 +43,9 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     """
     if scan is not None and type(X) is np.ndarray and X.ndim == 2 and X.dtype == dtype and X.flags.c_contiguous \
             and X.shape[0] > 0 and X.shape[1] > 0 and (n_features is None or X.shape[1] == n_features):
-        # The common case, checked in one compiled pass (``scan(X) -> (n_nonfinite, n_outside_unit)``); anything
-        # it flags goes through the detailed checks below, which say what is wrong and where.
-        n_bad, n_out = scan(X)
-        if n_bad == 0 and (n_out == 0 or not in_unit_interval):
+        # The common case, checked in one compiled pass; anything it does not accept goes through the detailed
+        # checks below, which say what is wrong and where.
+        if scan(X, in_unit_interval):
             return X
     if X is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got None")

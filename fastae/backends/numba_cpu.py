@@ -55,7 +55,7 @@ PARALLEL = THREADING_LAYER is not None
 
 from fastae.kernels.cpu import dense  # noqa: E402
 from fastae.kernels.cpu._config import ACT_CODE, PARALLEL_MIN  # noqa: E402
-from fastae.kernels.cpu.checks import scan_values  # noqa: E402,F401  (used by the boundary validation)
+from fastae.kernels.cpu.checks import values_ok  # noqa: E402,F401  (the boundary validation)
 
 
 class _OnFirstUse:

@@ -104,7 +104,7 @@ class BaseModel:
     def _check_X(self, X, name="X", n_features=None):
         return check_array(X, dtype=self.dtype, name=name, n_features=n_features,
                            in_unit_interval=self.loss == "bce", owner=type(self).__name__,
-                           scan=getattr(getattr(self, "_B", None), "scan_values", None))
+                           scan=getattr(getattr(self, "_B", None), "values_ok", None))
 
     def _validated(self):
         """Check every hyperparameter without changing the model; returns the backend and the derived settings

@@ -10,6 +10,7 @@ the thread count: no floating-point value depends on how rows are split among th
 no ``reassoc`` (``_config.JIT_ROW``), so their arithmetic is the order written wherever LLVM inlines them.
 """
 
+import numpy as np
 from numba import prange
 
 from . import fmath
@@ -27,10 +28,10 @@ COL_BLOCK = 64
 # bias + activation (forward)
 # ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT_ROW)
-def _bias_act_row(a, b, i, act):
-    """Row ``i`` of :func:`bias_act`. The activation branch is taken once per row, outside the column loop,
-    so each of the four loops is branch-free and vectorises."""
-    ar = a[i]
+def _bias_act_vec(ar, b, act):
+    """``ar[j] = f(ar[j] + b[j])`` over one contiguous run (a row, or several rows against a tiled bias). The
+    activation branch is taken once, outside the loop, so each of the four loops is branch-free and
+    vectorises."""
     m = ar.shape[0]
     if act == SIGMOID:
         for j in range(m):
@@ -39,7 +40,7 @@ def _bias_act_row(a, b, i, act):
         for j in range(m):
             ar[j] = fmath.tanh(ar[j] + b[j])
     elif act == RELU:
-        zero = fmath.cast(0.0, a)
+        zero = fmath.cast(0.0, ar)
         for j in range(m):
             z = ar[j] + b[j]
             # max(z, 0) as np.maximum: a NaN stays NaN (so divergence is still caught downstream).
@@ -49,19 +50,44 @@ def _bias_act_row(a, b, i, act):
             ar[j] = ar[j] + b[j]
 
 
+# Narrow layers (a code of 16 units) make row-sized loops too short to vectorise well: measured 0.66 ns per
+# element at 16 columns against 0.35 at 256. Below WIDE columns, bias_act walks runs of whole rows against the
+# bias tiled to the run's length instead; the values are the same, element for element.
+WIDE = 128
+RUN = 1024
+
+
+@njit(**JIT)
+def _bias_tile(b, rows):
+    m = b.shape[0]
+    bt = np.empty(rows * m, dtype=b.dtype)
+    for r in range(rows):
+        bt[r * m:(r + 1) * m] = b
+    return bt
+
+
 @njit(**JIT)
 def bias_act(a, b, act):
     """In place ``a[i, j] = f(a[i, j] + b[j])`` for the activation code ``act`` (``_config.SIGMOID``, ``TANH``,
-    ``RELU``, ``LINEAR``); ``a`` is ``(n, m)``, ``b`` is ``(m,)``."""
-    for i in range(a.shape[0]):
-        _bias_act_row(a, b, i, act)
+    ``RELU``, ``LINEAR``); ``a`` is ``(n, m)`` C-contiguous, ``b`` is ``(m,)``."""
+    n, m = a.shape
+    if m >= WIDE or n == 1:
+        for i in range(n):
+            _bias_act_vec(a[i], b, act)
+        return
+    rows = max(1, RUN // m)
+    bt = _bias_tile(b, rows)
+    flat = a.reshape(-1)
+    for i0 in range(0, n, rows):
+        i1 = min(i0 + rows, n)
+        _bias_act_vec(flat[i0 * m:i1 * m], bt, act)
 
 
 @njit(**JIT_PARALLEL)
 def bias_act_par(a, b, act):
     """:func:`bias_act` with rows split among threads; bit-identical to it."""
     for i in prange(a.shape[0]):
-        _bias_act_row(a, b, i, act)
+        _bias_act_vec(a[i], b, act)
 
 
 # ---------------------------------------------------------------------------------------------------------------
