@@ -34,8 +34,19 @@ class Optimizer:
         self.name = name
         self.lr = learning_rate
         self.momentum = momentum
-        self.state: dict[str, dict[str, object]] = {}
         self._scratch: dict[str, object] = {}
+        self.state: dict[str, dict[str, object]] = {}
+
+    @property
+    def state(self):
+        """``{parameter name: {state name: array}}``, PyTorch's names; assigning it (a reset, a loaded model)
+        also forgets the buffers a fused step had looked up."""
+        return self._state
+
+    @state.setter
+    def state(self, value):
+        self._state = value
+        self._buffers = None
 
     def reset(self):
         self.state = {}
@@ -53,15 +64,56 @@ class Optimizer:
             self.state[name] = st
         return st
 
+    def _out_for(self, name, p):
+        out = self._scratch.get(name)
+        if out is None or out.shape != p.shape or out.dtype != p.dtype:
+            out = self._scratch[name] = self.B.xp.empty_like(p)
+        return out
+
+    def workspace(self, size, dtype):
+        """A scratch vector of ``size`` elements for a fused step, kept between steps (never saved)."""
+        ws = self._scratch.get(None)
+        if ws is None or ws.shape[0] != size or ws.dtype != dtype:
+            ws = self._scratch[None] = self.B.xp.empty(size, dtype=dtype)
+        return ws
+
+    def buffers(self, params, names):
+        """``(ps, outs, first, second)`` for the parameters ``names``: their current arrays, the buffers the
+        update writes into, and the state it reads and writes (the momentum buffer, or Adam's ``exp_avg`` and
+        ``exp_avg_sq``; the parameter's own ``out`` stands in where the method keeps less state, and is never
+        read as state). Kept between calls while ``params`` still holds the arrays it returned, because a fused
+        step of a small model costs about as much as this lookup."""
+        c = self._buffers
+        if c is not None and c[0] is names and all(params[n] is p for n, p in zip(names, c[1])):
+            return c[1:]
+        ps, outs, first, second = [], [], [], []
+        for name in names:
+            p = params[name]
+            out = self._out_for(name, p)
+            st = self._state_for(name, p)
+            slots = [st[s] for s in self.STATE_NAMES[self.name]]
+            ps.append(p)
+            outs.append(out)
+            first.append(slots[0] if slots else out)
+            second.append(slots[1] if len(slots) > 1 else first[-1])
+        self._buffers = (names, ps, outs, first, second)
+        return ps, outs, first, second
+
+    def commit(self, params, names):
+        """Swap the updated buffers in (after every update of ``names`` was finite)."""
+        for name in names:
+            params[name], self._scratch[name] = self._scratch[name], params[name]
+        c = self._buffers
+        if c is not None and c[0] is names:  # the parameters and their out buffers trade places
+            self._buffers = (names, c[2], c[1], c[3], c[4])
+
     def step(self, params, grads, t):
         """Apply update number ``t`` (≥ 1) to every parameter; returns the name of the first parameter whose
         update was non-finite (nothing is changed then), or ``None`` on success."""
         B = self.B
         for name, g in grads.items():
             p = params[name]
-            out = self._scratch.get(name)
-            if out is None or out.shape != p.shape or out.dtype != p.dtype:
-                out = self._scratch[name] = B.xp.empty_like(p)
+            out = self._out_for(name, p)
             st = self._state_for(name, p)
             if self.name == "sgd":
                 ok = B.sgd_update(p, g, out, self.lr)
@@ -73,8 +125,7 @@ class Optimizer:
                                        self.name == "nesterov")
             if not ok:
                 return name
-        for name in grads:
-            params[name], self._scratch[name] = self._scratch[name], params[name]
+        self.commit(params, grads)
         return None
 
 
@@ -106,17 +157,22 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None
     number unless ``noise_step`` pins them (the benchmarks evaluate every step on the same draw)."""
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
-    loss, grads = model._loss_and_grads(xb, t if noise_step is None else noise_step)
-    loss = float(loss)
-    where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"
+    draw = t if noise_step is None else noise_step
+    fused = model._fused_update(xb, draw, t)
+    if fused is None:
+        loss, grads = model._loss_and_grads(xb, draw)
+        loss = float(loss)
+        bad = model._optimizer.step(model._params, grads, t) if math.isfinite(loss) else None
+    else:  # the whole update ran in one backend call, and was committed if every new value is finite
+        loss, bad = fused
+    if not math.isfinite(loss) or bad is not None:
+        model._optimizer.reset()
+        where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"
     if not math.isfinite(loss):
-        model._optimizer.reset()
         raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; the model keeps the "
-                              f"weights from before this batch and its optimizer state is reset. Try a smaller learning_rate "
-                              f"(now {model.learning_rate}) or check the data scale")
-    bad = model._optimizer.step(model._params, grads, t)
+                              f"weights from before this batch and its optimizer state is reset. Try a smaller "
+                              f"learning_rate (now {model.learning_rate}) or check the data scale")
     if bad is not None:
-        model._optimizer.reset()
         raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); the model "
                               f"keeps the weights from before this batch and its optimizer state is reset. "
                               f"Try a smaller learning_rate (now {model.learning_rate})")

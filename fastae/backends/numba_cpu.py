@@ -71,7 +71,8 @@ class _OnFirstUse:
         return getattr(self._module, attr)
 
 
-latent, loss, noise, optim, penalties = (_OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties"))
+latent, loss, noise, optim, penalties, step = (_OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties",
+                                                                       "step"))
 
 
 def describe() -> dict:
@@ -234,3 +235,36 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     step, rs = _ref.adam_scalars(lr, beta1, beta2, t_step)
     return bool(_pick(optim, "adam", p.size)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
                                              out.reshape(-1), step, rs, float(beta1), float(beta2), float(eps)))
+
+
+# --- a whole training step of a one-hidden-layer autoencoder in one call (kernels/cpu/step.py) -----------------
+# Only where calls cost more than arithmetic: while every product has at most this many multiply-adds, OpenBLAS
+# runs ?gemm on the calling thread (its threshold is 65536 × GEMM_MULTITHREAD_THRESHOLD, 4 by default), so the
+# products made from compiled code (SciPy's cython_blas, a second OpenBLAS) never wake a second thread pool.
+FUSED_MAX_MULADDS = 65536 * 4
+
+
+def fused_ae1_fits(n, n_in, n_hid):
+    """True if :func:`ae1_step` should run a batch of ``n`` rows of an ``n_in → n_hid`` model."""
+    return n * n_in * n_hid <= FUSED_MAX_MULADDS
+
+
+def ae1_workspace_size(n, n_in, n_hid):
+    return step.workspace_size(n, n_in, n_hid)
+
+
+def ae1_step(x, x_in, params, outs, first, second, ws, tied, activation, loss_name, optimizer, lr, momentum,
+             beta1, beta2, eps, t_step):
+    """One whole update of a one-hidden-layer autoencoder (``params``: W, b, [W_d,] c) in one compiled call;
+    returns ``(loss, status)`` as :func:`fastae.kernels.cpu.step.ae1_step`."""
+    if tied:
+        (W, b, c), (W_o, b_o, c_o), (sW, sb, sc), (tW, tb, tc) = params, outs, first, second
+        Wd, Wd_o, sWd, tWd = W, W_o, sW, tW
+    else:
+        (W, b, Wd, c), (W_o, b_o, Wd_o, c_o), (sW, sb, sWd, sc), (tW, tb, tWd, tc) = params, outs, first, second
+    s, rs = _ref.adam_scalars(lr, beta1, beta2, t_step) if optimizer == "adam" else (0.0, 0.0)
+    value, status = step.ae1_step(x, x_in, W, b, Wd, c, W_o, b_o, Wd_o, c_o, sW, sb, sWd, sc, tW, tb, tWd, tc, ws,
+                                  bool(tied), ACT_CODE[activation], loss_name == "bce",
+                                  step.OPTIMIZER_CODE[optimizer], float(lr), float(momentum),
+                                  optimizer == "nesterov", float(beta1), float(beta2), float(eps), s, rs)
+    return float(value), int(status)

@@ -117,6 +117,11 @@ class BaseModel:
         """The parameters that fix the layout of the weights: ``partial_fit`` cannot change them."""
         return {name: getattr(self, name) for name in self._STRUCTURAL}
 
+    def _fused_update(self, x, step, t):
+        """A whole update in one backend call, where a model and its backend have one; ``None`` means "run
+        ``_loss_and_grads`` and the optimiser" (see :func:`fastae.training._step`)."""
+        return None
+
     def _check_fitted(self):
         if not hasattr(self, "_params"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
