@@ -184,3 +184,60 @@ def test_large_inputs_are_chunked_identically():
     whole = m.encode(X)
     pieces = np.concatenate([m.encode(X[:1000]), m.encode(X[1000:])])
     np.testing.assert_array_equal(whole, pieces)
+
+
+# --- the fused one-call step (numba backend) ---------------------------------------------------------------------
+FUSED_VARIANTS = {
+    "tied_adam": dict(),
+    "untied_mse_tanh_sgd": dict(tied=False, loss="mse", activation="tanh", optimizer="sgd", learning_rate=0.05),
+    "relu_momentum": dict(activation="relu", optimizer="momentum", learning_rate=0.05),
+    "linear_nesterov_untied": dict(activation="linear", tied=False, optimizer="nesterov", learning_rate=0.02),
+    "denoising_mask": dict(noise=("mask", 0.25)),
+    "denoising_gaussian": dict(noise=("gaussian", 0.1), tied=False),
+}
+
+
+def _count_fused_calls(monkeypatch):
+    from fastae.backends import numba_cpu
+
+    calls = []
+    real = numba_cpu.ae1_step
+    monkeypatch.setattr(numba_cpu, "ae1_step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
+@pytest.mark.parametrize("name", sorted(FUSED_VARIANTS))
+def test_fused_and_op_by_op_steps_train_alike(name, monkeypatch, digits_split):
+    """Three epochs through the one-call step and through the op-by-op path give the same float64 weights and
+    losses (same products, same kernels; only the order of the loss's row sum differs)."""
+    Xtr, _ = digits_split
+    kw = dict(hidden=(12,), epochs=3, batch_size=64, random_state=3, dtype="float64", backend="numba",
+              **FUSED_VARIANTS[name])
+    calls = _count_fused_calls(monkeypatch)
+    fused = fastae.Autoencoder(**kw).fit(Xtr[:300])
+    assert len(calls) == 3 * 5  # every step of every epoch took the fused path
+    monkeypatch.setattr(fastae.Autoencoder, "_fused_update", lambda self, x, step, t: None)
+    op_by_op = fastae.Autoencoder(**kw).fit(Xtr[:300])
+    assert len(calls) == 15
+    np.testing.assert_allclose(fused.history_["loss"], op_by_op.history_["loss"], rtol=1e-13)
+    for k, v in op_by_op.state_dict().items():
+        np.testing.assert_allclose(fused.state_dict()[k], v, rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("kw,fused", [
+    (dict(), True),
+    (dict(hidden=(12, 6)), False),                      # two hidden layers
+    (dict(sparsity=("l1", 1e-3)), False),
+    (dict(sparsity=("kl", 0.1, 0.1)), False),
+    (dict(contractive=0.05, activation="tanh"), False),
+    (dict(weight_decay=1e-4), False),
+    (dict(hidden=(16,), batch_size=256), True),         # 256 x 64 x 16 multiply-adds: FUSED_MAX_MULADDS exactly
+    (dict(hidden=(16,), batch_size=300), False),        # 300 x 64 x 16: over it
+    (dict(backend="numpy"), False),                     # the reference has no fused op
+])
+def test_fused_step_serves_exactly_the_models_it_covers(kw, fused, monkeypatch, digits_split):
+    Xtr, _ = digits_split
+    calls = _count_fused_calls(monkeypatch)
+    m = fastae.Autoencoder(**{**dict(hidden=(12,), epochs=1, batch_size=64, random_state=0), **kw}).fit(Xtr[:300])
+    assert (len(calls) > 0) is fused
+    assert np.isfinite(m.history_["loss"]).all()

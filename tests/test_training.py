@@ -83,3 +83,26 @@ def test_partial_fit_takes_the_current_learning_rate_and_optimizer(digits_split)
     m.set_params(optimizer="adam", learning_rate=1e-2).partial_fit(Xtr)
     assert set(m._optimizer.state["encoder.0.weight"]) == {"exp_avg", "exp_avg_sq"}
     assert not np.array_equal(m.state_dict()["encoder.0.weight"], before["encoder.0.weight"])
+
+
+def test_optimizer_buffers_follow_the_parameters_and_the_state():
+    """The fused step's buffer lookup is kept between steps only while it is still true: a replaced parameter
+    array or a new optimizer state (reset, loaded model) is looked up afresh, and a commit swaps in the outs."""
+    from fastae.backends import numpy_ref
+
+    names = ("a", "b")
+    opt = training.Optimizer(numpy_ref, "adam", 1e-3, 0.0)
+    params = {"a": np.ones(3), "b": np.zeros(2)}
+    ps, outs, m, v = opt.buffers(params, names)
+    assert ps[0] is params["a"] and m[0] is opt.state["a"]["exp_avg"] and v[1] is opt.state["b"]["exp_avg_sq"]
+    assert opt.buffers(params, names)[1][0] is outs[0]  # kept
+    opt.commit(params, names)
+    ps2, outs2, _, _ = opt.buffers(params, names)
+    assert ps2[0] is outs[0] and outs2[0] is ps[0] and params["a"] is outs[0]
+    params["b"] = np.zeros(2)  # replaced from outside (load_state_dict, early stopping's restore)
+    assert opt.buffers(params, names)[0][1] is params["b"]
+    opt.reset()
+    _, _, m3, _ = opt.buffers(params, names)
+    assert m3[0] is opt.state["a"]["exp_avg"] and m3[0] is not m[0]
+    opt.state = {"a": {"exp_avg": np.full(3, 7.0), "exp_avg_sq": np.ones(3)}}  # a loaded optimizer state
+    assert opt.buffers(params, names)[2][0] is opt.state["a"]["exp_avg"]
