@@ -145,20 +145,23 @@ def run_epoch(model, X, epoch_label, bar=None):
     total = 0.0
     # Overflow on the way to divergence is expected and reported below with the epoch and batch; numpy's own
     # warnings (or errors, under np.seterr) would only get in the way of that report.
+    fused = model._fused_stepper()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for b, (s, e) in enumerate(spans):
-            total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar)
+            total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
     model.n_epochs_ += 1
     return total / n
 
 
-def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None):
+def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None, fused=None):
     """One minibatch update; returns its loss times its size. Random draws (noise, ε) are addressed by the update
-    number unless ``noise_step`` pins them (the benchmarks evaluate every step on the same draw)."""
+    number unless ``noise_step`` pins them (the benchmarks evaluate every step on the same draw). ``fused`` is
+    the model's ``_fused_stepper()`` for this epoch, if it has one."""
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
     draw = t if noise_step is None else noise_step
-    fused = model._fused_update(xb, draw, t)
+    if fused is not None:
+        fused = fused(xb, draw, t)
     if fused is None:
         loss, grads = model._loss_and_grads(xb, draw)
         loss = float(loss)

@@ -201,8 +201,13 @@ def _count_fused_calls(monkeypatch):
     from fastae.backends import numba_cpu
 
     calls = []
-    real = numba_cpu.ae1_step
-    monkeypatch.setattr(numba_cpu, "ae1_step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = numba_cpu.ae1_stepper
+
+    def counting(*args):
+        run = real(*args)
+        return lambda *a: calls.append(1) or run(*a)
+
+    monkeypatch.setattr(numba_cpu, "ae1_stepper", counting)
     return calls
 
 
@@ -216,7 +221,7 @@ def test_fused_and_op_by_op_steps_train_alike(name, monkeypatch, digits_split):
     calls = _count_fused_calls(monkeypatch)
     fused = fastae.Autoencoder(**kw).fit(Xtr[:300])
     assert len(calls) == 3 * 5  # every step of every epoch took the fused path
-    monkeypatch.setattr(fastae.Autoencoder, "_fused_update", lambda self, x, step, t: None)
+    monkeypatch.setattr(fastae.Autoencoder, "_fused_stepper", lambda self: None)
     op_by_op = fastae.Autoencoder(**kw).fit(Xtr[:300])
     assert len(calls) == 15
     np.testing.assert_allclose(fused.history_["loss"], op_by_op.history_["loss"], rtol=1e-13)

@@ -253,18 +253,24 @@ def ae1_workspace_size(n, n_in, n_hid):
     return step.workspace_size(n, n_in, n_hid)
 
 
-def ae1_step(x, x_in, params, outs, first, second, ws, tied, activation, loss_name, optimizer, lr, momentum,
-             beta1, beta2, eps, t_step):
-    """One whole update of a one-hidden-layer autoencoder (``params``: W, b, [W_d,] c) in one compiled call;
-    returns ``(loss, status)`` as :func:`fastae.kernels.cpu.step.ae1_step`."""
-    if tied:
-        (W, b, c), (W_o, b_o, c_o), (sW, sb, sc), (tW, tb, tc) = params, outs, first, second
-        Wd, Wd_o, sWd, tWd = W, W_o, sW, tW
-    else:
-        (W, b, Wd, c), (W_o, b_o, Wd_o, c_o), (sW, sb, sWd, sc), (tW, tb, tWd, tc) = params, outs, first, second
-    s, rs = _ref.adam_scalars(lr, beta1, beta2, t_step) if optimizer == "adam" else (0.0, 0.0)
-    value, status = step.ae1_step(x, x_in, W, b, Wd, c, W_o, b_o, Wd_o, c_o, sW, sb, sWd, sc, tW, tb, tWd, tc, ws,
-                                  bool(tied), ACT_CODE[activation], loss_name == "bce",
-                                  step.OPTIMIZER_CODE[optimizer], float(lr), float(momentum),
-                                  optimizer == "nesterov", float(beta1), float(beta2), float(eps), s, rs)
-    return float(value), int(status)
+def ae1_stepper(tied, activation, loss_name, optimizer, lr, momentum, beta1, beta2, eps):
+    """``run(x, x_in, ps, outs, first, second, ws, t_step) -> (loss, status)``: one whole update of a
+    one-hidden-layer autoencoder (``ps``: W, b, [W_d,] c; ``outs``/``first``/``second`` alike, as
+    ``Optimizer.buffers`` gives them) in one compiled call, with every setting that is fixed for an epoch resolved
+    here once: a call of a model this small costs about what resolving them would. ``status`` is
+    :func:`fastae.kernels.cpu.step.ae1_step`'s."""
+    kernel = step.ae1_step
+    pick = (0, 1, 0, 2) if tied else (0, 1, 2, 3)  # the tied decoder weight is the encoder's
+    flags = (bool(tied), ACT_CODE[activation], loss_name == "bce", step.OPTIMIZER_CODE[optimizer], float(lr),
+             float(momentum), optimizer == "nesterov", float(beta1), float(beta2), float(eps))
+    adam = optimizer == "adam"
+    i0, i1, i2, i3 = pick
+
+    def run(x, x_in, ps, outs, first, second, ws, t_step):
+        s, rs = _ref.adam_scalars(lr, beta1, beta2, t_step) if adam else (0.0, 0.0)
+        value, status = kernel(x, x_in, ps[i0], ps[i1], ps[i2], ps[i3], outs[i0], outs[i1], outs[i2], outs[i3],
+                               first[i0], first[i1], first[i2], first[i3], second[i0], second[i1], second[i2],
+                               second[i3], ws, *flags, s, rs)
+        return float(value), status
+
+    return run

@@ -83,9 +83,11 @@ class _FastaeTrain(TrainCase):
             if not np.array_equal(eps, vae_eps_for(model, x.shape[0]).astype(eps.dtype)):
                 raise ValueError("eps differs from the noise fastae draws at step 1 with seed 0")
             self.fixed_step = 1
+        self.fused = model._fused_stepper()  # as fit builds it once per epoch
 
     def step(self):
-        training._step(self.model, self.x, None, 0, self.x.shape[0], 0, 1, 1, None, noise_step=self.fixed_step)
+        training._step(self.model, self.x, None, 0, self.x.shape[0], 0, 1, 1, None, noise_step=self.fixed_step,
+                       fused=self.fused)
 
     def loss(self):
         step = 1 if self.fixed_step is not None else self.model.t_ + 1

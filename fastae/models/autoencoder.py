@@ -173,36 +173,40 @@ class Autoencoder(BaseModel):
                     loss = loss + B.weight_decay(P[name], grads[name], self.weight_decay)
         return loss, grads
 
-    def _fused_update(self, x, step, t):
-        """Update number ``t`` in one backend call (``ae1_step``) for a one-hidden-layer model without
-        penalties, when the backend has that op and the batch is small enough for it; ``None`` otherwise, and
-        the caller runs the op-by-op path. Returns ``(loss, None)`` after committing a finite update, or
-        ``(loss, name)`` naming the first parameter whose update was not finite (nothing committed)."""
+    def _fused_stepper(self):
+        """For a one-hidden-layer model without penalties on a backend with ``ae1_stepper``: a callable
+        ``(x, step, t)`` that runs update ``t`` in one backend call and returns ``(loss, None)`` after committing
+        a finite update, ``(loss, name)`` naming the first parameter whose update was not finite (nothing
+        committed), or ``None`` for a batch too large for it (the caller then runs the op-by-op path). ``None``
+        instead of a callable when the model or backend has no fused step. Built once per epoch: the settings it
+        binds are fixed for an epoch."""
         B = self._B
-        if (not hasattr(B, "ae1_step") or len(self._hidden) != 1 or self._sparsity is not None
+        if (not hasattr(B, "ae1_stepper") or len(self._hidden) != 1 or self._sparsity is not None
                 or self.contractive > 0 or self.weight_decay > 0):
             return None
-        n, n_in = x.shape
-        k = self._hidden[0]
-        if not B.fused_ae1_fits(n, n_in, k):
-            return None
-        x_in = x
+        opt, P, k = self._optimizer, self._params, self._hidden[0]
+        names = _FUSED_TIED if self.tied else _FUSED_UNTIED
+        run = B.ae1_stepper(self.tied, self._encoder[0].activation, self.loss, opt.name, opt.lr, opt.momentum,
+                            training.ADAM_BETA1, training.ADAM_BETA2, training.ADAM_EPS)
+        noise, key = None, self._key
         if self._noise is not None:
             kind, level = self._noise
-            x_in = (B.mask_noise if kind == "mask" else B.gaussian_noise)(x, level, self._key, step)
-        names = _FUSED_TIED if self.tied else _FUSED_UNTIED
-        P, opt = self._params, self._optimizer
-        ps, outs, first, second = opt.buffers(P, names)
-        ws = opt.workspace(B.ae1_workspace_size(n, n_in, k), x.dtype)
-        loss, status = B.ae1_step(x, x_in, ps, outs, first, second, ws, self.tied,
-                                  self._encoder[0].activation, self.loss, opt.name, opt.lr, opt.momentum,
-                                  training.ADAM_BETA1, training.ADAM_BETA2, training.ADAM_EPS, t)
-        if status == 0:
-            opt.commit(P, names)
-            return loss, None
-        if status < 0:  # the loss itself: nothing was updated
-            return loss, None
-        return loss, _FUSED_UNTIED[status - 1]
+            op = B.mask_noise if kind == "mask" else B.gaussian_noise
+            noise = lambda x, step: op(x, level, key, step)  # noqa: E731
+
+        def fused(x, step, t):
+            n, n_in = x.shape
+            if not B.fused_ae1_fits(n, n_in, k):
+                return None
+            x_in = x if noise is None else noise(x, step)
+            ps, outs, first, second = opt.buffers(P, names)
+            ws = opt.workspace(B.ae1_workspace_size(n, n_in, k), x.dtype)
+            loss, status = run(x, x_in, ps, outs, first, second, ws, t)
+            if status == 0:
+                opt.commit(P, names)
+            return loss, (_FUSED_UNTIED[status - 1] if status > 0 else None)
+
+        return fused
 
     def _validation_loss(self, X):
         return float(np.mean(self._row_loss(X)))

@@ -117,9 +117,10 @@ class BaseModel:
         """The parameters that fix the layout of the weights: ``partial_fit`` cannot change them."""
         return {name: getattr(self, name) for name in self._STRUCTURAL}
 
-    def _fused_update(self, x, step, t):
-        """A whole update in one backend call, where a model and its backend have one; ``None`` means "run
-        ``_loss_and_grads`` and the optimiser" (see :func:`fastae.training._step`)."""
+    def _fused_stepper(self):
+        """Where a model and its backend have one, a callable running a whole update in one backend call (see
+        :meth:`Autoencoder._fused_stepper`); ``None`` means every step runs ``_loss_and_grads`` and the
+        optimiser (:func:`fastae.training._step`)."""
         return None
 
     def _check_fitted(self):

@@ -63,8 +63,8 @@ def run(x, x_in, params, state, tied, act, loss, opt):
     outs = [np.full_like(p, np.nan) for p in params]
     n, n_in = x.shape
     ws = np.empty(nb.ae1_workspace_size(n, n_in, params[0].shape[0]), x.dtype)
-    value, status = nb.ae1_step(x, x_in, params, outs, state[0], state[1], ws, tied, act, loss, opt, LR, MU,
-                                B1, B2, EPS, T)
+    run = nb.ae1_stepper(tied, act, loss, opt, LR, MU, B1, B2, EPS)
+    value, status = run(x, x_in, params, outs, state[0], state[1], ws, T)
     return value, status, outs, state
 
 
