@@ -800,6 +800,18 @@ def test_accepted_input_forms_give_identical_results(cls, name, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("noise", [("mask", 0.2), ("gaussian", 0.1)])
+@pytest.mark.parametrize("hidden", [(K,), (4, K)], ids=["one_call_step", "op_by_op"])
+def test_read_only_batches_reach_the_noise_kernels(hidden, noise, dtype):
+    """Without shuffling, a batch is a read-only view of a read-only X, handed to the corruption kernels as is
+    (this once raised Numba's "No matching definition")."""
+    ro = X.astype(dtype)
+    ro.flags.writeable = False
+    kw = dict(hidden=hidden, noise=noise, shuffle=False, dtype=dtype)
+    assert_state_equal(make(fastae.Autoencoder, **kw).fit(ro), make(fastae.Autoencoder, **kw).fit(ro.copy()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", list(ACCEPTED))
 def test_check_array_hands_kernels_a_plain_c_contiguous_array(name, dtype):
     make_input, make_ref = ACCEPTED[name]

@@ -25,6 +25,7 @@ from numba import prange
 from fastae.backends.numpy_ref import LOGVAR_MAX, LOGVAR_MIN
 from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, njit
 from fastae.kernels.cpu.philox import fill_normal_row
+from fastae.kernels.cpu.signatures import of
 
 __all__ = ["gaussian_latent", "gaussian_latent_par", "gaussian_latent_backward", "gaussian_latent_backward_par",
            "gaussian_kl_rows", "gaussian_kl_rows_par"]
@@ -93,20 +94,7 @@ def _latent_backward_row(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
             dlv[j] = zero
 
 
-def _fwd_sigs():
-    return [f"void({t}[:, ::1], {t}[:, ::1], u4, u4, u4, u4, i8, {t}[:, ::1], {t}[::1])" for t in ("f4", "f8")]
-
-
-def _bwd_sigs():
-    return [f"void({t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[:, ::1])"
-            for t in ("f4", "f8")]
-
-
-def _kl_sigs():
-    return [f"void({t}[:, ::1], {t}[:, ::1], {t}[::1])" for t in ("f4", "f8")]
-
-
-@njit(_fwd_sigs(), **JIT_ROW)
+@njit(of("latent.gaussian_latent"), **JIT_ROW)
 def gaussian_latent(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
     """``z = mu + exp(lv/2) eps`` (eps from ``stream`` at ``(step, row0 + r, c)``) and
     ``kl_rows[r] = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``, with ``lv = clip(logvar, LOGVAR_MIN, LOGVAR_MAX)``."""
@@ -114,14 +102,14 @@ def gaussian_latent(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
         kl_rows[i] = _latent_row(mu[i], logvar[i], k0, k1, stream, step, row0 + i, z[i])
 
 
-@njit(_fwd_sigs(), **JIT_ROW_PARALLEL)
+@njit(of("latent.gaussian_latent"), **JIT_ROW_PARALLEL)
 def gaussian_latent_par(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
     """:func:`gaussian_latent` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
         kl_rows[i] = _latent_row(mu[i], logvar[i], k0, k1, stream, step, row0 + i, z[i])
 
 
-@njit(_bwd_sigs(), **JIT_ROW)
+@njit(of("latent.gaussian_latent_backward"), **JIT_ROW)
 def gaussian_latent_backward(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
     """``dmu = dz + beta mu inv_n``; ``dlv = dz (z - mu)/2 + beta inv_n (exp(logvar) - 1)/2`` where
     ``LOGVAR_MIN <= logvar <= LOGVAR_MAX``, else 0."""
@@ -129,21 +117,21 @@ def gaussian_latent_backward(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
         _latent_backward_row(dz[i], z[i], mu[i], logvar[i], beta, inv_n, dmu[i], dlv[i])
 
 
-@njit(_bwd_sigs(), **JIT_ROW_PARALLEL)
+@njit(of("latent.gaussian_latent_backward"), **JIT_ROW_PARALLEL)
 def gaussian_latent_backward_par(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
     """:func:`gaussian_latent_backward` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
         _latent_backward_row(dz[i], z[i], mu[i], logvar[i], beta, inv_n, dmu[i], dlv[i])
 
 
-@njit(_kl_sigs(), **JIT_ROW)
+@njit(of("latent.gaussian_kl_rows"), **JIT_ROW)
 def gaussian_kl_rows(mu, logvar, out):
     """``out[r] = KL(N(mu_r, exp(lv_r)) || N(0, I)) = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``."""
     for i in range(mu.shape[0]):
         out[i] = _kl_row(mu[i], logvar[i])
 
 
-@njit(_kl_sigs(), **JIT_ROW_PARALLEL)
+@njit(of("latent.gaussian_kl_rows"), **JIT_ROW_PARALLEL)
 def gaussian_kl_rows_par(mu, logvar, out):
     """:func:`gaussian_kl_rows` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):

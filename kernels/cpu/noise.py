@@ -15,6 +15,7 @@ from numba import prange
 from fastae import rng
 from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, njit
 from fastae.kernels.cpu.philox import fill_normal_row, fill_uniform_row
+from fastae.kernels.cpu.signatures import of
 
 __all__ = ["mask_noise", "mask_noise_par", "gaussian_noise", "gaussian_noise_par"]
 
@@ -22,10 +23,6 @@ __all__ = ["mask_noise", "mask_noise_par", "gaussian_noise", "gaussian_noise_par
 # contraction, so they cannot depend on where LLVM inlines a row helper.
 
 _STREAM = rng.STREAM_NOISE
-
-
-def _sigs():
-    return [f"void({t}[:, ::1], {t}, u4, u4, u4, i8, {t}[:, ::1])" for t in ("f4", "f8")]
 
 
 @njit(**JIT_ROW)
@@ -49,21 +46,21 @@ def _gauss_row(x, sigma, k0, k1, step, row, out):
         out[j] = x[j] + sigma * out[j]
 
 
-@njit(_sigs(), **JIT_ROW)
+@njit(of("noise.mask_noise"), **JIT_ROW)
 def mask_noise(x, p, k0, k1, step, row0, out):
     """Masking noise: ``out = x where u >= p else 0``, ``u`` the uniform of STREAM_NOISE at ``(step, row0 + r, c)``."""
     for i in range(x.shape[0]):
         _mask_row(x[i], p, k0, k1, step, row0 + i, out[i])
 
 
-@njit(_sigs(), **JIT_ROW_PARALLEL)
+@njit(of("noise.mask_noise"), **JIT_ROW_PARALLEL)
 def mask_noise_par(x, p, k0, k1, step, row0, out):
     """:func:`mask_noise` with rows spread over threads (bit-identical)."""
     for i in prange(x.shape[0]):
         _mask_row(x[i], p, k0, k1, step, row0 + i, out[i])
 
 
-@njit(_sigs(), **JIT_ROW)
+@njit(of("noise.gaussian_noise"), **JIT_ROW)
 def gaussian_noise(x, sigma, k0, k1, step, row0, out):
     """Additive noise: ``out = x + sigma * eps``, ``eps`` the standard normal of STREAM_NOISE at
     ``(step, row0 + r, c)``."""
@@ -71,7 +68,7 @@ def gaussian_noise(x, sigma, k0, k1, step, row0, out):
         _gauss_row(x[i], sigma, k0, k1, step, row0 + i, out[i])
 
 
-@njit(_sigs(), **JIT_ROW_PARALLEL)
+@njit(of("noise.gaussian_noise"), **JIT_ROW_PARALLEL)
 def gaussian_noise_par(x, sigma, k0, k1, step, row0, out):
     """:func:`gaussian_noise` with rows spread over threads (bit-identical)."""
     for i in prange(x.shape[0]):

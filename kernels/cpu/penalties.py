@@ -18,6 +18,7 @@ from numba import prange
 
 from fastae.backends.numpy_ref import _RHO_HAT_EPS
 from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, SIGMOID, TANH, njit
+from fastae.kernels.cpu.signatures import of
 
 __all__ = ["l1_penalty", "l1_penalty_par", "kl_sparsity", "contractive", "contractive_par", "weight_decay",
            "weight_decay_par"]
@@ -25,8 +26,6 @@ __all__ = ["l1_penalty", "l1_penalty_par", "kl_sparsity", "contractive", "contra
 # Kernels here compile with _config.JIT_ROW (no 'reassoc') (see latent.py: with it, a row helper's result changed in the last bit with the
 # context LLVM inlined it into). Values are evaluated as written, up to FMA contraction; the long sums over rows of
 # W use fixed four-lane accumulators instead, which vectorise without reordering anything.
-
-_F = ("f4", "f8")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -53,7 +52,7 @@ def _l1_row(h, lam, inv_n, dh):
     return acc
 
 
-@njit([f"void({t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_ROW)
+@njit(of("penalties.l1_penalty"), **JIT_ROW)
 def l1_penalty(h, lam, inv_n, dh, row_abs):
     """``dh = lam sign(h) inv_n`` and ``row_abs[i] = sum_j |h_ij|`` (float64 sum, stored in the dtype);
     the penalty is ``lam * mean(row_abs)``."""
@@ -61,7 +60,7 @@ def l1_penalty(h, lam, inv_n, dh, row_abs):
         row_abs[i] = _l1_row(h[i], lam, inv_n, dh[i])
 
 
-@njit([f"void({t}[:, ::1], {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_ROW_PARALLEL)
+@njit(of("penalties.l1_penalty"), **JIT_ROW_PARALLEL)
 def l1_penalty_par(h, lam, inv_n, dh, row_abs):
     """:func:`l1_penalty` with rows spread over threads (bit-identical)."""
     for i in prange(h.shape[0]):
@@ -71,7 +70,7 @@ def l1_penalty_par(h, lam, inv_n, dh, row_abs):
 # ---------------------------------------------------------------------------------------------------------------
 # KL sparsity on the mean activations
 # ---------------------------------------------------------------------------------------------------------------
-@njit([f"f8({t}[:, ::1], {t}, {t}, {t}, {t}[:, ::1], {t}[::1])" for t in _F], **JIT_ROW)
+@njit(of("penalties.kl_sparsity"), **JIT_ROW)
 def kl_sparsity(h, rho, beta, inv_n, dh, rho_hat):
     """KL sparsity penalty on ``rho_hat_j = clip((1/B) sum_i h_ij, 1e-6, 1 - 1e-6)``.
 
@@ -185,11 +184,7 @@ def _dW_row(w, two_lam, m, dW):
         dW[i] = two_lam * w[i] * m
 
 
-def _contractive_sigs():
-    return [f"void({t}[:, ::1], {t}[:, ::1], i8, {t}, {t}, {t}[:, ::1], {t}[:, ::1], {t}[::1])" for t in _F]
-
-
-@njit(_contractive_sigs(), **JIT_ROW)
+@njit(of("penalties.contractive"), **JIT_ROW)
 def contractive(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
     """Contractive penalty pieces, as :func:`numpy_ref.contractive_penalty` (``act`` = SIGMOID or TANH code).
 
@@ -214,7 +209,7 @@ def contractive(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
         _dW_row(W[j], two_lam, m[j], dW_direct[j])
 
 
-@njit(_contractive_sigs(), **JIT_ROW_PARALLEL)
+@njit(of("penalties.contractive"), **JIT_ROW_PARALLEL)
 def contractive_par(h, W, act, lam, inv_n, dW_direct, dz, row_vals):
     """:func:`contractive` with rows of ``W`` and of ``h`` spread over threads; the column means stay serial
     (a fixed row order), so the result is bit-identical."""
@@ -254,7 +249,7 @@ def _sum(v):
     return total
 
 
-@njit([f"f8({t}[:, ::1], {t}[:, ::1], {t})" for t in _F], **JIT_ROW)
+@njit(of("penalties.weight_decay"), **JIT_ROW)
 def weight_decay(W, g, wd):
     """``g += wd W`` in place; returns ``0.5 wd sum W^2`` (float64; per-row float64 sums, then added over rows)."""
     n = W.shape[0]
@@ -264,7 +259,7 @@ def weight_decay(W, g, wd):
     return 0.5 * np.float64(wd) * _sum(rows)
 
 
-@njit([f"f8({t}[:, ::1], {t}[:, ::1], {t})" for t in _F], **JIT_ROW_PARALLEL)
+@njit(of("penalties.weight_decay"), **JIT_ROW_PARALLEL)
 def weight_decay_par(W, g, wd):
     """:func:`weight_decay` with rows spread over threads; the row sums are added serially in row order."""
     n = W.shape[0]

@@ -1,0 +1,63 @@
+"""The explicit signature table is what dispatch reaches: after compiling it, every model variant, method, dtype
+and kind of input (writable, read-only, converted) runs without compiling one specialisation more.
+
+The sweep runs in a fresh process, so specialisations compiled by other tests (kernel tests call kernels with
+scalar types of their own) cannot hide a gap.
+"""
+
+import json
+import subprocess
+import sys
+
+from fastae.kernels.cpu import signatures
+
+SWEEP = r"""
+import json, numpy as np, fastae
+from fastae.kernels.cpu import signatures as S
+
+S.compile_all()
+table = S.signatures()
+rng = np.random.default_rng(0)
+AE = [dict(hidden=(8,)),                                               # fused one-call step
+      dict(hidden=(8,), tied=False, loss="mse", activation="relu", optimizer="momentum", shuffle=False),
+      dict(hidden=(8,), noise=("mask", 0.2), shuffle=False),             # fused, x read-only, x~ fresh
+      dict(hidden=(8,), noise=("gaussian", 0.1), optimizer="sgd"),
+      dict(hidden=(12, 8), code_activation="linear", pretrain="layerwise", shuffle=False),
+      dict(hidden=(8,), sparsity=("l1", 1e-3), optimizer="nesterov", shuffle=False),
+      dict(hidden=(8,), sparsity=("kl", 0.1, 0.1), weight_decay=1e-4),
+      dict(hidden=(8,), contractive=0.1, activation="tanh", noise=("mask", 0.1), shuffle=False),
+      dict(hidden=(8,), batch_size=300)]                                # too large for the fused step
+for dtype in ("float32", "float64"):
+    for readonly in (False, True):
+        X = rng.random((300, 64)).astype(dtype)
+        X.flags.writeable = not readonly
+        for kw in AE:
+            m = fastae.Autoencoder(**{"epochs": 1, "batch_size": 32, "dtype": dtype, "random_state": 0, **kw})
+            m.fit(X, validation_data=X[:40]).partial_fit(X)
+            H = m.encode(X)
+            m.decode(H), m.reconstruct(X), m.score_samples(X), m.score(X), m.encode(X[:1])
+        for shuffle in (True, False):
+            v = fastae.VAE(hidden=(8,), latent=2, epochs=1, batch_size=32, dtype=dtype, shuffle=shuffle,
+                           random_state=0).fit(X)
+            v.encode(X), v.encode(X, sample=True), v.elbo(X), v.score_samples(X), v.sample(3)
+            v.reconstruct(X), v.decode(v.encode(X[:5]))
+    fastae.Autoencoder(hidden=(8,), epochs=1, dtype=dtype).fit(rng.random((50, 64)))  # float64 -> converted
+extra = {name: [str(s) for s in set(S.dispatcher(name).signatures) - set(sigs)] for name, sigs in table.items()}
+print(json.dumps({k: v for k, v in extra.items() if v}))
+"""
+
+
+def test_every_model_path_stays_inside_the_table():
+    out = subprocess.run([sys.executable, "-c", SWEEP], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    extra = json.loads(out.stdout.strip().splitlines()[-1])
+    assert extra == {}, f"specialisations compiled outside kernels/cpu/signatures.py: {extra}"
+
+
+def test_declared_signatures_are_the_tables():
+    """Kernels that declare their signatures in the decorator (frozen: they accept nothing else) take them from
+    the table, parallel twins included."""
+    for name in ("noise.mask_noise", "noise.gaussian_noise", "latent.gaussian_latent", "penalties.contractive",
+                 "penalties.weight_decay"):
+        for twin in (name, name + "_par"):
+            assert set(signatures.dispatcher(twin).signatures) == set(signatures.of(name)), twin
