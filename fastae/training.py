@@ -70,13 +70,6 @@ class Optimizer:
             out = self._scratch[name] = self.B.xp.empty_like(p)
         return out
 
-    def workspace(self, size, dtype):
-        """A scratch vector of ``size`` elements for a fused step, kept between steps (never saved)."""
-        ws = self._scratch.get(None)
-        if ws is None or ws.shape[0] != size or ws.dtype != dtype:
-            ws = self._scratch[None] = self.B.xp.empty(size, dtype=dtype)
-        return ws
-
     def buffers(self, params, names):
         """``(ps, outs, first, second)`` for the parameters ``names``: their current arrays, the buffers the
         update writes into, and the state it reads and writes (the momentum buffer, or Adam's ``exp_avg`` and
@@ -84,8 +77,12 @@ class Optimizer:
         read as state). Kept between calls while ``params`` still holds the arrays it returned, because a fused
         step of a small model costs about as much as this lookup."""
         c = self._buffers
-        if c is not None and c[0] is names and all(params[n] is p for n, p in zip(names, c[1])):
-            return c[1:]
+        if c is not None and c[0] is names:
+            for name, p in zip(names, c[1]):  # a loop, not all(<generator>): this runs once per small step
+                if params[name] is not p:
+                    break
+            else:
+                return c[1:]
         ps, outs, first, second = [], [], [], []
         for name in names:
             p = params[name]
@@ -143,9 +140,9 @@ def run_epoch(model, X, epoch_label, bar=None):
     order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
     spans = batches(n, model.batch_size)
     total = 0.0
+    fused = model._fused_stepper()
     # Overflow on the way to divergence is expected and reported below with the epoch and batch; numpy's own
     # warnings (or errors, under np.seterr) would only get in the way of that report.
-    fused = model._fused_stepper()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for b, (s, e) in enumerate(spans):
             total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
@@ -160,14 +157,13 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
     draw = t if noise_step is None else noise_step
-    if fused is not None:
-        fused = fused(xb, draw, t)
-    if fused is None:
+    done = fused(xb, draw, t) if fused is not None else None
+    if done is None:
         loss, grads = model._loss_and_grads(xb, draw)
         loss = float(loss)
         bad = model._optimizer.step(model._params, grads, t) if math.isfinite(loss) else None
     else:  # the whole update ran in one backend call, and was committed if every new value is finite
-        loss, bad = fused
+        loss, bad = done
     if not math.isfinite(loss) or bad is not None:
         model._optimizer.reset()
         where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"

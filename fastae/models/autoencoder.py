@@ -194,13 +194,17 @@ class Autoencoder(BaseModel):
             op = B.mask_noise if kind == "mask" else B.gaussian_noise
             noise = lambda x, step: op(x, level, key, step)  # noqa: E731
 
+        spaces = {}  # workspace per batch shape (the last batch of an epoch may be shorter)
+
         def fused(x, step, t):
-            n, n_in = x.shape
-            if not B.fused_ae1_fits(n, n_in, k):
-                return None
+            shape = x.shape
+            ws = spaces.get(shape)
+            if ws is None:
+                if not B.fused_ae1_fits(shape[0], shape[1], k):
+                    return None
+                ws = spaces[shape] = B.xp.empty(B.ae1_workspace_size(shape[0], shape[1], k), dtype=x.dtype)
             x_in = x if noise is None else noise(x, step)
             ps, outs, first, second = opt.buffers(P, names)
-            ws = opt.workspace(B.ae1_workspace_size(n, n_in, k), x.dtype)
             loss, status = run(x, x_in, ps, outs, first, second, ws, t)
             if status == 0:
                 opt.commit(P, names)
