@@ -68,6 +68,17 @@ def _dtype_of(t):
     return None
 
 
+def _by_dtype(stub, f32_impl, f64_impl):
+    """Overload the one-argument ``stub`` with ``f32_impl`` for a float32 argument and ``f64_impl`` for a float64
+    one (no implementation for anything else). Numba requires the implementations' argument to be named as the
+    typing function's: ``x``."""
+    impls = {types.float32: f32_impl, types.float64: f64_impl}
+
+    @overload(stub, jit_options=_OV_JIT)
+    def _ov(x):
+        return impls.get(x)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Stubs: the names kernels call. Their Python bodies run only when called from Python.
 # ---------------------------------------------------------------------------------------------------------------
@@ -246,13 +257,7 @@ def _exp_f64(x):
     return _F64_INF if x > _E64_HI else res
 
 
-@overload(exp, jit_options=_OV_JIT)
-def _ov_exp(x):
-    if x == types.float32:
-        return _exp_f32
-    if x == types.float64:
-        return _exp_f64
-    return None
+_by_dtype(exp, _exp_f32, _exp_f64)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -345,13 +350,7 @@ def _tanh_f64(x):
     return small if ax < _T64_SMALL else big
 
 
-@overload(tanh, jit_options=_OV_JIT)
-def _ov_tanh(x):
-    if x == types.float32:
-        return _tanh_f32
-    if x == types.float64:
-        return _tanh_f64
-    return None
+_by_dtype(tanh, _tanh_f32, _tanh_f64)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -363,8 +362,8 @@ _L32_C7, _L32_C6, _L32_C5, _L32_C4, _L32_C3, _L32_C2, _L32_C1 = _L32_C
 _F32_TWO = _F32(2.0)
 
 
-def _log1p_small_f32(e):
-    s = e / (_F32_TWO + e)
+def _log1p_small_f32(x):  # x is the stub's e
+    s = x / (_F32_TWO + x)
     s2 = s * s
     q = _L32_C7 * s2 + _L32_C6
     q = q * s2 + _L32_C5
@@ -381,8 +380,8 @@ _L64_C = tuple(_F64(2.0 / (2 * k + 1)) for k in range(16, 0, -1))
 _F64_TWO = _F64(2.0)
 
 
-def _log1p_small_f64(e):
-    s = e / (_F64_TWO + e)
+def _log1p_small_f64(x):
+    s = x / (_F64_TWO + x)
     s2 = s * s
     q = _L64_C[0]
     # Unrolled at compile time (a loop over a constant tuple); Horner in s².
@@ -391,13 +390,7 @@ def _log1p_small_f64(e):
     return (s * s2) * q + _F64_TWO * s
 
 
-@overload(log1p_small, jit_options=_OV_JIT)
-def _ov_log1p_small(e):
-    if e == types.float32:
-        return _log1p_small_f32
-    if e == types.float64:
-        return _log1p_small_f64
-    return None
+_by_dtype(log1p_small, _log1p_small_f32, _log1p_small_f64)
 
 
 def _nonfinite_f32(x):
@@ -409,13 +402,7 @@ def _nonfinite_f64(x):
     return (((f64_as_i64(x) >> 52) & 0x7FF) + 1) >> 11
 
 
-@overload(nonfinite, jit_options=_OV_JIT)
-def _ov_nonfinite(x):
-    if x == types.float32:
-        return _nonfinite_f32
-    if x == types.float64:
-        return _nonfinite_f64
-    return None
+_by_dtype(nonfinite, _nonfinite_f32, _nonfinite_f64)
 
 
 def _ubits_f32(x):
@@ -426,21 +413,15 @@ def _ubits_f64(x):
     return np.uint64(f64_as_i64(x))
 
 
-@overload(ubits, jit_options=_OV_JIT)
-def _ov_ubits(x):
-    if x == types.float32:
-        return _ubits_f32
-    if x == types.float64:
-        return _ubits_f64
-    return None
+_by_dtype(ubits, _ubits_f32, _ubits_f64)
 
 
 def _make_softplus(ty):
     zero = ty(0.0)
 
-    def impl(z):
-        m = zero if z < zero else z  # max(z, 0), letting NaN through
-        return m + log1p_small(exp(-abs(z)))
+    def impl(x):  # x is the stub's z
+        m = zero if x < zero else x  # max(x, 0), letting NaN through
+        return m + log1p_small(exp(-abs(x)))
 
     return impl
 
@@ -449,13 +430,7 @@ _softplus_f32 = _make_softplus(_F32)
 _softplus_f64 = _make_softplus(_F64)
 
 
-@overload(softplus, jit_options=_OV_JIT)
-def _ov_softplus(z):
-    if z == types.float32:
-        return _softplus_f32
-    if z == types.float64:
-        return _softplus_f64
-    return None
+_by_dtype(softplus, _softplus_f32, _softplus_f64)
 
 
 # ---------------------------------------------------------------------------------------------------------------
