@@ -260,11 +260,10 @@ def ae1_stepper(tied, activation, loss_name, optimizer, lr, momentum, beta1, bet
     here once: a call of a model this small costs about what resolving them would. ``status`` is
     :func:`fastae.kernels.cpu.step.ae1_step`'s."""
     kernel = step.ae1_step
-    pick = (0, 1, 0, 2) if tied else (0, 1, 2, 3)  # the tied decoder weight is the encoder's
+    i0, i1, i2, i3 = (0, 1, 0, 2) if tied else (0, 1, 2, 3)  # the tied decoder weight is the encoder's
     flags = (bool(tied), ACT_CODE[activation], loss_name == "bce", step.OPTIMIZER_CODE[optimizer], float(lr),
              float(momentum), optimizer == "nesterov", float(beta1), float(beta2), float(eps))
     adam = optimizer == "adam"
-    i0, i1, i2, i3 = pick
 
     def run(x, x_in, ps, outs, first, second, ws, t_step):
         s, rs = _ref.adam_scalars(lr, beta1, beta2, t_step) if adam else (0.0, 0.0)

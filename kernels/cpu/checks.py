@@ -14,17 +14,17 @@ def values_ok(x, unit_interval):
     One integer max over the bit patterns (:func:`fmath.ubits`), the cheapest reduction LLVM vectorises
     without fast-math flags (float min/max need ``nnan``, which fastae never enables):
 
-    * in [0, 1]: non-negative floats order like their patterns and every negative one (and NaN with its sign
-      set) has the top bit, so ``max(bits) <= bits(1.0)`` holds exactly for +0 … 1. ``-0.0`` is the one valid
-      value that answers False (its pattern is the sign bit); the detailed check then accepts it.
+    * in [0, 1]: non-negative floats order like their patterns, every negative value has the top bit set, and
+      the patterns of +inf and NaN lie above that of 1.0, so ``max(bits) <= bits(1.0)`` holds exactly for
+      +0 … 1. ``-0.0`` is the one valid value that answers False (its pattern is the sign bit); the detailed
+      check then accepts it.
     * finite: with the sign bit cleared, ``max(bits & ~sign) < bits(inf)``; NaN and ±inf have all-ones
       exponents, so their cleared patterns are at least ``bits(inf)``.
 
-    Measured on 8192×784 float32: 0.37 ms, against 0.64 ms for the two counts it replaces."""
+    Measured on 8192×784 float32: 0.37-0.42 ms, against 0.64 ms for the two counts it replaced."""
     flat = x.reshape(-1)
     one = ubits(cast(1.0, flat))
-    zero = one ^ one
-    top = zero
+    top = one ^ one  # zero, in the unsigned type of the patterns
     if unit_interval:
         for i in range(flat.size):
             b = ubits(flat[i])

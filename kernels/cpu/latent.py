@@ -30,12 +30,12 @@ from fastae.kernels.cpu.signatures import of
 __all__ = ["gaussian_latent", "gaussian_latent_par", "gaussian_latent_backward", "gaussian_latent_backward_par",
            "gaussian_kl_rows", "gaussian_kl_rows_par"]
 
-# Kernels here compile with _config.JIT_ROW (no 'reassoc'): every value here is evaluated as written (up to FMA contraction). With
-# 'reassoc', LLVM regroups a term such as ((1 + lv) - mu^2) - exp(lv) into the running row sum differently
-# depending on where a row helper gets inlined: the KL rows of gaussian_latent and of gaussian_kl_rows (one shared
-# helper) differed in the last bit. Without it a value cannot depend on the inlining context, which also keeps the
-# serial and prange kernels bit-identical. Long sums use fixed multi-lane accumulators instead, which vectorise
-# without reordering anything.
+# Kernels here compile with _config.JIT_ROW (no 'reassoc'): every value here is evaluated as written (up to FMA
+# contraction). With 'reassoc', LLVM regroups a term such as ((1 + lv) - mu^2) - exp(lv) into the running row sum
+# differently depending on where a row helper gets inlined: the KL rows of gaussian_latent and of gaussian_kl_rows
+# (one shared helper) differed in the last bit. Without it a value cannot depend on the inlining context, which also
+# keeps the serial and prange kernels bit-identical. Long sums use fixed multi-lane accumulators instead, which
+# vectorise without reordering anything.
 
 
 @njit(inline="always")

@@ -2,9 +2,9 @@
 
 Math: :func:`fastae.backends.numpy_ref.sgd_update`, ``momentum_update`` and ``adam_update``, in the same operation
 order, with true divisions (float64 agrees to ~1e-16 relative; the only difference is FMA contraction of
-``p − lr·s``, ``μ·buf + g``, ``√v·r + ε`` and ``β m + (1−β) g``, one rounding instead of two). Each kernel writes the new
-parameters into ``out`` (never into ``p``), updates its state in place, and returns ``True`` iff every ``out``
-is finite, so a diverging step can be refused with ``p`` intact.
+``p − lr·s``, ``μ·buf + g``, ``√v·r + ε`` and ``β m + (1−β) g``, one rounding instead of two). Each kernel writes
+the new parameters into ``out`` (never into ``p``), updates its state in place, and returns ``True`` iff every
+``out`` is finite, so a diverging step can be refused with ``p`` intact.
 
 The finite test costs no branch per element: each block or-reduces ``bad |= fmath.nonfinite(o)``, an integer
 test of the exponent bits (all ones for ±inf and NaN). It is a plain integer reduction that LLVM vectorises,

@@ -23,9 +23,9 @@ from fastae.kernels.cpu.signatures import of
 __all__ = ["l1_penalty", "l1_penalty_par", "kl_sparsity", "contractive", "contractive_par", "weight_decay",
            "weight_decay_par"]
 
-# Kernels here compile with _config.JIT_ROW (no 'reassoc') (see latent.py: with it, a row helper's result changed in the last bit with the
-# context LLVM inlined it into). Values are evaluated as written, up to FMA contraction; the long sums over rows of
-# W use fixed four-lane accumulators instead, which vectorise without reordering anything.
+# Kernels here compile with _config.JIT_ROW (no 'reassoc') (see latent.py: with it, a row helper's result changed in
+# the last bit with the context LLVM inlined it into). Values are evaluated as written, up to FMA contraction; the
+# long sums over rows of W use fixed four-lane accumulators instead, which vectorise without reordering anything.
 
 
 # ---------------------------------------------------------------------------------------------------------------
