@@ -133,3 +133,36 @@ def test_eight_threads_encoding_at_once_agree(backend):
     for i, got in results.items():
         for g, w in zip(got, want[i]):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_four_threads_training_their_own_models_agree(backend):
+    """Four Python threads fit models at once (one-hidden-layer models take the one-call step, whose products
+    are BLAS calls made from compiled code without the GIL): every model equals the same fit made alone."""
+    X = np.random.default_rng(1).uniform(size=(400, 64))
+    kws = [dict(hidden=(16,)), dict(hidden=(16,), tied=False, noise=("mask", 0.2)),
+           dict(hidden=(32, 8)), dict(hidden=(16,), optimizer="momentum", dtype="float64")]
+
+    def fit(kw):
+        return fastae.Autoencoder(epochs=3, batch_size=32, random_state=0, backend=backend, **kw).fit(X)
+
+    want = [fit(kw).state_dict() for kw in kws]
+    errors, results = [], {}
+    barrier = threading.Barrier(len(kws))
+
+    def work(i):
+        try:
+            barrier.wait()
+            results[i] = fit(kws[i]).state_dict()
+        except Exception as exc:  # collected and re-raised in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(kws))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i, w in enumerate(want):
+        for k in w:
+            np.testing.assert_array_equal(results[i][k], w[k], err_msg=f"model {i}, {k}")
