@@ -22,8 +22,9 @@ ADAM_EPS = 1e-8
 class Optimizer:
     """SGD, momentum (heavy-ball or Nesterov, as ``torch.optim.SGD``) or Adam (as ``torch.optim.Adam``).
 
-    Updates are written into a second buffer per parameter and swapped in only when every new parameter is
-    finite, so a diverging step leaves the weights as they were.
+    Updates are written into a second array per parameter (the consumed gradient, or for a fused step a buffer
+    kept here) and swapped in only when every new parameter is finite, so a diverging step leaves the weights as
+    they were.
     """
 
     STATE_NAMES = {"sgd": (), "momentum": ("momentum_buffer",), "nesterov": ("momentum_buffer",),
@@ -105,24 +106,27 @@ class Optimizer:
             self._buffers = (names, c[2], c[1], c[3], c[4])
 
     def step(self, params, grads, t):
-        """Apply update number ``t`` (≥ 1) to every parameter; returns the name of the first parameter whose
-        update was non-finite (nothing is changed then), or ``None`` on success."""
+        """Apply update number ``t`` (≥ 1) to every parameter. The new values are written over the gradients,
+        which are consumed (a separate buffer would cost a read of every line it writes), and swapped in only when
+        every one is finite. Returns the name of the first parameter whose update was non-finite (no parameter
+        is changed then), or ``None`` on success."""
         B = self.B
         for name, g in grads.items():
             p = params[name]
-            out = self._out_for(name, p)
+            if not g.flags.c_contiguous or not getattr(g.flags, "writeable", True):
+                g = grads[name] = g.copy()  # the kernels write through flat views
             st = self._state_for(name, p)
             if self.name == "sgd":
-                ok = B.sgd_update(p, g, out, self.lr)
+                ok = B.sgd_update(p, g, g, self.lr)
             elif self.name == "adam":
-                ok = B.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], out, self.lr,
+                ok = B.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], g, self.lr,
                                    ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t)
             else:
-                ok = B.momentum_update(p, g, st["momentum_buffer"], out, self.lr, self.momentum,
+                ok = B.momentum_update(p, g, st["momentum_buffer"], g, self.lr, self.momentum,
                                        self.name == "nesterov")
             if not ok:
                 return name
-        self.commit(params, grads)
+        params.update(grads)
         return None
 
 

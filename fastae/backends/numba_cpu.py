@@ -220,21 +220,29 @@ def gaussian_kl_rows(mu, logvar):
 
 
 # --- optimisers: flat views of C-contiguous parameters, scalars in the parameter dtype -------------------------
-# The optimiser kernels take Python floats and cast on entry, after forming 1 − β in float64: exactly the
-# reference's t(1 − β), where casting β first would land 2 ulps away in float32.
+# The kernels write the new parameters over the gradient (see kernels/cpu/optim.py for why), so ``out is g``, which
+# is what the optimiser passes, costs nothing more; any other ``out`` first receives a copy of ``g``. The kernels
+# take Python floats and cast on entry, after forming 1 − β in float64: exactly the reference's t(1 − β), where
+# casting β first would land 2 ulps away in float32.
+def _over(g, out):
+    if out is not g:
+        np.copyto(out, g)
+    return out.reshape(-1)
+
+
 def sgd_update(p, g, out, lr):
-    return bool(_pick(optim, "sgd", p.size)(p.reshape(-1), g.reshape(-1), out.reshape(-1), float(lr)))
+    return bool(_pick(optim, "sgd", p.size)(p.reshape(-1), _over(g, out), float(lr)))
 
 
 def momentum_update(p, g, buf, out, lr, momentum, nesterov):
-    return bool(_pick(optim, "momentum", p.size)(p.reshape(-1), g.reshape(-1), buf.reshape(-1), out.reshape(-1),
-                                                 float(lr), float(momentum), bool(nesterov)))
+    return bool(_pick(optim, "momentum", p.size)(p.reshape(-1), _over(g, out), buf.reshape(-1), float(lr),
+                                                 float(momentum), bool(nesterov)))
 
 
 def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     step, rs = _ref.adam_scalars(lr, beta1, beta2, t_step)
-    return bool(_pick(optim, "adam", p.size)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                             out.reshape(-1), step, rs, float(beta1), float(beta2), float(eps)))
+    return bool(_pick(optim, "adam", p.size)(p.reshape(-1), _over(g, out), m.reshape(-1), v.reshape(-1), step, rs,
+                                             float(beta1), float(beta2), float(eps)))
 
 
 # --- a whole training step of a one-hidden-layer autoencoder in one call (kernels/cpu/step.py) -----------------

@@ -234,7 +234,11 @@ def gaussian_kl_rows(mu, logvar):
 # returns whether ``out`` is all finite, so a diverging step can be refused with ``p`` still intact.
 # ---------------------------------------------------------------------------------------------------------------
 def sgd_update(p, g, out, lr):
-    """``p ← p − lr g``."""
+    """``p ← p − lr g``, written into ``out``.
+
+    Every update writes the new parameters into ``out`` (never into ``p``), updates its state in place and
+    returns whether every new value is finite. ``out`` may be ``g`` itself: the gradient is then consumed (read
+    before it is overwritten), which is how the optimiser calls these."""
     np.subtract(p, p.dtype.type(lr) * g, out=out)
     return bool(np.isfinite(out).all())
 

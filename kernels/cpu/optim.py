@@ -3,8 +3,14 @@
 Math: :func:`fastae.backends.numpy_ref.sgd_update`, ``momentum_update`` and ``adam_update``, in the same operation
 order, with true divisions (float64 agrees to ~1e-16 relative; the only difference is FMA contraction of
 ``p − lr·s``, ``μ·buf + g``, ``√v·r + ε`` and ``β m + (1−β) g``, one rounding instead of two). Each kernel writes
-the new parameters into ``out`` (never into ``p``), updates its state in place, and returns ``True`` iff every
-``out`` is finite, so a diverging step can be refused with ``p`` intact.
+the new parameters over the gradient ``g`` (never into ``p``), updates its state in place, and returns ``True``
+iff every new value is finite, so a diverging step can be refused with ``p`` intact.
+
+Why over ``g``: the gradient is dead once read, and its cache line is already loaded, so the new parameters cost
+no extra stream. A separate ``out`` array costs a read for ownership of every line it writes: measured on 2.83 M
+float32 parameters from cold caches, 1.16 ms over ``g`` against 1.41 ms into a separate ``out``. (Passing ``g``
+itself as ``out`` to a two-array kernel is no answer: LLVM's run-time overlap check then fails and the scalar
+loop runs, 5.0 ms.)
 
 The finite test costs no branch per element: each block or-reduces ``bad |= fmath.nonfinite(o)``, an integer
 test of the exponent bits (all ones for ±inf and NaN). It is a plain integer reduction that LLVM vectorises,
@@ -38,25 +44,25 @@ OPT_BLOCK = 1 << 14
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Block bodies: elements lo <= k < hi; each returns its non-finite flag (0 if every out is finite, else 1).
+# Block bodies: elements lo <= k < hi; each returns its non-finite flag (0 if every new value is finite, else 1).
 # ---------------------------------------------------------------------------------------------------------------
 # Each block body works on slices [lo:hi] indexed from 0: an index from range(lo, hi) may be negative as far as
 # Numba knows, so every access would carry a wrap-around select and the loop would not vectorise (measured ~8x
 # slower); slices index from a non-negative range and vectorise.
 @njit(**JIT_ROW)
-def _sgd_block(p, g, out, lr, lo, hi):
-    p, g, out = p[lo:hi], g[lo:hi], out[lo:hi]
+def _sgd_block(p, g, lr, lo, hi):
+    p, g = p[lo:hi], g[lo:hi]
     bad = 0
     for k in range(p.shape[0]):
         o = p[k] - lr * g[k]
-        out[k] = o
+        g[k] = o
         bad |= fmath.nonfinite(o)
     return bad
 
 
 @njit(**JIT_ROW)
-def _momentum_block(p, g, buf, out, lr, mu, nesterov, lo, hi):
-    p, g, buf, out = p[lo:hi], g[lo:hi], buf[lo:hi], out[lo:hi]
+def _momentum_block(p, g, buf, lr, mu, nesterov, lo, hi):
+    p, g, buf = p[lo:hi], g[lo:hi], buf[lo:hi]
     bad = 0
     # The Nesterov branch is taken once, outside the loops, so each loop is branch-free.
     if nesterov:
@@ -65,21 +71,21 @@ def _momentum_block(p, g, buf, out, lr, mu, nesterov, lo, hi):
             b = mu * buf[k] + gk
             buf[k] = b
             o = p[k] - lr * (gk + mu * b)
-            out[k] = o
+            g[k] = o
             bad |= fmath.nonfinite(o)
     else:
         for k in range(p.shape[0]):
             b = mu * buf[k] + g[k]
             buf[k] = b
             o = p[k] - lr * b
-            out[k] = o
+            g[k] = o
             bad |= fmath.nonfinite(o)
     return bad
 
 
 @njit(**JIT_ROW)
-def _adam_block(p, g, m, v, out, step, rs, b1, b2, omb1, omb2, eps, lo, hi):
-    p, g, m, v, out = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], out[lo:hi]
+def _adam_block(p, g, m, v, step, rs, b1, b2, omb1, omb2, eps, lo, hi):
+    p, g, m, v = p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi]
     bad = 0
     for k in range(p.shape[0]):
         gk = g[k]
@@ -88,7 +94,7 @@ def _adam_block(p, g, m, v, out, step, rs, b1, b2, omb1, omb2, eps, lo, hi):
         m[k] = mk
         v[k] = vk
         o = p[k] - step * (mk / (math.sqrt(vk) * rs + eps))
-        out[k] = o
+        g[k] = o
         bad |= fmath.nonfinite(o)
     return bad
 
@@ -106,14 +112,14 @@ def _all_finite(flags):
 # SGD
 # ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def sgd(p, g, out, lr):
-    """``out = p − lr·g``. Returns True iff every ``out`` is finite."""
-    bad = _sgd_block(p, g, out, fmath.cast(lr, p), 0, p.shape[0])
+def sgd(p, g, lr):
+    """``g ← p − lr·g`` (the new parameters, over the gradient). Returns True iff every new value is finite."""
+    bad = _sgd_block(p, g, fmath.cast(lr, p), 0, p.shape[0])
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def sgd_par(p, g, out, lr):
+def sgd_par(p, g, lr):
     """:func:`sgd` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
     lr = fmath.cast(lr, p)
     n = p.shape[0]
@@ -121,7 +127,7 @@ def sgd_par(p, g, out, lr):
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _sgd_block(p, g, out, lr, lo, min(lo + OPT_BLOCK, n))
+        flags[b] = _sgd_block(p, g, lr, lo, min(lo + OPT_BLOCK, n))
     return _all_finite(flags)
 
 
@@ -129,15 +135,15 @@ def sgd_par(p, g, out, lr):
 # Momentum (torch.optim.SGD semantics)
 # ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def momentum(p, g, buf, out, lr, mu, nesterov):
-    """``buf = μ·buf + g``; ``out = p − lr·(g + μ·buf)`` if ``nesterov`` else ``out = p − lr·buf``.
-    Returns True iff every ``out`` is finite."""
-    bad = _momentum_block(p, g, buf, out, fmath.cast(lr, p), fmath.cast(mu, p), nesterov, 0, p.shape[0])
+def momentum(p, g, buf, lr, mu, nesterov):
+    """``buf = μ·buf + g``; ``g ← p − lr·(g + μ·buf)`` if ``nesterov`` else ``g ← p − lr·buf``.
+    Returns True iff every new value is finite."""
+    bad = _momentum_block(p, g, buf, fmath.cast(lr, p), fmath.cast(mu, p), nesterov, 0, p.shape[0])
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def momentum_par(p, g, buf, out, lr, mu, nesterov):
+def momentum_par(p, g, buf, lr, mu, nesterov):
     """:func:`momentum` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
     lr = fmath.cast(lr, p)
     mu = fmath.cast(mu, p)
@@ -146,7 +152,7 @@ def momentum_par(p, g, buf, out, lr, mu, nesterov):
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _momentum_block(p, g, buf, out, lr, mu, nesterov, lo, min(lo + OPT_BLOCK, n))
+        flags[b] = _momentum_block(p, g, buf, lr, mu, nesterov, lo, min(lo + OPT_BLOCK, n))
     return _all_finite(flags)
 
 
@@ -154,18 +160,17 @@ def momentum_par(p, g, buf, out, lr, mu, nesterov):
 # Adam (torch.optim.Adam semantics)
 # ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def adam(p, g, m, v, out, step, rs, b1, b2, eps):
-    """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``out = p − s·(m / (√v·r + ε))``, where the caller
+def adam(p, g, m, v, step, rs, b1, b2, eps):
+    """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``g ← p − s·(m / (√v·r + ε))``, where the caller
     forms ``s = lr / (1 − β₁ᵗ)`` and ``r = 1 / √(1 − β₂ᵗ)`` in float64 (:func:`numpy_ref.adam_scalars`): one
-    division and one root per element. Returns True iff every ``out`` is finite."""
-    bad = _adam_block(p, g, m, v, out, fmath.cast(step, p), fmath.cast(rs, p), fmath.cast(b1, p),
-                      fmath.cast(b2, p), fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p),
-                      0, p.shape[0])
+    division and one root per element. Returns True iff every new value is finite."""
+    bad = _adam_block(p, g, m, v, fmath.cast(step, p), fmath.cast(rs, p), fmath.cast(b1, p), fmath.cast(b2, p),
+                      fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p), 0, p.shape[0])
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def adam_par(p, g, m, v, out, step, rs, b1, b2, eps):
+def adam_par(p, g, m, v, step, rs, b1, b2, eps):
     """:func:`adam` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
     step_ = fmath.cast(step, p)
     rs_ = fmath.cast(rs, p)
@@ -179,8 +184,7 @@ def adam_par(p, g, m, v, out, step, rs, b1, b2, eps):
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _adam_block(p, g, m, v, out, step_, rs_, b1_, b2_, omb1, omb2, eps_, lo,
-                              min(lo + OPT_BLOCK, n))
+        flags[b] = _adam_block(p, g, m, v, step_, rs_, b1_, b2_, omb1, omb2, eps_, lo, min(lo + OPT_BLOCK, n))
     return _all_finite(flags)
 
 

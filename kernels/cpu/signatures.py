@@ -52,9 +52,9 @@ _TABLE = {
     "penalties.kl_sparsity": lambda t, A1, A2: [(A2(), t, t, t, A2(), A1())],
     "penalties.contractive": lambda t, A1, A2: [(A2(), A2(), i8, t, t, A2(), A2(), A1())],
     "penalties.weight_decay": lambda t, A1, A2: [(A2(), A2(), t)],
-    "optim.sgd": lambda t, A1, A2: [(A1(), A1(), A1(), f8)],
-    "optim.momentum": lambda t, A1, A2: [(A1(), A1(), A1(), A1(), f8, f8, b1)],
-    "optim.adam": lambda t, A1, A2: [(A1(),) * 5 + (f8,) * 5],
+    "optim.sgd": lambda t, A1, A2: [(A1(), A1(), f8)],
+    "optim.momentum": lambda t, A1, A2: [(A1(), A1(), A1(), f8, f8, b1)],
+    "optim.adam": lambda t, A1, A2: [(A1(),) * 4 + (f8,) * 5],
     # x and x̃: the caller's batch (read-only or not), and x̃ is x itself without noise, else a fresh array.
     "step.ae1_step": lambda t, A1, A2: [
         (A2(x_ro), A2(xin_ro)) + (A2(), A1(), A2(), A1()) * 4 + (A1(), b1, i8, b1, i8, f8, f8, b1) + (f8,) * 5

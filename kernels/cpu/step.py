@@ -10,7 +10,8 @@ fused. With ``h = f(x̃ Wᵀ + b)`` and the output pre-activation ``a = h W + c`
 * ``dh = D W_dec`` (tied: ``D Wᵀ``), ``dz = dh ⊙ f'(h)`` (:mod:`.dense`);
 * ``dW = dzᵀ x̃`` plus, tied, the decoder term ``hᵀ D``; untied ``dW_d = Dᵀ h``; ``db = Σ_rows dz``,
   ``dc = Σ_rows D``;
-* the optimiser update of every parameter into its ``out`` buffer (:mod:`.optim`'s block bodies).
+* the optimiser update of every parameter into its ``out`` buffer (:mod:`.optim`'s block bodies): the gradients
+  are computed into those buffers and the updates write over them.
 
 The products are BLAS calls made from compiled code (``np.dot`` with an ``out`` array, which Numba lowers to
 SciPy's ``cython_blas`` ``?gemm``), so they cost what BLAS costs and nothing more. The caller keeps the problem
@@ -32,21 +33,22 @@ OPTIMIZER_CODE = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": MOMENTUM, "adam"
 
 
 def workspace_size(n, n_in, n_hid):
-    """Elements of the flat workspace :func:`ae1_step` carves: ``h``, ``a``/``D``, ``dh``, two weight-shaped
-    gradients, ``db``, ``dc`` and the row losses."""
-    return 2 * n * n_hid + n * n_in + 2 * n_hid * n_in + n_hid + n_in + n
+    """Elements of the flat workspace :func:`ae1_step` carves: ``h``, ``a``/``D``, ``dh``, the tied decoder
+    term of the weight gradient and the row losses."""
+    return 2 * n * n_hid + n * n_in + n_hid * n_in + n
 
 
 @njit(**JIT)
-def _update(p, g, out, s1, s2, opt, lr, mu, nesterov, b1, b2, omb1, omb2, eps, step, rs):
-    """One parameter's optimiser update on flat views; returns its non-finite flag (0 or 1)."""
-    p, g, out = p.reshape(-1), g.reshape(-1), out.reshape(-1)
+def _update(p, g, s1, s2, opt, lr, mu, nesterov, b1, b2, omb1, omb2, eps, step, rs):
+    """One parameter's optimiser update on flat views, written over its gradient ``g``; returns its non-finite
+    flag (0 or 1)."""
+    p, g = p.reshape(-1), g.reshape(-1)
     n = p.shape[0]
     if opt == ADAM:
-        return optim._adam_block(p, g, s1.reshape(-1), s2.reshape(-1), out, step, rs, b1, b2, omb1, omb2, eps, 0, n)
+        return optim._adam_block(p, g, s1.reshape(-1), s2.reshape(-1), step, rs, b1, b2, omb1, omb2, eps, 0, n)
     if opt == MOMENTUM:
-        return optim._momentum_block(p, g, s1.reshape(-1), out, lr, mu, nesterov, 0, n)
-    return optim._sgd_block(p, g, out, lr, 0, n)
+        return optim._momentum_block(p, g, s1.reshape(-1), lr, mu, nesterov, 0, n)
+    return optim._sgd_block(p, g, lr, 0, n)
 
 
 @njit(**JIT)
@@ -66,14 +68,8 @@ def ae1_step(x, x_in, W, b, Wd, c, W_o, b_o, Wd_o, c_o, sW, sb, sWd, sc, tW, tb,
     off += n * n_in
     dh = ws[off:off + n * k].reshape(n, k)
     off += n * k
-    gW = ws[off:off + k * n_in].reshape(k, n_in)
+    gdec = ws[off:off + k * n_in].reshape(k, n_in)  # the tied decoder term of the weight gradient
     off += k * n_in
-    g2 = ws[off:off + k * n_in]  # the tied decoder term (k, n_in), or the untied decoder gradient (n_in, k)
-    off += k * n_in
-    gb = ws[off:off + k]
-    off += k
-    gc = ws[off:off + n_in]
-    off += n_in
     rows = ws[off:off + n]
 
     # forward
@@ -101,31 +97,32 @@ def ae1_step(x, x_in, W, b, Wd, c, W_o, b_o, Wd_o, c_o, sW, sb, sWd, sc, tW, tb,
     else:
         np.dot(a, Wd, dh)
     dense.act_backward(dh, h, act)
-    np.dot(dh.T, x_in, gW)
+    # The gradients go straight into the buffers that receive the new parameters; the updates then write over
+    # them (kernels/cpu/optim.py).
+    np.dot(dh.T, x_in, W_o)
     if tied:
-        gdec = g2.reshape(k, n_in)
         np.dot(h.T, a, gdec)
         for j in range(k):
             for i in range(n_in):
-                gW[j, i] = gdec[j, i] + gW[j, i]
+                W_o[j, i] = gdec[j, i] + W_o[j, i]
     else:
-        np.dot(a.T, h, g2.reshape(n_in, k))
-    dense.col_sum(dh, gb)
-    dense.col_sum(a, gc)
+        np.dot(a.T, h, Wd_o)
+    dense.col_sum(dh, b_o)
+    dense.col_sum(a, c_o)
 
     # update
     lr_, mu_ = fmath.cast(lr, x), fmath.cast(mu, x)
     b1_, b2_ = fmath.cast(b1, x), fmath.cast(b2, x)
     omb1, omb2 = fmath.cast(1.0 - b1, x), fmath.cast(1.0 - b2, x)
     eps_, step_, rs_ = fmath.cast(eps, x), fmath.cast(step, x), fmath.cast(rs, x)
-    if _update(W, gW, W_o, sW, tW, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
+    if _update(W, W_o, sW, tW, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
         return value, 1
-    if _update(b, gb, b_o, sb, tb, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
+    if _update(b, b_o, sb, tb, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
         return value, 2
     if not tied:
-        if _update(Wd, g2, Wd_o, sWd, tWd, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
+        if _update(Wd, Wd_o, sWd, tWd, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
             return value, 3
-    if _update(c, gc, c_o, sc, tc, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
+    if _update(c, c_o, sc, tc, opt, lr_, mu_, nesterov, b1_, b2_, omb1, omb2, eps_, step_, rs_):
         return value, 4
     return value, 0
 

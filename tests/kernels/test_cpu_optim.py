@@ -4,7 +4,8 @@ Tolerances: float64 agrees with the float64 reference to rtol 1e-13 (same operat
 ``p − lr·s`` and ``β m + (1−β) g`` changes at most a rounding). float32 kernels are compared with the float64
 reference from the same float32 inputs within tests/tolerances.py "output". Serial and parallel kernels agree
 bit for bit (outputs and optimiser state) with 1 and with all threads, across several parallel blocks.
-The returned flag is True iff every new parameter is finite: an inf or NaN anywhere (gradient, parameter, state,
+The kernels write the new parameters over the gradient; a test's ``g`` is copied first, so every case reads the
+same inputs. The returned flag is True iff every new parameter is finite: an inf or NaN anywhere (gradient, parameter, state,
 or an overflow of the step itself), in any block, must give False.
 """
 
@@ -44,19 +45,19 @@ def arrays(n, dtype, seed=0):
 
 
 def step(kind, p, g, buf, m, v, t_step=1, par=False):
-    """One kernel step on copies of the state; returns ``(flag, out, state...)``."""
+    """One kernel step on copies of the gradient and the state (the kernel writes the new parameters over its
+    gradient); returns ``(flag, new parameters, state...)``."""
     t = p.dtype.type
-    out = np.full_like(p, np.nan)
-    buf, m, v = buf.copy(), m.copy(), v.copy()
+    out, buf, m, v = g.copy(), buf.copy(), m.copy(), v.copy()
     sfx = "_par" if par else ""
     if kind == "sgd":
-        ok = getattr(optim, "sgd" + sfx)(p, g, out, t(LR))
+        ok = getattr(optim, "sgd" + sfx)(p, out, t(LR))
         return ok, out
     if kind in ("momentum", "nesterov"):
-        ok = getattr(optim, "momentum" + sfx)(p, g, buf, out, t(LR), t(MU), kind == "nesterov")
+        ok = getattr(optim, "momentum" + sfx)(p, out, buf, t(LR), t(MU), kind == "nesterov")
         return ok, out, buf
     s, rs = ref.adam_scalars(LR, B1, B2, t_step)
-    ok = getattr(optim, "adam" + sfx)(p, g, m, v, out, t(s), t(rs), t(B1), t(B2), t(EPS))
+    ok = getattr(optim, "adam" + sfx)(p, out, m, v, t(s), t(rs), t(B1), t(B2), t(EPS))
     return ok, out, m, v
 
 
@@ -151,16 +152,16 @@ def test_overflowing_step_gives_false(dtype, par):
 
 def test_python_float_hyperparameters_are_cast_to_the_dtype():
     p, g, _, _, _ = arrays(100, np.float32, seed=6)
-    out1, out2 = np.empty_like(p), np.empty_like(p)
-    optim.sgd(p, g, out1, np.float32(LR))
-    optim.sgd(p, g, out2, LR)
+    out1, out2 = g.copy(), g.copy()
+    optim.sgd(p, out1, np.float32(LR))
+    optim.sgd(p, out2, LR)
     assert same_bits(out1, out2)
     # For Adam, (1 − β) is formed in float64 before the cast, as the reference's t(1 − β) does: with m = 0 and
     # g = 1, the new m is exactly that coefficient. (A float32 β gives 1 − float32(β) instead, 2 ulps away.)
     m0, v0, ones = np.zeros(3, np.float32), np.zeros(3, np.float32), np.ones(3, np.float32)
-    optim.adam(ones, ones, m0, v0, np.empty(3, np.float32), LR, 1.0, B1, B2, EPS)
+    optim.adam(ones, ones.copy(), m0, v0, LR, 1.0, B1, B2, EPS)
     assert (m0 == np.float32(1 - B1)).all() and (v0 == np.float32(1 - B2)).all()
     m0[:], v0[:] = 0, 0
     t = np.float32
-    optim.adam(ones, ones, m0, v0, np.empty(3, np.float32), t(LR), t(1.0), t(B1), t(B2), t(EPS))
+    optim.adam(ones, ones.copy(), m0, v0, t(LR), t(1.0), t(B1), t(B2), t(EPS))
     assert (m0 == t(1) - t(B1)).all() and (v0 == t(1) - t(B2)).all()
