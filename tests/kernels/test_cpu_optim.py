@@ -9,7 +9,6 @@ same inputs. The returned flag is True iff every new parameter is finite: an inf
 or an overflow of the step itself), in any block, must give False.
 """
 
-import numba
 import numpy as np
 import pytest
 
@@ -31,8 +30,6 @@ def close(got, want, dtype, what=""):
     assert got.dtype == dtype, what
     tol = F64 if dtype == np.float64 else TOL["float32"]["output"]
     np.testing.assert_allclose(got.astype(np.float64), want, err_msg=what, **tol)
-
-
 
 
 def arrays(n, dtype, seed=0):
