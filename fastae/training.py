@@ -147,7 +147,7 @@ def run_epoch(model, X, epoch_label, bar=None):
     fused = model._fused_stepper()
     # Overflow on the way to divergence is expected and reported below with the epoch and batch; numpy's own
     # warnings (or errors, under np.seterr) would only get in the way of that report.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), model._B.session():
         for b, (s, e) in enumerate(spans):
             total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
     model.n_epochs_ += 1

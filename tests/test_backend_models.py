@@ -103,6 +103,53 @@ def test_results_are_bit_identical_whatever_the_thread_count(backend, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+_POOL = """
+import threading, numpy as np, fastae
+from fastae.backends import numba_cpu
+assert numba_cpu.describe()["kernels"] == "one pool", numba_cpu.describe()
+X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)  # the models' dtype: scanned, not copied
+m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
+v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)
+want = [m.encode(X), m.score_samples(X), v.encode(X)]
+ran = [k for k in ("linear_act", "output_loss", "output_rows", "backward", "values_ok_par")
+       if getattr(numba_cpu.products, k).signatures]
+got, errors = {}, []
+def work(i):
+    try:
+        for _ in range(3):
+            got[i] = [m.encode(X), m.score_samples(X), v.encode(X)]
+    except Exception as exc:
+        errors.append(exc)
+threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+agree = all(np.array_equal(g, w) for res in got.values() for g, w in zip(res, want))
+np.savez(__import__("sys").argv[1], *want, m.history_["loss"], v.history_["loss"], ran=np.array(ran), agree=agree)
+"""
+
+
+def test_one_pool_mode_runs_the_pool_ops_agrees_with_serial_and_across_threads(tmp_path):
+    """FASTAE_NUMBA_PARALLEL=1: fits and encodes take the pool ops (products.py), give the serial kernels'
+    results within tolerance, and four Python threads encoding at once get the bits of a call made alone (each
+    holding SciPy's BLAS at one thread, whichever thread takes it first)."""
+    import os
+
+    f = tmp_path / "pool.npz"
+    env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1")
+    subprocess.run([sys.executable, "-c", _POOL, str(f)], check=True, env=env)
+    res = np.load(f)
+    assert set(res["ran"]) == {"linear_act", "output_loss", "output_rows", "backward", "values_ok_par"}
+    assert bool(res["agree"])
+    X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)
+    m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
+    v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)
+    for k, want in enumerate([m.encode(X), m.score_samples(X), v.encode(X)]):
+        np.testing.assert_allclose(res[f"arr_{k}"], want, **TOL["float32"]["grad"])
+    np.testing.assert_allclose(res["arr_3"], m.history_["loss"], rtol=2e-3)  # as the digits curve test
+    np.testing.assert_allclose(res["arr_4"], v.history_["loss"], rtol=2e-3)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_eight_threads_encoding_at_once_agree(backend):
     """Eight Python threads share one model, each with its own input (tiny inputs run the serial kernels, large

@@ -6,26 +6,40 @@ reparameterisation and the optimiser updates, each in one pass over memory.
 
 Threads
 -------
-* The matrix products use every core through BLAS; the kernels around them run serially and release the GIL
-  (``nogil``), so any number of Python threads may call into one model at once.
-* Parallel kernels (``prange`` over rows) exist for every large elementwise op, but are opt-in
-  (``FASTAE_NUMBA_PARALLEL=1``), because measured here they only lose: between BLAS calls, OpenMP's spinning
-  threads fought OpenBLAS's for the two cores and a shallow training step took 35 ms instead of 1.4 ms; with
-  ``OMP_WAIT_POLICY=PASSIVE`` it took 1.49 ms, no better than the serial kernels' 1.39 ms. When enabled, they
-  run only under a thread-safe threading layer (TBB or OpenMP, chosen here unless ``NUMBA_THREADING_LAYER`` is
-  set): Numba's default ``workqueue`` layer aborts the process when two threads launch parallel work at once.
+Two modes, chosen when the backend is imported:
+
+* **Serial kernels (the default).** The matrix products use every core through NumPy's BLAS; the kernels around
+  them run on the calling thread and release the GIL (``nogil``), so any number of Python threads may call into
+  one model at once. This shares NumPy's own thread pool with the rest of the program.
+* **One pool (``FASTAE_NUMBA_PARALLEL=1``).** Every op whose product BLAS would spread over threads runs on
+  Numba's pool instead, product and epilogue alike (:mod:`fastae.kernels.cpu.products`): the op is split into
+  ``POOL_BLOCKS`` parts, each part's product a single-threaded call into SciPy's BLAS (held at one thread while
+  the op runs, :mod:`.blas_threads`) followed by its epilogue on warm rows; the large elementwise kernels (Adam,
+  noise, the latent) run their ``_par`` twins on the same pool. Measured here against the serial kernels, each
+  mode in its own process (``bench/one_pool.py``): training steps 1.14-1.17x of the GEMM-only floor instead of
+  1.25-1.28x (shallow, deep), encodes 1.08x instead of 1.19x (shallow, vae).
+
+  The price is a second thread pool beside NumPy's. After a NumPy product, OpenBLAS's idle worker spins on a
+  core for about 0.13 s, and a pool op started meanwhile runs at half speed (measured: an 8 ms encode took
+  15-17 ms); so this mode suits programs where fastae does the heavy BLAS work, not ones that interleave it
+  with NumPy products. It runs only under a thread-safe threading layer (TBB or OpenMP, chosen here unless
+  ``NUMBA_THREADING_LAYER`` is set): Numba's default ``workqueue`` layer aborts the process when two threads
+  launch parallel work at once.
 * Every result is bit-identical whatever the thread count: parallel loops split rows (or columns for column
-  sums) and never reduce across them; cross-row sums are taken afterwards in a fixed order.
+  sums) and never reduce across them; cross-row sums are taken afterwards in a fixed order; and the parts of a
+  pool op are fixed by the shapes and the pool's size at start-up, never by ``numba.set_num_threads``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 
 import numpy as np
 
 from . import numpy_ref as _ref
+from .blas_threads import CAP
 
 NAME = "numba"
 DTYPES = ("float32", "float64")
@@ -51,11 +65,15 @@ def _threading_layer():
 
 PARALLEL_REQUESTED = os.environ.get("FASTAE_NUMBA_PARALLEL", "0") not in ("", "0", "false", "False")
 THREADING_LAYER = _threading_layer() if PARALLEL_REQUESTED else None
-PARALLEL = THREADING_LAYER is not None
+# Why the pool cannot run here despite the request (no thread-safe layer, or a BLAS it cannot confine), or None.
+POOL_UNAVAILABLE = None
+if PARALLEL_REQUESTED:
+    POOL_UNAVAILABLE = ("no thread-safe Numba threading layer (TBB or OpenMP)" if THREADING_LAYER is None
+                        else CAP.unsupported())
+PARALLEL = PARALLEL_REQUESTED and POOL_UNAVAILABLE is None
 
-from fastae.kernels.cpu import dense  # noqa: E402
+from fastae.kernels.cpu import checks, dense  # noqa: E402
 from fastae.kernels.cpu._config import ACT_CODE, PARALLEL_MIN  # noqa: E402
-from fastae.kernels.cpu.checks import values_ok  # noqa: E402,F401  (the boundary validation)
 
 
 class _OnFirstUse:
@@ -71,17 +89,18 @@ class _OnFirstUse:
         return getattr(self._module, attr)
 
 
-latent, loss, noise, optim, penalties, step = (_OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties",
-                                                                       "step"))
+latent, loss, noise, optim, penalties, products, step = (
+    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step"))
 
 
 def describe() -> dict:
-    """What runs: serial or parallel kernels, the threading layer, Numba's thread count and the parallel threshold
-    (BLAS reports itself through threadpoolctl)."""
+    """What runs: serial kernels or one pool, the threading layer, Numba's thread count, the parallel threshold
+    and the parts a pool op is split into (BLAS reports itself through threadpoolctl)."""
     import numba
 
-    return {"backend": NAME, "kernels": "parallel" if PARALLEL else "serial", "threading_layer": THREADING_LAYER,
-            "numba_threads": numba.get_num_threads(), "parallel_min_elements": PARALLEL_MIN}
+    return {"backend": NAME, "kernels": "one pool" if PARALLEL else "serial", "threading_layer": THREADING_LAYER,
+            "numba_threads": numba.get_num_threads(), "parallel_min_elements": PARALLEL_MIN,
+            "pool_blocks": POOL_BLOCKS, "pool_unavailable": POOL_UNAVAILABLE}
 
 
 def _pick(module, name, size):
@@ -95,12 +114,60 @@ def _t(a):
     return a.dtype.type
 
 
+# --- one thread pool: products and their epilogues on Numba's threads (kernels/cpu/products.py) ---------------
+# With parallel kernels, every op whose product OpenBLAS would run on its own threads (more multiply-adds than its
+# threshold, FUSED_MAX_MULADDS below) runs on Numba's pool instead, product and epilogue alike, split into at most
+# POOL_BLOCKS parts (the pool's size, fixed at start-up, so the bits never depend on the thread count). Smaller
+# products stay NumPy calls, which OpenBLAS runs on the calling thread, so the two pools never alternate.
+POOL_BLOCKS = None
+POOL_MIN_ROWS = 16  # rows per part at least: a thinner block would repack the whole weight for a sliver of work
+
+
+def _pooled(n, k, m):
+    """True if an op whose product is ``(n × k)·(k × m)`` runs on the pool."""
+    return PARALLEL and n * k * m > FUSED_MAX_MULADDS
+
+
+def _row_parts(n):
+    """Parts for an op split by its ``n`` rows: a function of ``n`` and the pool's size only."""
+    return max(1, min(POOL_BLOCKS, n // POOL_MIN_ROWS))
+
+
+if PARALLEL:
+    import numba as _numba
+
+    POOL_BLOCKS = int(_numba.config.NUMBA_NUM_THREADS)
+
+
+def session():
+    """A context to hold around a whole fit or encode: with the pool, it keeps SciPy's BLAS at one thread
+    throughout (``blas_threads.CAP``), so that each op's own hold is only a counter; otherwise it does nothing."""
+    return CAP if PARALLEL else contextlib.nullcontext()
+
+
+def values_ok(x, unit_interval):
+    """The boundary scan (:func:`fastae.kernels.cpu.checks.values_ok`), split over the pool for large inputs."""
+    if PARALLEL and x.size >= PARALLEL_MIN:
+        return bool(products.values_ok_par(x, unit_interval, _row_parts(x.shape[0])))
+    return checks.values_ok(x, unit_interval)
+
+
+def _out_width(W, transpose):
+    return W.shape[1] if transpose else W.shape[0]
+
+
 _product = _ref._product  # the products are BLAS calls on every CPU backend: the reference's own
 
 
 # --- dense layers ---------------------------------------------------------------------------------------------
 def dense_forward(x, W, b, activation, transpose=False):
     """``h = f(x Wᵀ + b)`` (or ``f(x W + b)``): one BLAS product, then bias and activation fused in place."""
+    m = _out_width(W, transpose)
+    if _pooled(x.shape[0], x.shape[1], m):
+        a = np.empty((x.shape[0], m), dtype=x.dtype)
+        with CAP:
+            products.linear_act(x, W, transpose, b, ACT_CODE[activation], a, _row_parts(x.shape[0]))
+        return a
     a = _product(x, W, transpose)
     _pick(dense, "bias_act", a.size)(a, b, ACT_CODE[activation])
     return a
@@ -108,6 +175,13 @@ def dense_forward(x, W, b, activation, transpose=False):
 
 def dense_backward(delta, x, W, transpose=False, need_dx=True):
     """``dW``, ``db`` (column sums in a fixed order) and ``dx``, as :func:`numpy_ref.dense_backward`."""
+    if _pooled(delta.shape[0], delta.shape[1], x.shape[1]):
+        dW = np.empty(W.shape, dtype=delta.dtype)
+        db = np.empty(delta.shape[1], dtype=delta.dtype)
+        dx = np.empty(x.shape, dtype=delta.dtype) if need_dx else dW[:1]  # dW[:1]: a placeholder, not written
+        with CAP:
+            products.backward(delta, x, W, transpose, need_dx, dW, db, dx, POOL_BLOCKS)
+        return dW, db, dx if need_dx else None
     dW = x.T @ delta if transpose else delta.T @ x
     db = np.empty(delta.shape[1], dtype=delta.dtype)
     _pick(dense, "col_sum", delta.size)(delta, db)
@@ -131,8 +205,15 @@ clamp_logvar = _ref.clamp_logvar
 # --- output layer fused with its loss -------------------------------------------------------------------------
 def output_loss_grad(h, W, c, x, loss_name, transpose=False):
     """The product, then sigmoid/identity, loss and ``(x̂ − x)/B`` in one pass that overwrites the product."""
-    a = _product(h, W, transpose)
     n = x.shape[0]
+    if _pooled(n, h.shape[1], x.shape[1]):
+        a = np.empty(x.shape, dtype=h.dtype)
+        rows = np.empty(n, dtype=a.dtype)
+        with CAP:
+            products.output_loss(h, W, transpose, c, x, loss_name == "bce", _t(a)(1.0 / n), a, rows,
+                                 _row_parts(n))
+        return rows.sum() / _t(a)(n), a
+    a = _product(h, W, transpose)
     rows = np.empty(n, dtype=a.dtype)
     kernel = "bce_output" if loss_name == "bce" else "mse_output"
     _pick(loss, kernel, a.size)(a, c, x, a, _t(a)(1.0 / n), rows)
@@ -140,6 +221,12 @@ def output_loss_grad(h, W, c, x, loss_name, transpose=False):
 
 
 def output_row_loss(h, W, c, x, loss_name, transpose=False):
+    if _pooled(x.shape[0], h.shape[1], x.shape[1]):
+        a = np.empty(x.shape, dtype=h.dtype)
+        rows = np.empty(x.shape[0], dtype=a.dtype)
+        with CAP:
+            products.output_rows(h, W, transpose, c, x, loss_name == "bce", a, rows, _row_parts(x.shape[0]))
+        return rows
     a = _product(h, W, transpose)
     rows = np.empty(x.shape[0], dtype=a.dtype)
     _pick(loss, "output_rows", a.size)(a, c, x, loss_name == "bce", rows)

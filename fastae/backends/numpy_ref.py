@@ -19,6 +19,7 @@ Conventions
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -276,3 +277,12 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     denom = np.sqrt(v) * t(rs) + t(eps)
     np.subtract(p, t(step) * (m / denom), out=out)
     return bool(np.isfinite(out).all())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Threads
+# ---------------------------------------------------------------------------------------------------------------
+def session():
+    """A context a model holds around a whole fit, or an encode of several chunks, for backends that set up
+    threads for it (``numba_cpu.session``); this backend has nothing to set up."""
+    return contextlib.nullcontext()

@@ -31,6 +31,7 @@ OPS = (
     "sgd_update",
     "momentum_update",
     "adam_update",
+    "session",
 )
 
 # name -> module path. Later backends register here; the order of AUTO_ORDER is the preference of "auto".

@@ -220,7 +220,8 @@ class BaseModel:
         n = X.shape[0]
         if n <= INFERENCE_CHUNK:
             return fn(X, 0)
-        parts = [fn(X[s:s + INFERENCE_CHUNK], s) for s in range(0, n, INFERENCE_CHUNK)]
+        with self._B.session():
+            parts = [fn(X[s:s + INFERENCE_CHUNK], s) for s in range(0, n, INFERENCE_CHUNK)]
         return self._B.xp.concatenate(parts, axis=0)
 
     def transform(self, X):

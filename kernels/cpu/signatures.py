@@ -68,11 +68,24 @@ PARALLEL_TWINS = ("dense.bias_act", "dense.act_backward", "dense.col_sum", "loss
                   "penalties.contractive", "penalties.weight_decay", "optim.sgd", "optim.momentum", "optim.adam")
 
 
+# The one-pool ops (products.py), used under FASTAE_NUMBA_PARALLEL=1 only: ``transposed``/``need_dx``/``bce`` are
+# Python bools, the activation code and the number of parts Python ints; ``x`` can be the caller's data.
+_POOL = {
+    "products.linear_act": _data(lambda t, A1, A2, ro: [(A2(ro), A2(), b1, A1(), i8, A2(), i8)]),
+    "products.output_loss": _data(lambda t, A1, A2, ro: [(A2(), A2(), b1, A1(), A2(ro), b1, t, A2(), A1(), i8)]),
+    "products.output_rows": _data(lambda t, A1, A2, ro: [(A2(), A2(), b1, A1(), A2(ro), b1, A2(), A1(), i8)]),
+    "products.backward": _data(lambda t, A1, A2, ro: [(A2(), A2(ro), A2(), b1, b1, A2(), A1(), A2(), i8)]),
+    "products.values_ok_par": _data(lambda t, A1, A2, ro: [(A2(ro), b1, i8)]),
+}
+
+
 def signatures(parallel=False):
-    """``{"module.kernel": [argument-type tuples]}``; with ``parallel``, the ``_par`` twins as well."""
+    """``{"module.kernel": [argument-type tuples]}``; with ``parallel``, the ``_par`` twins and the one-pool ops
+    as well."""
     table = {name: _per_dtype(make) for name, make in _TABLE.items()}
     if parallel:
         table.update({name + "_par": table[name] for name in PARALLEL_TWINS})
+        table.update({name: _per_dtype(make) for name, make in _POOL.items()})
     return table
 
 

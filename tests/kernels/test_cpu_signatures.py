@@ -6,17 +6,22 @@ scalar types of their own) cannot hide a gap.
 """
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 from fastae.kernels.cpu import signatures
 
 SWEEP = r"""
-import json, numpy as np, fastae
+import json, sys, numpy as np, fastae
+from fastae.backends import numba_cpu
 from fastae.kernels.cpu import signatures as S
 
-S.compile_all()
-table = S.signatures()
+assert numba_cpu.PARALLEL == (sys.argv[1] == "pool"), numba_cpu.describe()
+S.compile_all(numba_cpu.PARALLEL)
+table = S.signatures(numba_cpu.PARALLEL)
 rng = np.random.default_rng(0)
 AE = [dict(hidden=(8,)),                                               # fused one-call step
       dict(hidden=(8,), tied=False, loss="mse", activation="relu", optimizer="momentum", shuffle=False),
@@ -26,7 +31,8 @@ AE = [dict(hidden=(8,)),                                               # fused o
       dict(hidden=(8,), sparsity=("l1", 1e-3), optimizer="nesterov", shuffle=False),
       dict(hidden=(8,), sparsity=("kl", 0.1, 0.1), weight_decay=1e-4),
       dict(hidden=(8,), contractive=0.1, activation="tanh", noise=("mask", 0.1), shuffle=False),
-      dict(hidden=(8,), batch_size=300)]                                # too large for the fused step
+      dict(hidden=(8,), batch_size=300),                                # too large for the fused step
+      dict(hidden=(64, 8), batch_size=300, shuffle=False)]              # products large enough for the pool
 for dtype in ("float32", "float64"):
     for readonly in (False, True):
         X = rng.random((300, 64)).astype(dtype)
@@ -41,14 +47,20 @@ for dtype in ("float32", "float64"):
                            random_state=0).fit(X)
             v.encode(X), v.encode(X, sample=True), v.elbo(X), v.score_samples(X), v.sample(3)
             v.reconstruct(X), v.decode(v.encode(X[:5]))
+        v = fastae.VAE(hidden=(64,), latent=2, epochs=1, batch_size=300, dtype=dtype, random_state=0).fit(X)
+        v.encode(X), v.elbo(X), v.reconstruct(X)
     fastae.Autoencoder(hidden=(8,), epochs=1, dtype=dtype).fit(rng.random((50, 64)))  # float64 -> converted
 extra = {name: [str(s) for s in set(S.dispatcher(name).signatures) - set(sigs)] for name, sigs in table.items()}
 print(json.dumps({k: v for k, v in extra.items() if v}))
 """
 
 
-def test_every_model_path_stays_inside_the_table():
-    out = subprocess.run([sys.executable, "-c", SWEEP], capture_output=True, text=True, timeout=900)
+@pytest.mark.parametrize("mode", ["serial", "pool"])
+def test_every_model_path_stays_inside_the_table(mode):
+    """Both modes of the backend: serial kernels, and one pool (FASTAE_NUMBA_PARALLEL=1: the ``_par`` twins and
+    the products)."""
+    env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1" if mode == "pool" else "0")
+    out = subprocess.run([sys.executable, "-c", SWEEP, mode], capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     extra = json.loads(out.stdout.strip().splitlines()[-1])
     assert extra == {}, f"specialisations compiled outside kernels/cpu/signatures.py: {extra}"
