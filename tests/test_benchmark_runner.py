@@ -1,5 +1,7 @@
 """The benchmark instrument's core: analytic FLOPs, checked-before-timed, honest rows for every contestant."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -131,6 +133,22 @@ def test_interleaved_timing_reports_per_call_statistics():
         r = res[name]
         assert r["samples"] == 4 and r["inner"] >= 1 and 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
         assert calls[name] >= 1 + 4 * r["inner"]
+
+
+def test_settling_pauses_before_each_sample_and_wakes_the_contestant_untimed():
+    events = []
+
+    def a():
+        events.append(("a", time.perf_counter()))
+
+    def b():
+        events.append(("b", time.perf_counter()))
+
+    timing.interleaved({"a": a, "b": b}, samples=3, target_s=0.0, warmup=0, settle_s=0.02)
+    timed = events[2:]  # after calibration (one call each at target 0)
+    assert [name for name, _ in timed] == ["a", "a", "b", "b"] * 3  # an untimed call, then the timed one
+    for (_, t_prev), (_, t_next) in zip(timed[1::2], timed[2::2]):  # each sample's first call follows a pause
+        assert t_next - t_prev >= 0.02
 
 
 def test_a_step_that_does_nothing_is_caught():

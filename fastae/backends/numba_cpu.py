@@ -15,9 +15,8 @@ Two modes, chosen when the backend is imported:
   Numba's pool instead, product and epilogue alike (:mod:`fastae.kernels.cpu.products`): the op is split into
   ``POOL_BLOCKS`` parts, each part's product a single-threaded call into SciPy's BLAS (held at one thread while
   the op runs, :mod:`.blas_threads`) followed by its epilogue on warm rows; the large elementwise kernels (Adam,
-  noise, the latent) run their ``_par`` twins on the same pool. Measured here against the serial kernels, each
-  mode in its own process (``bench/one_pool.py``): training steps 1.14-1.17x of the GEMM-only floor instead of
-  1.25-1.28x (shallow, deep), encodes 1.08x instead of 1.19x (shallow, vae).
+  noise, the latent) run their ``_par`` twins on the same pool. It brings training steps and encodes closer to
+  the GEMM-only floor (``bench/one_pool.py``; the README's *Threads* has the numbers).
 
   The price is a second thread pool beside NumPy's. After a NumPy product, OpenBLAS's idle worker spins on a
   core for about 0.13 s, and a pool op started meanwhile runs at half speed (measured: an 8 ms encode took
@@ -145,11 +144,15 @@ def session():
     return CAP if PARALLEL else contextlib.nullcontext()
 
 
-def values_ok(x, unit_interval):
+def _values_ok_pool(x, unit_interval):
     """The boundary scan (:func:`fastae.kernels.cpu.checks.values_ok`), split over the pool for large inputs."""
-    if PARALLEL and x.size >= PARALLEL_MIN:
+    if x.size >= PARALLEL_MIN:
         return bool(products.values_ok_par(x, unit_interval, _row_parts(x.shape[0])))
     return checks.values_ok(x, unit_interval)
+
+
+# The serial mode binds the kernel itself: a one-row encode has no time for another Python frame.
+values_ok = _values_ok_pool if PARALLEL else checks.values_ok
 
 
 def _out_width(W, transpose):

@@ -48,8 +48,11 @@ def blas_info() -> dict:
 
 
 def settings(quick: bool) -> dict:
-    return {"samples": 5, "target_s": 0.02, "warmup": 2} if quick else {"samples": 15, "target_s": 0.1,
-                                                                        "warmup": 3}
+    """Timing settings (:func:`timing.interleaved`). ``settle_s`` outlasts OpenBLAS's idle spinning (about
+    0.13 s here), so no contestant's sample shares the cores with the previous one's threads."""
+    if quick:
+        return {"samples": 5, "target_s": 0.02, "warmup": 2, "settle_s": 0.0}
+    return {"samples": 15, "target_s": 0.1, "warmup": 3, "settle_s": 0.15}
 
 
 def gemm_peak(quick: bool) -> dict:
