@@ -286,12 +286,19 @@ def gaussian_noise(x, sigma, key, step, row0=0):
 
 
 # --- Gaussian latent ------------------------------------------------------------------------------------------
+# Per-element cost against the cheap elementwise kernels PARALLEL_MIN was chosen on: the latent draws a Philox
+# normal and calls libm per element (measured 18 ns forward and 6.5 ns backward, against about 0.3 ns), so its
+# parallel twins pay for the pool's fork and join from far fewer elements (measured break-even: about 300
+# elements forward, 600 backward; a VAE batch of 100 × 20 saved 21 µs per step).
+LATENT_WEIGHT, LATENT_BACKWARD_WEIGHT = 64, 32
+
+
 def gaussian_latent(mu, logvar, beta, key, step, row0=0, stream=_ref.rng.STREAM_EPS):
     z = np.empty_like(mu)
     kl_rows = np.empty(mu.shape[0], dtype=mu.dtype)
     k0, k1 = _key(key)
-    _pick(latent, "gaussian_latent", mu.size)(mu, logvar, k0, k1, np.uint32(stream), np.uint32(step),
-                                              np.int64(row0), z, kl_rows)
+    kernel = _pick(latent, "gaussian_latent", mu.size * LATENT_WEIGHT)
+    kernel(mu, logvar, k0, k1, np.uint32(stream), np.uint32(step), np.int64(row0), z, kl_rows)
     return z, _t(mu)(beta) * kl_rows.mean(dtype=mu.dtype)
 
 
@@ -299,7 +306,8 @@ def gaussian_latent_backward(dz, z, mu, logvar, beta):
     t = _t(mu)
     dmu = np.empty_like(mu)
     dlv = np.empty_like(mu)
-    _pick(latent, "gaussian_latent_backward", mu.size)(dz, z, mu, logvar, t(beta), t(1.0 / mu.shape[0]), dmu, dlv)
+    kernel = _pick(latent, "gaussian_latent_backward", mu.size * LATENT_BACKWARD_WEIGHT)
+    kernel(dz, z, mu, logvar, t(beta), t(1.0 / mu.shape[0]), dmu, dlv)
     return dmu, dlv
 
 
