@@ -110,8 +110,11 @@ assert numba_cpu.describe()["kernels"] == "one pool", numba_cpu.describe()
 X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)  # the models' dtype: scanned, not copied
 m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
 v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)
+X2 = np.random.default_rng(1).uniform(size=(40, 600)).astype(np.float32)
+w = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0).fit(X2)
+w1 = w.encode(X2[:1])  # one row of a wide layer: the pool shares out the columns
 want = [m.encode(X), m.score_samples(X), v.encode(X)]
-ran = [k for k in ("linear_act", "output_loss", "output_rows", "backward", "values_ok_par")
+ran = [k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
        if getattr(numba_cpu.products, k).signatures]
 got, errors = {}, []
 def work(i):
@@ -125,7 +128,8 @@ for t in threads: t.start()
 for t in threads: t.join()
 assert not errors, errors
 agree = all(np.array_equal(g, w) for res in got.values() for g, w in zip(res, want))
-np.savez(__import__("sys").argv[1], *want, m.history_["loss"], v.history_["loss"], ran=np.array(ran), agree=agree)
+np.savez(__import__("sys").argv[1], *want, m.history_["loss"], v.history_["loss"], w1, ran=np.array(ran),
+         agree=agree)
 """
 
 
@@ -139,7 +143,8 @@ def test_one_pool_mode_runs_the_pool_ops_agrees_with_serial_and_across_threads(t
     env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1")
     subprocess.run([sys.executable, "-c", _POOL, str(f)], check=True, env=env)
     res = np.load(f)
-    assert set(res["ran"]) == {"linear_act", "output_loss", "output_rows", "backward", "values_ok_par"}
+    assert set(res["ran"]) == {"linear_act", "linear_act_cols", "output_loss", "output_rows", "backward",
+                               "values_ok_par"}
     assert bool(res["agree"])
     X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)
     m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
@@ -148,6 +153,9 @@ def test_one_pool_mode_runs_the_pool_ops_agrees_with_serial_and_across_threads(t
         np.testing.assert_allclose(res[f"arr_{k}"], want, **TOL["float32"]["grad"])
     np.testing.assert_allclose(res["arr_3"], m.history_["loss"], rtol=2e-3)  # as the digits curve test
     np.testing.assert_allclose(res["arr_4"], v.history_["loss"], rtol=2e-3)
+    X2 = np.random.default_rng(1).uniform(size=(40, 600)).astype(np.float32)
+    w = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0).fit(X2)
+    np.testing.assert_allclose(res["arr_5"], w.encode(X2[:1]), **TOL["float32"]["grad"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

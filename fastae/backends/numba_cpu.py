@@ -167,9 +167,13 @@ def dense_forward(x, W, b, activation, transpose=False):
     """``h = f(x Wᵀ + b)`` (or ``f(x W + b)``): one BLAS product, then bias and activation fused in place."""
     m = _out_width(W, transpose)
     if _pooled(x.shape[0], x.shape[1], m):
-        a = np.empty((x.shape[0], m), dtype=x.dtype)
+        n = x.shape[0]
+        a = np.empty((n, m), dtype=x.dtype)
         with CAP:
-            products.linear_act(x, W, transpose, b, ACT_CODE[activation], a, _row_parts(x.shape[0]))
+            if n < POOL_MIN_ROWS * POOL_BLOCKS:  # too few rows to share out: share the columns
+                products.linear_act_cols(x, W, transpose, b, ACT_CODE[activation], a, POOL_BLOCKS)
+            else:
+                products.linear_act(x, W, transpose, b, ACT_CODE[activation], a, _row_parts(n))
         return a
     a = _product(x, W, transpose)
     _pick(dense, "bias_act", a.size)(a, b, ACT_CODE[activation])

@@ -394,7 +394,8 @@ def _header(result: dict) -> list[str]:
     lines.append(f"- **date**: {date}" + (f" (the run took {took:.0f} s)" if took is not None else ""))
     threads = meta.get("threads")
     detail = meta.get("threads_info") or {}
-    extra = "; ".join([*(detail.get("blas") or []), *([f"numba {detail['numba']}"] if "numba" in detail else [])])
+    extra = "; ".join([*(detail.get("blas") or []), *([f"numba {detail['numba']}"] if "numba" in detail else []),
+                       *([f"fastae[numba] kernels: {detail['numba_kernels']}"] if "numba_kernels" in detail else [])])
     lines.append(f"- **threads**: {threads if threads is not None else 'not recorded'}"
                  + (f" ({extra})" if extra else ""))
     if detail.get("xla"):
@@ -411,6 +412,8 @@ def _header(result: dict) -> list[str]:
     if {"samples", "target_s", "warmup"} <= set(st):
         mode += (f": {st['samples']} interleaved samples, each the mean of enough calls to last at least "
                  f"{fmt_time(st['target_s'])}, after {st['warmup']} warm-up calls")
+        if st.get("settle_s"):
+            mode += f"; each sample after a {fmt_time(st['settle_s'])} pause and one untimed call"
     lines.append(f"- **mode**: {mode}")
     peak = _num(meta.get("gemm_peak_gflops"))
     gemm = next((r for r in result.get("rows", []) if r.get("suite") == "gemm"), None)

@@ -9,7 +9,8 @@ in cache. One pool, so nothing spins against anything.
 
 Math: the ops of :mod:`fastae.backends.numpy_ref`, with the products split as
 
-* by rows of the output for ``x op(W)`` (forward layers, the output layer, ``dx = δ op(W)ᵀ``);
+* by rows of the output for ``x op(W)`` (forward layers, the output layer, ``dx = δ op(W)ᵀ``), or by its
+  columns for a forward layer with too few rows to share out;
 * by rows of ``dW`` (columns of ``δ``, or of ``x`` for a layer used transposed) for the weight gradients, which
   reduce over the batch: each part sums the whole batch for its own weights, and nothing is added across parts.
 
@@ -55,6 +56,24 @@ def linear_act(x, W, transposed, b, act, out, blocks):
         r0, r1 = _split(n, parts, t)
         _rows_product(x, W, transposed, out, r0, r1)
         dense.bias_act(out[r0:r1], b, act)
+
+
+@njit(**JIT_PARALLEL)
+def linear_act_cols(x, W, transposed, b, act, out, blocks):
+    """:func:`linear_act` for a few rows (one row to encode: a split by rows would leave the pool idle): the
+    output's columns are split instead, each part computing ``x W[c0:c1]ᵀ`` (or ``x W[:, c0:c1]``) and then its
+    bias and activation."""
+    n, m = out.shape
+    parts = max(1, min(blocks, m // 16))
+    for t in prange(parts):
+        c0, c1 = _split(m, parts, t)
+        if transposed:
+            gemm(False, False, n, c1 - c0, W.shape[0], x, x.shape[1], W[:, c0:], W.shape[1], 0.0, out[:, c0:], m)
+        else:
+            gemm(False, True, n, c1 - c0, W.shape[1], x, x.shape[1], W[c0:], W.shape[1], 0.0, out[:, c0:], m)
+        bc = b[c0:c1]
+        for i in range(n):
+            dense._bias_act_vec(out[i, c0:c1], bc, act)
 
 
 @njit(**JIT_PARALLEL)
@@ -120,4 +139,4 @@ def values_ok_par(x, unit_interval, blocks):
     return ok.all()
 
 
-__all__ = ["linear_act", "output_loss", "output_rows", "backward", "values_ok_par"]
+__all__ = ["linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par"]

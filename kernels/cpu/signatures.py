@@ -72,6 +72,7 @@ PARALLEL_TWINS = ("dense.bias_act", "dense.act_backward", "dense.col_sum", "loss
 # Python bools, the activation code and the number of parts Python ints; ``x`` can be the caller's data.
 _POOL = {
     "products.linear_act": _data(lambda t, A1, A2, ro: [(A2(ro), A2(), b1, A1(), i8, A2(), i8)]),
+    "products.linear_act_cols": _data(lambda t, A1, A2, ro: [(A2(ro), A2(), b1, A1(), i8, A2(), i8)]),
     "products.output_loss": _data(lambda t, A1, A2, ro: [(A2(), A2(), b1, A1(), A2(ro), b1, t, A2(), A1(), i8)]),
     "products.output_rows": _data(lambda t, A1, A2, ro: [(A2(), A2(), b1, A1(), A2(ro), b1, A2(), A1(), i8)]),
     "products.backward": _data(lambda t, A1, A2, ro: [(A2(), A2(ro), A2(), b1, b1, A2(), A1(), A2(), i8)]),

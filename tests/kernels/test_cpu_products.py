@@ -56,18 +56,21 @@ def layer(n, n_in, n_out, dtype, transposed, seed=0):
 @pytest.mark.parametrize("n", ROWS)
 @pytest.mark.parametrize("act", list(activations.ACTIVATIONS))
 @pytest.mark.parametrize("transposed", [False, True])
-def test_linear_act_is_dense_forward(dtype, n, act, transposed):
-    x, W, b = layer(n, 37, 19, dtype, transposed)
+@pytest.mark.parametrize("kernel", [products.linear_act, products.linear_act_cols], ids=["rows", "columns"])
+def test_linear_act_is_dense_forward(dtype, n, act, transposed, kernel):
+    """Split by rows or by columns (40 of them: up to two parts of at least 16), every part's product, bias and
+    activation."""
+    x, W, b = layer(n, 37, 40, dtype, transposed)
     want = ref.dense_forward(*f64(x, W, b), act, transpose=transposed)
     first = None
     for parts in PARTS:
-        out = np.full((n, 19), np.nan, dtype=dtype)
-        products.linear_act(x, W, transposed, b, ACT_CODE[act], out, parts)
+        out = np.full((n, 40), np.nan, dtype=dtype)
+        kernel(x, W, transposed, b, ACT_CODE[act], out, parts)
         close(out, want, dtype, "output", f"{act} parts={parts}")
         first = out if first is None else first
     for _ in each_thread_count():
         again = np.empty_like(first)
-        products.linear_act(x, W, transposed, b, ACT_CODE[act], again, PARTS[0])
+        kernel(x, W, transposed, b, ACT_CODE[act], again, PARTS[0])
         assert same_bits(again, first)
 
 
