@@ -12,13 +12,17 @@ and NumPy share one BLAS (conda, system packages), that one is capped for the du
 the user makes from another thread meanwhile runs on one thread: slower, never different.
 
 Only OpenBLAS built with its own threads (``pthreads``, what the wheels ship) is supported: its thread count is
-one process-wide setting, which this module sets through the library's own ``openblas_set_num_threads``. (Not
-through threadpoolctl's setter, which ignores every thread but the first that ever called it, so a fit started
-from a worker thread would silently run uncapped.) :func:`unsupported` says why another BLAS cannot be capped,
-and the backend then runs its serial kernels.
+one process-wide setting, which this module sets through the library's own ``openblas_set_num_threads``. Not
+through threadpoolctl's controller: for this kind of OpenBLAS it lets only one thread change the count (the first
+that calls it, until one of threadpoolctl's own context managers releases it) and silently ignores the others, so
+a fit started from a worker thread would have run uncapped (measured: the count stayed at 2).
+:meth:`BlasCap.unsupported` says why another BLAS cannot be capped, and the backend then runs its serial kernels.
 
 The cap is counted, under a lock, so nested and concurrent users (several Python threads fitting at once) keep it
-until the last leaves; only the first entry and the last exit call into the library.
+until the last leaves; only the first entry and the last exit call into the library, and the last exit restores
+the count the first entry found. A user who changes that count meanwhile (``threadpool_limits`` from another
+thread) has it overwritten on the way out. A child process forked while the cap is held starts with it released
+and the count restored.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ def _scipy_blas_controllers():
 
     blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
     root = os.path.dirname(os.path.realpath(scipy.__file__))  # .../site-packages/scipy
-    own = [c for c in blas if os.path.realpath(c.filepath).startswith(root)]  # scipy/ and scipy.libs/
-    return own or blas
+    own = [c for c in blas if os.path.realpath(c.filepath).startswith((root + os.sep, root + ".libs" + os.sep))]
+    return own or blas  # none of its own: SciPy links a shared BLAS (conda, system), capped for the duration
 
 
 def _openblas_functions(controller):
@@ -62,6 +66,17 @@ class BlasCap:
         self._saved = None
         self._functions = None
         self._why_not = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self):
+        """In a forked child only the forking thread lives on: the holders the count remembers are gone, and the
+        lock may have been held by one of them. Start afresh, with the count the first holder found."""
+        self._lock = threading.Lock()
+        if self._depth > 0 and self._functions is not None:
+            for (_, put), n in zip(self._functions, self._saved):
+                put(n)
+        self._depth = 0
 
     def unsupported(self) -> str | None:
         """``None`` if the cap works here, else why not (naming the library)."""
@@ -94,6 +109,8 @@ class BlasCap:
 
     def __exit__(self, *exc):
         with self._lock:
+            if self._depth == 0:  # a hold from before a fork, released in the child by _after_fork
+                return False
             self._depth -= 1
             if self._depth == 0:
                 for (_, put), n in zip(self._functions, self._saved):

@@ -45,10 +45,9 @@ DTYPES = ("float32", "float64")
 xp = np
 
 
-def _threading_layer():
-    """Pick a thread-safe Numba threading layer before any parallel kernel runs; ``None`` if there is none."""
-    import numba
-
+def _safe_layer():
+    """The thread-safe Numba threading layer the pool would use (the user's choice, else TBB, else OpenMP), or
+    ``None`` if there is none."""
     chosen = os.environ.get("NUMBA_THREADING_LAYER")
     if chosen:
         return chosen if chosen in ("tbb", "omp", "safe", "threadsafe") else None
@@ -57,18 +56,39 @@ def _threading_layer():
             importlib.import_module(module)
         except (ImportError, OSError):
             continue
-        numba.config.THREADING_LAYER = layer
         return layer
     return None
 
 
+def _threading_layer():
+    """Pick a thread-safe Numba threading layer before any parallel kernel runs; ``None`` if there is none."""
+    import numba
+
+    layer = _safe_layer()
+    if layer is not None and not os.environ.get("NUMBA_THREADING_LAYER"):
+        numba.config.THREADING_LAYER = layer
+    return layer
+
+
+_FIND = object()
+
+
+def pool_unavailable(layer=_FIND):
+    """Why the one-pool mode cannot run here, or ``None`` if it can; ``layer`` is the threading layer it would
+    use (by default, the one :func:`_safe_layer` finds, without choosing it). Without a BLAS it can confine, the
+    mode falls back to the serial kernels as a whole: parallel elementwise kernels beside BLAS's own threads
+    were measured to lose."""
+    if layer is _FIND:
+        layer = _safe_layer()
+    if layer is None:
+        return "no thread-safe Numba threading layer (TBB or OpenMP)"
+    return CAP.unsupported()
+
+
 PARALLEL_REQUESTED = os.environ.get("FASTAE_NUMBA_PARALLEL", "0") not in ("", "0", "false", "False")
 THREADING_LAYER = _threading_layer() if PARALLEL_REQUESTED else None
-# Why the pool cannot run here despite the request (no thread-safe layer, or a BLAS it cannot confine), or None.
-POOL_UNAVAILABLE = None
-if PARALLEL_REQUESTED:
-    POOL_UNAVAILABLE = ("no thread-safe Numba threading layer (TBB or OpenMP)" if THREADING_LAYER is None
-                        else CAP.unsupported())
+# Why the pool cannot run here despite the request, or None.
+POOL_UNAVAILABLE = pool_unavailable(THREADING_LAYER) if PARALLEL_REQUESTED else None
 PARALLEL = PARALLEL_REQUESTED and POOL_UNAVAILABLE is None
 
 from fastae.kernels.cpu import checks, dense  # noqa: E402
@@ -147,7 +167,7 @@ def session():
 def _values_ok_pool(x, unit_interval):
     """The boundary scan (:func:`fastae.kernels.cpu.checks.values_ok`), split over the pool for large inputs."""
     if x.size >= PARALLEL_MIN:
-        return bool(products.values_ok_par(x, unit_interval, _row_parts(x.shape[0])))
+        return bool(products.values_ok_par(_c(x), unit_interval, _row_parts(x.shape[0])))
     return checks.values_ok(x, unit_interval)
 
 
@@ -157,6 +177,11 @@ values_ok = _values_ok_pool if PARALLEL else checks.values_ok
 
 def _out_width(W, transpose):
     return W.shape[1] if transpose else W.shape[0]
+
+
+def _c(a):
+    """``a`` C-contiguous, copied only if it is not: the pool kernels take a matrix's width as its row stride."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 _product = _ref._product  # the products are BLAS calls on every CPU backend: the reference's own
@@ -171,9 +196,9 @@ def dense_forward(x, W, b, activation, transpose=False):
         a = np.empty((n, m), dtype=x.dtype)
         with CAP:
             if n < POOL_MIN_ROWS * POOL_BLOCKS:  # too few rows to share out: share the columns
-                products.linear_act_cols(x, W, transpose, b, ACT_CODE[activation], a, POOL_BLOCKS)
+                products.linear_act_cols(_c(x), _c(W), transpose, _c(b), ACT_CODE[activation], a, POOL_BLOCKS)
             else:
-                products.linear_act(x, W, transpose, b, ACT_CODE[activation], a, _row_parts(n))
+                products.linear_act(_c(x), _c(W), transpose, _c(b), ACT_CODE[activation], a, _row_parts(n))
         return a
     a = _product(x, W, transpose)
     _pick(dense, "bias_act", a.size)(a, b, ACT_CODE[activation])
@@ -187,7 +212,7 @@ def dense_backward(delta, x, W, transpose=False, need_dx=True):
         db = np.empty(delta.shape[1], dtype=delta.dtype)
         dx = np.empty(x.shape, dtype=delta.dtype) if need_dx else dW[:1]  # dW[:1]: a placeholder, not written
         with CAP:
-            products.backward(delta, x, W, transpose, need_dx, dW, db, dx, POOL_BLOCKS)
+            products.backward(_c(delta), _c(x), _c(W), transpose, need_dx, dW, db, dx, POOL_BLOCKS)
         return dW, db, dx if need_dx else None
     dW = x.T @ delta if transpose else delta.T @ x
     db = np.empty(delta.shape[1], dtype=delta.dtype)
@@ -217,8 +242,8 @@ def output_loss_grad(h, W, c, x, loss_name, transpose=False):
         a = np.empty(x.shape, dtype=h.dtype)
         rows = np.empty(n, dtype=a.dtype)
         with CAP:
-            products.output_loss(h, W, transpose, c, x, loss_name == "bce", _t(a)(1.0 / n), a, rows,
-                                 _row_parts(n))
+            products.output_loss(_c(h), _c(W), transpose, _c(c), _c(x), loss_name == "bce", _t(a)(1.0 / n), a,
+                                 rows, _row_parts(n))
         return rows.sum() / _t(a)(n), a
     a = _product(h, W, transpose)
     rows = np.empty(n, dtype=a.dtype)
@@ -232,7 +257,8 @@ def output_row_loss(h, W, c, x, loss_name, transpose=False):
         a = np.empty(x.shape, dtype=h.dtype)
         rows = np.empty(x.shape[0], dtype=a.dtype)
         with CAP:
-            products.output_rows(h, W, transpose, c, x, loss_name == "bce", a, rows, _row_parts(x.shape[0]))
+            products.output_rows(_c(h), _c(W), transpose, _c(c), _c(x), loss_name == "bce", a, rows,
+                                 _row_parts(x.shape[0]))
         return rows
     a = _product(h, W, transpose)
     rows = np.empty(x.shape[0], dtype=a.dtype)
@@ -293,7 +319,8 @@ def gaussian_noise(x, sigma, key, step, row0=0):
 # Per-element cost against the cheap elementwise kernels PARALLEL_MIN was chosen on: the latent draws a Philox
 # normal and calls libm per element (measured 18 ns forward and 6.5 ns backward, against about 0.3 ns), so its
 # parallel twins pay for the pool's fork and join from far fewer elements (measured break-even: about 300
-# elements forward, 600 backward; a VAE batch of 100 × 20 saved 21 µs per step).
+# elements forward, 600 backward). The weights put the switch a little above, at 512 and 1024 elements, where
+# the twins surely win: a VAE batch of 100 × 20 saved 21 µs per step.
 LATENT_WEIGHT, LATENT_BACKWARD_WEIGHT = 64, 32
 
 

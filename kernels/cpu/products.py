@@ -14,11 +14,15 @@ Math: the ops of :mod:`fastae.backends.numpy_ref`, with the products split as
 * by rows of ``dW`` (columns of ``δ``, or of ``x`` for a layer used transposed) for the weight gradients, which
   reduce over the batch: each part sums the whole batch for its own weights, and nothing is added across parts.
 
+Operands: every array is C-contiguous (the backend makes sure), so a matrix's row stride is its width; the kernels
+do not check it.
+
 Bits: the epilogues are the serial kernels' row bodies, bit-identical for any split. A BLAS product, though, can
 round differently when its rows are split differently (OpenBLAS's edge kernels: measured differences of 1-2 ulp).
 So the parts are fixed by the shapes and ``blocks``, never by the threads that run them: the backend passes the
-size of Numba's pool, fixed when the process starts, and ``numba.set_num_threads`` changes only how many threads
-share the parts. The results are bit-identical whatever the thread count.
+size of Numba's pool, fixed when the process starts (``NUMBA_NUM_THREADS``), and ``numba.set_num_threads``
+changes only how many threads share the parts. The results are bit-identical whatever the thread count; across
+machines, only with the same ``NUMBA_NUM_THREADS`` (and the same BLAS).
 """
 
 import numpy as np
@@ -31,14 +35,21 @@ from .checks import values_ok
 
 
 @njit(**JIT)
-def _rows_product(x, W, transposed, out, r0, r1):
-    """``out[r0:r1] = x[r0:r1] Wᵀ`` (``W`` is ``(o, i)``), or ``x[r0:r1] W`` when ``transposed``."""
+def _block_product(x, W, transposed, out, r0, r1, c0, c1):
+    """``out[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ`` (``W`` is ``(o, i)``), or ``x[r0:r1] W[:, c0:c1]`` when
+    ``transposed`` (``W`` is ``(i, o)``). Every operand is C-contiguous, so its row stride is its width."""
     if transposed:
-        gemm(False, False, r1 - r0, W.shape[1], W.shape[0], x[r0:], x.shape[1], W, W.shape[1], 0.0, out[r0:],
-             out.shape[1])
+        gemm(False, False, r1 - r0, c1 - c0, W.shape[0], x[r0:], x.shape[1], W[:, c0:], W.shape[1], 0.0,
+             out[r0:, c0:], out.shape[1])
     else:
-        gemm(False, True, r1 - r0, W.shape[0], W.shape[1], x[r0:], x.shape[1], W, W.shape[1], 0.0, out[r0:],
-             out.shape[1])
+        gemm(False, True, r1 - r0, c1 - c0, W.shape[1], x[r0:], x.shape[1], W[c0:], W.shape[1], 0.0,
+             out[r0:, c0:], out.shape[1])
+
+
+@njit(**JIT)
+def _rows_product(x, W, transposed, out, r0, r1):
+    """``out[r0:r1] = x[r0:r1] Wᵀ``, or ``x[r0:r1] W`` when ``transposed``: every column of those rows."""
+    _block_product(x, W, transposed, out, r0, r1, 0, out.shape[1])
 
 
 @njit(**JIT)
@@ -67,10 +78,7 @@ def linear_act_cols(x, W, transposed, b, act, out, blocks):
     parts = max(1, min(blocks, m // 16))
     for t in prange(parts):
         c0, c1 = _split(m, parts, t)
-        if transposed:
-            gemm(False, False, n, c1 - c0, W.shape[0], x, x.shape[1], W[:, c0:], W.shape[1], 0.0, out[:, c0:], m)
-        else:
-            gemm(False, True, n, c1 - c0, W.shape[1], x, x.shape[1], W[c0:], W.shape[1], 0.0, out[:, c0:], m)
+        _block_product(x, W, transposed, out, 0, n, c0, c1)
         bc = b[c0:c1]
         for i in range(n):
             dense._bias_act_vec(out[i, c0:c1], bc, act)

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from fastae.backends import numba_cpu
 from fastae.kernels.cpu import signatures
 
 SWEEP = r"""
@@ -55,7 +56,11 @@ print(json.dumps({k: v for k, v in extra.items() if v}))
 """
 
 
-@pytest.mark.parametrize("mode", ["serial", "pool"])
+_NO_POOL = numba_cpu.pool_unavailable()
+
+
+@pytest.mark.parametrize("mode", ["serial", pytest.param("pool", marks=pytest.mark.skipif(
+    _NO_POOL is not None, reason=f"the one-pool mode cannot run here: {_NO_POOL}"))])
 def test_every_model_path_stays_inside_the_table(mode):
     """Both modes of the backend: serial kernels, and one pool (FASTAE_NUMBA_PARALLEL=1: the ``_par`` twins and
     the products)."""
