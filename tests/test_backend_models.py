@@ -115,6 +115,14 @@ v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0
 X2 = np.random.default_rng(1).uniform(size=(40, 600)).astype(np.float32)
 w = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0).fit(X2)
 w1 = w.encode(X2[:1])  # one row of a wide layer: the pool shares out the columns
+wide = np.random.default_rng(2).uniform(size=(300, 260)).astype(np.float32)
+xs, ds = wide[:, :96], np.asfortranarray(wide[:, :200])  # a strided view and a Fortran-ordered copy
+W0, b0 = m._params["encoder.0.weight"], m._params["encoder.0.bias"]
+f = numba_cpu.dense_forward
+strided = np.array_equal(f(xs, W0, b0, "sigmoid"), f(np.ascontiguousarray(xs), W0, b0, "sigmoid"))
+g1 = numba_cpu.dense_backward(ds, xs, W0, need_dx=True)
+g2 = numba_cpu.dense_backward(np.ascontiguousarray(ds), np.ascontiguousarray(xs), W0, need_dx=True)
+strided = strided and all(np.array_equal(a, b) for a, b in zip(g1, g2))
 want = [m.encode(X), m.score_samples(X), v.encode(X)]
 ran = [k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
        if getattr(numba_cpu.products, k).signatures]
@@ -131,7 +139,7 @@ for t in threads: t.join()
 assert not errors, errors
 agree = all(np.array_equal(g, w) for res in got.values() for g, w in zip(res, want))
 np.savez(__import__("sys").argv[1], *want, m.history_["loss"], v.history_["loss"], w1, ran=np.array(ran),
-         agree=agree)
+         agree=agree, strided=strided)
 """
 
 
@@ -149,6 +157,7 @@ def test_one_pool_mode_runs_the_pool_ops_agrees_with_serial_and_across_threads(t
     assert set(res["ran"]) == {"linear_act", "linear_act_cols", "output_loss", "output_rows", "backward",
                                "values_ok_par"}
     assert bool(res["agree"])
+    assert bool(res["strided"]), "a pool op on strided or Fortran-ordered operands must equal the C-ordered one"
     X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)
     m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
     v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)
