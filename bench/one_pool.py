@@ -15,7 +15,6 @@ about 0.13 s on a core the pool needs (README, "Threads").
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -24,19 +23,11 @@ TRAIN = ("shallow", "deep", "vae")
 ENCODE = ("small", "shallow", "vae")
 
 
-def _block(fn, samples=11, target_s=0.1):
+def _block(fn):
+    """Median seconds per call of ``fn`` timed alone: 11 samples of at least 0.1 s after 3 warm-up calls."""
     from fastae.benchmark import timing
 
-    for _ in range(3):
-        fn()
-    k = timing.calibrate(fn, target_s)
-    times = []
-    for _ in range(samples):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            fn()
-        times.append((time.perf_counter() - t0) / k)
-    return statistics.median(times)
+    return timing.interleaved({"case": fn}, samples=11, target_s=0.1, warmup=3)["case"]["median_s"]
 
 
 def measure():

@@ -13,8 +13,8 @@ Two modes, chosen when the backend is imported:
   one model at once. This shares NumPy's own thread pool with the rest of the program.
 * **One pool (``FASTAE_NUMBA_PARALLEL=1``).** Every op whose product BLAS would spread over threads runs on
   Numba's pool instead, product and epilogue alike (:mod:`fastae.kernels.cpu.products`): the op is split into
-  ``POOL_BLOCKS`` parts, each part's product a single-threaded call into SciPy's BLAS (held at one thread while
-  the op runs, :mod:`.blas_threads`) followed by its epilogue on warm rows; the large elementwise kernels (Adam,
+  ``POOL_BLOCKS`` parts, each part's product a single-threaded call into SciPy's BLAS (held at one thread
+  meanwhile, :mod:`.blas_threads`) followed by its epilogue on warm rows; the large elementwise kernels (Adam,
   noise, the latent) run their ``_par`` twins on the same pool. It brings training steps and encodes closer to
   the GEMM-only floor (``bench/one_pool.py``; the README's *Threads* has the numbers).
 
@@ -70,17 +70,11 @@ def _threading_layer():
     return layer
 
 
-_FIND = object()
-
-
-def pool_unavailable(layer=_FIND):
-    """Why the one-pool mode cannot run here, or ``None`` if it can; ``layer`` is the threading layer it would
-    use (by default, the one :func:`_safe_layer` finds, without choosing it). Without a BLAS it can confine, the
-    mode falls back to the serial kernels as a whole: parallel elementwise kernels beside BLAS's own threads
-    were measured to lose."""
-    if layer is _FIND:
-        layer = _safe_layer()
-    if layer is None:
+def pool_unavailable():
+    """Why the one-pool mode cannot run here, or ``None`` if it can (it needs :func:`_safe_layer`'s layer and a
+    BLAS it can confine; this only looks, it chooses nothing). Without them the mode falls back to the serial
+    kernels as a whole: parallel elementwise kernels beside BLAS's own threads were measured to lose."""
+    if _safe_layer() is None:
         return "no thread-safe Numba threading layer (TBB or OpenMP)"
     return CAP.unsupported()
 
@@ -88,7 +82,7 @@ def pool_unavailable(layer=_FIND):
 PARALLEL_REQUESTED = os.environ.get("FASTAE_NUMBA_PARALLEL", "0") not in ("", "0", "false", "False")
 THREADING_LAYER = _threading_layer() if PARALLEL_REQUESTED else None
 # Why the pool cannot run here despite the request, or None.
-POOL_UNAVAILABLE = pool_unavailable(THREADING_LAYER) if PARALLEL_REQUESTED else None
+POOL_UNAVAILABLE = pool_unavailable() if PARALLEL_REQUESTED else None
 PARALLEL = PARALLEL_REQUESTED and POOL_UNAVAILABLE is None
 
 from fastae.kernels.cpu import checks, dense  # noqa: E402
