@@ -116,6 +116,30 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     return out
 
 
+def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:
+    """Validate an ``out=`` array before anything is written to it (an ``np.memmap`` is accepted: results can go
+    straight to a file).
+
+    It must be a NumPy array of exactly ``shape`` and ``dtype``, C-contiguous and writeable, and share no memory
+    with any of ``inputs`` (the rows being read would be overwritten by the rows being written). Nothing is
+    converted: a result silently cast or copied would not be where the caller looks for it."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array to receive {what}, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out must have shape {tuple(shape)} to receive {what}, got shape {out.shape}")
+    if out.dtype != np.dtype(dtype):
+        raise ValueError(f"out must have dtype {np.dtype(dtype).name} (the model's dtype) to receive {what}, got "
+                         f"dtype {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous to receive {what}; got an array with strides {out.strides} "
+                         f"(use np.empty({tuple(shape)}, dtype={np.dtype(dtype).name!r}))")
+    if not out.flags.writeable:
+        raise ValueError(f"out is read-only; it must be writeable to receive {what}")
+    for x in inputs:
+        if np.may_share_memory(out, x):
+            raise ValueError(f"out shares memory with the input; it must be a separate array to receive {what}")
+
+
 # --- hyperparameters ----------------------------------------------------------------------------------------
 def check_choice(name: str, value, allowed) -> None:
     if not isinstance(value, str) or value not in allowed:

@@ -124,6 +124,10 @@ g1 = numba_cpu.dense_backward(ds, xs, W0, need_dx=True)
 g2 = numba_cpu.dense_backward(np.ascontiguousarray(ds), np.ascontiguousarray(xs), W0, need_dx=True)
 strided = strided and all(np.array_equal(a, b) for a, b in zip(g1, g2))
 want = [m.encode(X), m.score_samples(X), v.encode(X)]
+fastae.models.base.INFERENCE_CHUNK = 1000  # out= slices of 1000 rows (by rows) and a one-row out (by columns)
+into = np.array_equal(m.encode(X, out=np.empty((3000, 40), np.float32)), m.encode(X))
+into = into and np.array_equal(w.encode(X2[:1], out=np.empty((1, 500), np.float32)), w1)
+fastae.models.base.INFERENCE_CHUNK = 8192
 ran = [k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
        if getattr(numba_cpu.products, k).signatures]
 got, errors = {}, []
@@ -139,7 +143,7 @@ for t in threads: t.join()
 assert not errors, errors
 agree = all(np.array_equal(g, w) for res in got.values() for g, w in zip(res, want))
 np.savez(__import__("sys").argv[1], *want, m.history_["loss"], v.history_["loss"], w1, ran=np.array(ran),
-         agree=agree, strided=strided)
+         agree=agree, strided=strided, into=into)
 """
 
 
@@ -158,6 +162,7 @@ def test_one_pool_mode_runs_the_pool_ops_agrees_with_serial_and_across_threads(t
                                "values_ok_par"}
     assert bool(res["agree"])
     assert bool(res["strided"]), "a pool op on strided or Fortran-ordered operands must equal the C-ordered one"
+    assert bool(res["into"]), "a pool encode into out= must equal the one into a new array"
     X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)
     m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
     v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)

@@ -51,6 +51,10 @@ def test_dense_forward_and_backward(B, dtype, n, activation, transpose):
     h = B.dense_forward(x, W, b, activation, transpose)
     h64 = ref.dense_forward(x64, W64, b64, activation, transpose)
     close(h, h64, dtype, "output", "h")
+    for backend, args, want in ((B, (x, W, b), h), (ref, (x64, W64, b64), h64)):  # out=: the same bits, in place
+        out = np.full(want.shape, np.nan, dtype=want.dtype)
+        assert backend.dense_forward(*args, activation, transpose, out=out) is out
+        np.testing.assert_array_equal(out, want)
     want = ref.activation_backward(dh64, h.astype(np.float64), activation)
     close(B.activation_backward(dh.copy(), h, activation), want, dtype, "grad", "activation_backward")
     for need_dx in (True, False):

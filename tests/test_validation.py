@@ -340,6 +340,81 @@ def test_decode_input_of_the_wrong_width_names_both_widths(cls, name):
     assert_twins(a, b)
 
 
+# ``out=``: checked before anything is written (the sentinel survives) and before any state changes (a sampling
+# encode does not advance the sample stream: assert_twins checks it).
+OUT_ENTRIES = {  # name -> (call(model, out), the input it reads, the width of its result)
+    "encode": (lambda m, o: m.encode(X, out=o), lambda m: X, code_width),
+    "reconstruct": (lambda m, o: m.reconstruct(X, out=o), lambda m: X, lambda m: D),
+    "decode": (lambda m, o: m.decode(np.full((N, code_width(m)), 0.25, np.float32), out=o), None, lambda m: D),
+}
+VAE_OUT_ENTRIES = {"encode_sample": (lambda m, o: m.encode(X, sample=True, out=o), lambda m: X, code_width)}
+OUT_CASES = [(cls, e) for cls in CLASSES for e in OUT_ENTRIES] + [(fastae.VAE, e) for e in VAE_OUT_ENTRIES]
+
+
+def _bad_outs(w):
+    """``(id, out, exception, message pattern)`` for a result of ``N`` rows and ``w`` columns, float32."""
+    ro = np.full((N, w), 7.0, np.float32)
+    ro.flags.writeable = False
+    return [
+        ("list", [[7.0] * w] * N, TypeError, r"^out must be a NumPy array to receive the \w+, got list$"),
+        ("rows", np.full((N + 1, w), 7.0, np.float32), ValueError,
+         rf"^out must have shape \({N}, {w}\) to receive the \w+, got shape \({N + 1}, {w}\)$"),
+        ("width", np.full((N, w + 1), 7.0, np.float32), ValueError,
+         rf"^out must have shape \({N}, {w}\) to receive the \w+, got shape \({N}, {w + 1}\)$"),
+        ("dtype", np.full((N, w), 7.0, np.float64), ValueError,
+         r"^out must have dtype float32 \(the model's dtype\) to receive the \w+, got dtype float64$"),
+        ("fortran", np.asfortranarray(np.full((N, w), 7.0, np.float32)), ValueError,
+         r"^out must be C-contiguous to receive the \w+; got an array with strides"),
+        ("strided", np.full((N, 2 * w), 7.0, np.float32)[:, ::2], ValueError,
+         r"^out must be C-contiguous to receive the \w+; got an array with strides"),
+        ("read_only", ro, ValueError, r"^out is read-only; it must be writeable to receive the \w+$"),
+    ]
+
+
+OUT_BAD_IDS = [c[0] for c in _bad_outs(1)]
+
+
+@pytest.mark.parametrize("bad", range(len(OUT_BAD_IDS)), ids=OUT_BAD_IDS)
+@pytest.mark.parametrize("cls,name", OUT_CASES, ids=[f"{c.__name__}-{e}" for c, e in OUT_CASES])
+def test_bad_out_raises_writes_nothing_and_changes_nothing(cls, name, bad):
+    call, _, width = {**OUT_ENTRIES, **VAE_OUT_ENTRIES}[name]
+    a, b = twins(cls)
+    _, out, exc, pattern = _bad_outs(width(a))[bad]
+    before = copy.deepcopy(out)
+    with pytest.raises(exc, match=pattern):
+        call(a, out)
+    assert np.array_equal(np.asarray(out), np.asarray(before))
+    assert_twins(a, b)
+
+
+OVERLAP_CALLS = {
+    "encode": lambda m, A, o: m.encode(A, out=o),
+    "reconstruct": lambda m, A, o: m.reconstruct(A, out=o),
+    "decode": lambda m, A, o: m.decode(A, out=o),
+    "encode_sample": lambda m, A, o: m.encode(A, sample=True, out=o),
+}
+
+
+@pytest.mark.parametrize("cls,name", OUT_CASES, ids=[f"{c.__name__}-{e}" for c, e in OUT_CASES])
+def test_out_sharing_memory_with_the_input_is_refused(cls, name):
+    """An input used without a copy (C-contiguous, in the model's dtype) and an ``out`` whose first row is its
+    last values: chunk by chunk, rows written would overwrite rows not yet read."""
+    _, _, width = {**OUT_ENTRIES, **VAE_OUT_ENTRIES}[name]
+    a, b = twins(cls)
+    w_in = code_width(a) if name == "decode" else D
+    w_out = width(a)
+    flat = np.empty(N * w_in + N * w_out, np.float32)
+    A = flat[:N * w_in].reshape(N, w_in)
+    A[:] = np.full((N, code_width(a)), 0.25) if name == "decode" else X
+    out = flat[N * w_in - w_out:N * w_in - w_out + N * w_out].reshape(N, w_out)
+    keep = flat.copy()
+    with pytest.raises(ValueError, match=r"^out shares memory with the input; it must be a separate array to "
+                                         r"receive the \w+$"):
+        OVERLAP_CALLS[name](a, A, out)
+    assert np.array_equal(flat, keep)
+    assert_twins(a, b)
+
+
 def test_decode_does_not_apply_the_bce_range_check_to_codes():
     m = fitted(fastae.Autoencoder, activation="tanh")  # codes are in (-1, 1)
     assert m.decode(np.full((2, K), -0.9)).shape == (2, D)

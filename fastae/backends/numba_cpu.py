@@ -182,19 +182,22 @@ _product = _ref._product  # the products are BLAS calls on every CPU backend: th
 
 
 # --- dense layers ---------------------------------------------------------------------------------------------
-def dense_forward(x, W, b, activation, transpose=False):
-    """``h = f(x Wᵀ + b)`` (or ``f(x W + b)``): one BLAS product, then bias and activation fused in place."""
-    m = _out_width(W, transpose)
-    if _pooled(x.shape[0], x.shape[1], m):
-        n = x.shape[0]
-        a = np.empty((n, m), dtype=x.dtype)
+def dense_forward(x, W, b, activation, transpose=False, out=None):
+    """``h = f(x Wᵀ + b)`` (or ``f(x W + b)``): one BLAS product, then bias and activation fused in place; into
+    ``out`` when given (as :func:`numpy_ref.dense_forward`)."""
+    n, m = x.shape[0], _out_width(W, transpose)
+    if _pooled(n, x.shape[1], m):
+        a = np.empty((n, m), dtype=x.dtype) if out is None else out
         with CAP:
             if n < POOL_MIN_ROWS * POOL_BLOCKS:  # too few rows to share out: share the columns
                 products.linear_act_cols(_c(x), _c(W), transpose, _c(b), ACT_CODE[activation], a, POOL_BLOCKS)
             else:
                 products.linear_act(_c(x), _c(W), transpose, _c(b), ACT_CODE[activation], a, _row_parts(n))
         return a
-    a = _product(x, W, transpose)
+    if out is None:
+        a = _product(x, W, transpose)
+    else:
+        a = np.matmul(x, W if transpose else W.T, out=out)
     _pick(dense, "bias_act", a.size)(a, b, ACT_CODE[activation])
     return a
 

@@ -47,9 +47,15 @@ def _product(x, W, transpose):
     return x @ W if transpose else x @ W.T
 
 
-def dense_forward(x, W, b, activation, transpose=False):
-    """``h = f(x Wᵀ + b)``, or ``f(x W + b)`` with ``transpose=True`` (tied decoder)."""
-    return act.apply(activation, _product(x, W, transpose) + b)
+def dense_forward(x, W, b, activation, transpose=False, out=None):
+    """``h = f(x Wᵀ + b)``, or ``f(x W + b)`` with ``transpose=True`` (tied decoder). With ``out`` (a C-contiguous
+    array of ``h``'s shape and dtype, sharing no memory with the operands) ``h`` is written there and ``out`` is
+    returned."""
+    h = act.apply(activation, _product(x, W, transpose) + b)
+    if out is None:
+        return h
+    out[...] = h
+    return out
 
 
 def dense_backward(delta, x, W, transpose=False, need_dx=True):

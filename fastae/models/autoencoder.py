@@ -255,29 +255,38 @@ class Autoencoder(BaseModel):
         self.history_["pretrain_loss"] = losses
 
     # --- inference ------------------------------------------------------------------------------------------
-    def encode(self, X):
-        """The code ``h_k`` of each row of ``X``: an array ``(n_samples, hidden[-1])`` in the model's dtype."""
+    def encode(self, X, out=None):
+        """The code ``h_k`` of each row of ``X``: an array ``(n_samples, hidden[-1])`` in the model's dtype.
+
+        ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from ``X``; an ``np.memmap``
+        works) to write the codes into instead of a new array; it is checked before anything is written, and
+        returned."""
         self._check_fitted()
-        X = self._check_X(X, n_features=self.n_features_in_)
-        return self._chunked(self._B.xp.asarray(X), lambda c, _: self._encode(c))
+        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        out = self._checked_out(out, X, self._code_size(), "the codes")
+        return self._into(X, lambda c, _, dest: self._encode(c, dest), self._code_size(), out)
 
-    def _encode(self, x):
-        return network.forward(self._B, self._params, self._encoder, x)[-1]
+    def _encode(self, x, out=None):
+        return network.forward(self._B, self._params, self._encoder, x, out)[-1]
 
-    def decode(self, H):
-        """The reconstruction ``x̂`` from codes ``H`` of shape ``(n_samples, hidden[-1])``."""
+    def decode(self, H, out=None):
+        """The reconstruction ``x̂`` from codes ``H`` of shape ``(n_samples, hidden[-1])``; ``out`` as in
+        :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
         self._check_fitted()
         H = check_array(H, dtype=self.dtype, name="H", n_features=self._code_size(), what_features="code units")
-        return self._chunked(self._B.xp.asarray(H), lambda c, _: self._decode(c))
+        H = self._B.xp.asarray(H)
+        out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
+        return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
 
-    def _decode(self, h):
-        return network.forward(self._B, self._params, self._decoder, h)[-1]
+    def _decode(self, h, out=None):
+        return network.forward(self._B, self._params, self._decoder, h, out)[-1]
 
-    def reconstruct(self, X):
-        """``decode(encode(X))``, without noise."""
+    def reconstruct(self, X, out=None):
+        """``decode(encode(X))``, without noise; ``out`` as in :meth:`decode`."""
         self._check_fitted()
-        X = self._check_X(X, n_features=self.n_features_in_)
-        return self._chunked(self._B.xp.asarray(X), lambda c, _: self._decode(self._encode(c)))
+        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
+        return self._into(X, lambda c, _, dest: self._decode(self._encode(c), dest), self.n_features_in_, out)
 
     def _row_loss(self, X):
         def rows(x, _):

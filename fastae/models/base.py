@@ -9,7 +9,7 @@ import numpy as np
 from .. import io, rng, training
 from ..backends import resolve_backend
 from ..errors import NotFittedError
-from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number
+from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSSES = ("bce", "mse")
@@ -215,6 +215,26 @@ class BaseModel:
         return self
 
     # --- inference helpers ------------------------------------------------------------------------------------
+    def _into(self, X, fn, width, out):
+        """The ``(n, width)`` result of ``fn(chunk, row0, dest)`` over row chunks of ``X``: each call writes its
+        chunk's rows into ``dest``, a slice of ``out`` (already checked by :meth:`_checked_out`) or of one array
+        allocated here, so a large input costs neither a result per chunk nor a final concatenation. A single
+        chunk with no ``out`` lets ``fn`` allocate (``dest=None``). Returns ``out`` itself when given."""
+        n = X.shape[0]
+        if out is None and n <= INFERENCE_CHUNK:
+            return fn(X, 0, None)
+        dest = self._B.xp.empty((n, width), dtype=self.dtype) if out is None else self._B.xp.asarray(out)
+        with self._B.session():
+            for s in range(0, n, INFERENCE_CHUNK):
+                fn(X[s:s + INFERENCE_CHUNK], s, dest[s:s + INFERENCE_CHUNK])
+        return dest if out is None else out
+
+    def _checked_out(self, out, X, width, what):
+        """``out`` (or ``None``), once checked to receive ``what`` for the rows of ``X`` (:func:`check_out`)."""
+        if out is not None:
+            check_out(out, shape=(X.shape[0], width), dtype=self.dtype, what=what, inputs=(X,))
+        return out
+
     def _chunked(self, X, fn):
         """Apply ``fn(chunk, row0)`` to row chunks of ``X`` and concatenate the results."""
         n = X.shape[0]

@@ -19,11 +19,14 @@ class Dense:
     transpose: bool = False
 
 
-def forward(B, params, layers, x):
-    """Run ``layers`` on ``x``; returns ``[x, h_1, ..., h_n]`` (the input of each layer, then the last output)."""
+def forward(B, params, layers, x, out=None):
+    """Run ``layers`` on ``x``; returns ``[x, h_1, ..., h_n]`` (the input of each layer, then the last output).
+    With ``out``, the last layer writes ``h_n`` there."""
     hs = [x]
-    for L in layers:
-        hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose))
+    last = len(layers) - 1
+    for i, L in enumerate(layers):
+        hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose,
+                                  out=out if i == last else None))
     return hs
 
 

@@ -105,6 +105,13 @@ class VAE(BaseModel):
         logvar = B.dense_forward(h, P[self._logvar.weight], P[self._logvar.bias], "linear")
         return hs, mu, logvar
 
+    def _mean(self, x, out=None):
+        """``μ`` alone (into ``out`` if given): what encoding, reconstructing and scoring at ``z = μ`` need (the
+        log-variance head would be a product thrown away)."""
+        h = network.forward(self._B, self._params, self._encoder, x)[-1]
+        return self._B.dense_forward(h, self._params[self._mu.weight], self._params[self._mu.bias], "linear",
+                                     out=out)
+
     def _loss_and_grads(self, x, step, row0=0):
         """Reconstruction + β KL on batch ``x`` with ``ε`` drawn at update ``step``, and the gradient of every
         parameter."""
@@ -143,38 +150,48 @@ class VAE(BaseModel):
         self._sample_calls_ = getattr(self, "_sample_calls_", 0) + 1
         return self._sample_calls_
 
-    def encode(self, X, sample=False):
+    def encode(self, X, sample=False, out=None):
         """``μ`` of ``q(z|x)`` for each row of ``X``, shape ``(n_samples, latent)``; with ``sample=True`` a draw
-        ``z = μ + σ ε`` instead."""
+        ``z = μ + σ ε`` instead. ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from
+        ``X``; an ``np.memmap`` works) to write the codes into instead of a new array; it is checked before
+        anything is written, and returned."""
         self._check_fitted()
         if not isinstance(sample, (bool, np.bool_)):
             raise TypeError(f"sample must be True or False, got {sample!r}")
-        X = self._check_X(X, n_features=self.n_features_in_)
+        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        out = self._checked_out(out, X, self._code_size(), "the codes")
         step = self._next_sample_step() if sample else None
 
-        def code(x, row0):
-            _, mu, logvar = self._heads(x)
+        def code(x, row0, dest):
             if step is None:
-                return mu
+                return self._mean(x, dest)
+            _, mu, logvar = self._heads(x)
             z, _ = self._B.gaussian_latent(mu, logvar, 0.0, self._key, step, row0, stream=rng.STREAM_SAMPLE)
-            return z
+            if dest is None:
+                return z
+            dest[...] = z
+            return dest
 
-        return self._chunked(self._B.xp.asarray(X), code)
+        return self._into(X, code, self._code_size(), out)
 
-    def decode(self, Z):
-        """The decoder's mean ``x̂`` for latent codes ``Z`` of shape ``(n_samples, latent)``."""
+    def decode(self, Z, out=None):
+        """The decoder's mean ``x̂`` for latent codes ``Z`` of shape ``(n_samples, latent)``; ``out`` as in
+        :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
         self._check_fitted()
         Z = check_array(Z, dtype=self.dtype, name="Z", n_features=self._code_size(), what_features="latent units")
-        return self._chunked(self._B.xp.asarray(Z), lambda c, _: self._decode(c))
+        Z = self._B.xp.asarray(Z)
+        out = self._checked_out(out, Z, self.n_features_in_, "the reconstructions")
+        return self._into(Z, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
 
-    def _decode(self, z):
-        return network.forward(self._B, self._params, self._decoder, z)[-1]
+    def _decode(self, z, out=None):
+        return network.forward(self._B, self._params, self._decoder, z, out)[-1]
 
-    def reconstruct(self, X):
-        """``decode(encode(X))``: the decoder's mean at ``z = μ``."""
+    def reconstruct(self, X, out=None):
+        """``decode(encode(X))``: the decoder's mean at ``z = μ``; ``out`` as in :meth:`decode`."""
         self._check_fitted()
-        X = self._check_X(X, n_features=self.n_features_in_)
-        return self._chunked(self._B.xp.asarray(X), lambda c, _: self._decode(self._heads(c)[1]))
+        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
+        return self._into(X, lambda c, _, dest: self._decode(self._mean(c), dest), self.n_features_in_, out)
 
     def sample(self, n):
         """``n`` new data points: the decoder's mean at ``z ~ N(0, I)``, shape ``(n, n_features_in_)``."""
@@ -183,7 +200,8 @@ class VAE(BaseModel):
         step = self._next_sample_step()
         dt = np.dtype(self.dtype)
         z = rng.normal(self._key, rng.STREAM_SAMPLE, step, int(n), self._code_size(), dtype=dt)
-        return self._chunked(self._B.xp.asarray(z), lambda c, _: self._decode(c))
+        return self._into(self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest), self.n_features_in_,
+                          None)
 
     def _rec_rows(self, x, z):
         B, P = self._B, self._params
@@ -224,7 +242,7 @@ class VAE(BaseModel):
         higher is worse."""
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        return self._chunked(X, lambda x, _: self._rec_rows(x, self._heads(x)[1]))
+        return self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x)))
 
     def score(self, X, y=None):
         """Mean ELBO (higher is better)."""

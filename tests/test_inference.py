@@ -1,0 +1,101 @@
+"""Inference over row chunks (fastae/models/base.py ``_into``): ``encode``, ``decode`` and ``reconstruct`` of both
+model classes on every backend give the same bits whether they allocate their result or write it into ``out=``,
+however the rows fall into chunks, and ``out`` may be a memory-mapped file. The bad ``out`` arrays are in
+test_validation.py."""
+
+import numpy as np
+import pytest
+
+import fastae
+from fastae.backends import registry
+from fastae.models import base
+
+from .tolerances import TOL
+
+BACKENDS = registry.available_backends()
+MODELS = {
+    "ae-deep": (fastae.Autoencoder, dict(hidden=(12, 5), code_activation="linear")),
+    "ae-untied": (fastae.Autoencoder, dict(hidden=(7,), tied=False, loss="mse")),
+    "vae": (fastae.VAE, dict(hidden=(9,), latent=3)),
+    "vae-no-hidden": (fastae.VAE, dict(hidden=(), latent=4)),
+}
+ROWS = 237  # with chunks of 50 rows: four whole chunks and a tail of 37
+
+
+def _fitted(name, backend):
+    cls, kw = MODELS[name]
+    X = np.random.default_rng(0).uniform(size=(ROWS, 20))
+    return cls(epochs=1, batch_size=64, random_state=0, backend=backend, **kw).fit(X), X
+
+
+def _methods(m, X):
+    """``(method, input, width)`` of each array-returning inference method."""
+    H = m.encode(X)
+    return [(m.encode, X, m._code_size()), (m.decode, H, X.shape[1]), (m.reconstruct, X, X.shape[1])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("chunk", [50, base.INFERENCE_CHUNK])
+def test_out_holds_the_same_bits_as_a_new_array(backend, name, chunk, monkeypatch):
+    monkeypatch.setattr(base, "INFERENCE_CHUNK", chunk)
+    m, X = _fitted(name, backend)
+    for method, inp, width in _methods(m, X):
+        want = method(inp)
+        assert want.shape == (ROWS, width) and want.dtype == np.float32
+        out = np.full((ROWS, width), np.nan, dtype=np.float32)
+        assert method(inp, out=out) is out, method.__name__
+        np.testing.assert_array_equal(out, want, err_msg=method.__name__)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chunked_results_match_one_call(backend, monkeypatch):
+    """Chunks of 50 rows give what one call over every row gives, each row in its place (within rounding: BLAS
+    may round a product of 50 rows differently from one of 237)."""
+    m, X = _fitted("ae-deep", backend)
+    whole = [method(inp) for method, inp, _ in _methods(m, X)]
+    monkeypatch.setattr(base, "INFERENCE_CHUNK", 50)
+    for (method, inp, _), want in zip(_methods(m, X), whole):
+        np.testing.assert_allclose(method(inp), want, err_msg=method.__name__, **TOL["float32"]["output"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sampled_codes_into_out(backend, monkeypatch):
+    """``encode(X, sample=True, out=...)``: the same draws as without ``out`` from the same sample counter, each
+    row drawn at its own address whatever the chunk."""
+    monkeypatch.setattr(base, "INFERENCE_CHUNK", 50)
+    m, X = _fitted("vae", backend)
+    m._sample_calls_ = 0
+    want = m.encode(X, sample=True)
+    m._sample_calls_ = 0
+    out = np.empty((ROWS, 3), dtype=np.float32)
+    assert m.encode(X, sample=True, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    assert not np.array_equal(out, m.encode(X)), "a draw must differ from the mean"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_codes_go_straight_to_a_memmap(backend, tmp_path, monkeypatch):
+    monkeypatch.setattr(base, "INFERENCE_CHUNK", 50)
+    m, X = _fitted("ae-deep", backend)
+    path = tmp_path / "codes.f32"
+    out = np.memmap(path, dtype=np.float32, mode="w+", shape=(ROWS, 5))
+    assert m.encode(X, out=out) is out
+    out.flush()
+    np.testing.assert_array_equal(np.fromfile(path, dtype=np.float32).reshape(ROWS, 5), m.encode(X))
+
+
+def test_vae_mean_paths_never_run_the_log_variance_head(monkeypatch):
+    """``encode``, ``reconstruct`` and ``score_samples`` work at ``z = μ``: the log-variance head's product
+    would be thrown away, so it is never made. A draw needs it, which shows the check sees the head when it
+    runs."""
+    m, X = _fitted("vae", "numpy")
+    B, real, logvar = m._B, m._B.dense_forward, m._params["logvar.weight"]
+    used = []
+    monkeypatch.setattr(B, "dense_forward", lambda x, W, *a, **k: used.append(W is logvar) or real(x, W, *a, **k))
+    m.encode(X)
+    m.reconstruct(X)
+    m.score_samples(X)
+    assert used and not any(used)
+    m.encode(X, sample=True)
+    assert any(used)
