@@ -9,6 +9,7 @@ from .. import rng, training
 from ..errors import DivergenceError
 from ..validation import check_array, check_choice, check_layer_sizes, check_number
 from . import network
+from . import base
 from .base import BaseModel
 from .network import Dense
 
@@ -263,6 +264,8 @@ class Autoencoder(BaseModel):
         returned."""
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        if out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: a one-row encode has no time for more
+            return self._encode(X)
         out = self._checked_out(out, X, self._code_size(), "the codes")
         return self._into(X, lambda c, _, dest: self._encode(c, dest), self._code_size(), out)
 

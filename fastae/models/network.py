@@ -23,10 +23,11 @@ def forward(B, params, layers, x, out=None):
     """Run ``layers`` on ``x``; returns ``[x, h_1, ..., h_n]`` (the input of each layer, then the last output).
     With ``out``, the last layer writes ``h_n`` there."""
     hs = [x]
-    last = len(layers) - 1
-    for i, L in enumerate(layers):
-        hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose,
-                                  out=out if i == last else None))
+    for L in layers[:-1]:
+        hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose))
+    if layers:
+        L = layers[-1]
+        hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose, out))
     return hs
 
 

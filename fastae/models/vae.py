@@ -10,6 +10,7 @@ from .. import activations as act
 from .. import rng
 from ..validation import check_array, check_choice, check_layer_sizes, check_number
 from . import network
+from . import base
 from .base import BaseModel
 from .network import Dense
 
@@ -159,6 +160,8 @@ class VAE(BaseModel):
         if not isinstance(sample, (bool, np.bool_)):
             raise TypeError(f"sample must be True or False, got {sample!r}")
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        if not sample and out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: as Autoencoder.encode
+            return self._mean(X)
         out = self._checked_out(out, X, self._code_size(), "the codes")
         step = self._next_sample_step() if sample else None
 
