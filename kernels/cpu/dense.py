@@ -62,7 +62,9 @@ def _bias_tile(b, rows):
     m = b.shape[0]
     bt = np.empty(rows * m, dtype=b.dtype)
     for r in range(rows):
-        bt[r * m:(r + 1) * m] = b
+        base = r * m
+        for j in range(m):
+            bt[base + j] = b[j]
     return bt
 
 
@@ -75,7 +77,7 @@ def bias_act(a, b, act):
         for i in range(n):
             _bias_act_vec(a[i], b, act)
         return
-    rows = max(1, RUN // m)
+    rows = max(1, min(n, RUN // m))
     bt = _bias_tile(b, rows)
     flat = a.reshape(-1)
     for i0 in range(0, n, rows):
