@@ -121,8 +121,9 @@ def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:
     straight to a file).
 
     It must be a NumPy array of exactly ``shape`` and ``dtype``, C-contiguous and writeable, and share no memory
-    with any of ``inputs`` (the rows being read would be overwritten by the rows being written). Nothing is
-    converted: a result silently cast or copied would not be where the caller looks for it."""
+    with any of ``inputs``, ``(description, array)`` pairs of what the call reads (rows being read would be
+    overwritten by rows being written). Nothing is converted: a result silently cast or copied would not be where
+    the caller looks for it."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a NumPy array to receive {what}, got {type(out).__name__}")
     if out.shape != tuple(shape):
@@ -135,9 +136,9 @@ def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:
                          f"(use np.empty({tuple(shape)}, dtype={np.dtype(dtype).name!r}))")
     if not out.flags.writeable:
         raise ValueError(f"out is read-only; it must be writeable to receive {what}")
-    for x in inputs:
+    for name, x in inputs:
         if np.may_share_memory(out, x):
-            raise ValueError(f"out shares memory with the input; it must be a separate array to receive {what}")
+            raise ValueError(f"out shares memory with {name}; it must be a separate array to receive {what}")
 
 
 # --- hyperparameters ----------------------------------------------------------------------------------------

@@ -127,6 +127,9 @@ want = [m.encode(X), m.score_samples(X), v.encode(X)]
 fastae.models.base.INFERENCE_CHUNK = 1000  # out= slices of 1000 rows (by rows) and a one-row out (by columns)
 into = np.array_equal(m.encode(X, out=np.empty((3000, 40), np.float32)), m.encode(X))
 into = into and np.array_equal(w.encode(X2[:1], out=np.empty((1, 500), np.float32)), w1)
+into = into and np.array_equal(v.encode(X, out=np.empty((3000, 8), np.float32)), v.encode(X))
+H = m.encode(X)
+into = into and np.array_equal(m.decode(H, out=np.empty((3000, 96), np.float32)), m.decode(H))
 fastae.models.base.INFERENCE_CHUNK = 8192
 ran = [k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
        if getattr(numba_cpu.products, k).signatures]

@@ -22,10 +22,10 @@ MODELS = {
 ROWS = 237  # with chunks of 50 rows: four whole chunks and a tail of 37
 
 
-def _fitted(name, backend):
+def _fitted(name, backend, dtype="float32"):
     cls, kw = MODELS[name]
     X = np.random.default_rng(0).uniform(size=(ROWS, 20))
-    return cls(epochs=1, batch_size=64, random_state=0, backend=backend, **kw).fit(X), X
+    return cls(epochs=1, batch_size=64, random_state=0, backend=backend, dtype=dtype, **kw).fit(X), X
 
 
 def _methods(m, X):
@@ -37,13 +37,14 @@ def _methods(m, X):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("chunk", [50, base.INFERENCE_CHUNK])
-def test_out_holds_the_same_bits_as_a_new_array(backend, name, chunk, monkeypatch):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_out_holds_the_same_bits_as_a_new_array(backend, name, chunk, dtype, monkeypatch):
     monkeypatch.setattr(base, "INFERENCE_CHUNK", chunk)
-    m, X = _fitted(name, backend)
+    m, X = _fitted(name, backend, dtype)
     for method, inp, width in _methods(m, X):
         want = method(inp)
-        assert want.shape == (ROWS, width) and want.dtype == np.float32
-        out = np.full((ROWS, width), np.nan, dtype=np.float32)
+        assert want.shape == (ROWS, width) and want.dtype == dtype
+        out = np.full((ROWS, width), np.nan, dtype=dtype)
         assert method(inp, out=out) is out, method.__name__
         np.testing.assert_array_equal(out, want, err_msg=method.__name__)
 

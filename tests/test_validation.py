@@ -415,6 +415,19 @@ def test_out_sharing_memory_with_the_input_is_refused(cls, name):
     assert_twins(a, b)
 
 
+@pytest.mark.parametrize("cls", CLASSES, ids=ids_cls)
+def test_out_sharing_memory_with_the_weights_is_refused(cls):
+    """The first layer's weight has a reconstruction's width: decoding K codes into it would overwrite the model."""
+    a, b = twins(cls)
+    W = a._params["encoder.0.weight"]
+    keep = W.copy()
+    with pytest.raises(ValueError, match=r"^out shares memory with the model's weight 'encoder\.0\.weight'; it must "
+                                         r"be a separate array to receive the reconstructions$"):
+        a.decode(np.full((W.shape[0], code_width(a)), 0.25), out=W)
+    assert np.array_equal(W, keep)
+    assert_twins(a, b)
+
+
 def test_decode_does_not_apply_the_bce_range_check_to_codes():
     m = fitted(fastae.Autoencoder, activation="tanh")  # codes are in (-1, 1)
     assert m.decode(np.full((2, K), -0.9)).shape == (2, D)

@@ -194,10 +194,7 @@ def dense_forward(x, W, b, activation, transpose=False, out=None):
             else:
                 products.linear_act(_c(x), _c(W), transpose, _c(b), ACT_CODE[activation], a, _row_parts(n))
         return a
-    if out is None:
-        a = _product(x, W, transpose)
-    else:
-        a = np.matmul(x, W if transpose else W.T, out=out)
+    a = _product(x, W, transpose, out)
     _pick(dense, "bias_act", a.size)(a, b, ACT_CODE[activation])
     return a
 

@@ -43,8 +43,12 @@ _RHO_HAT_EPS = 1e-6
 # ---------------------------------------------------------------------------------------------------------------
 # Dense layers
 # ---------------------------------------------------------------------------------------------------------------
-def _product(x, W, transpose):
-    return x @ W if transpose else x @ W.T
+def _product(x, W, transpose, out=None):
+    """``x Wᵀ`` (``x W`` with ``transpose``), into ``out`` if given. The ``@`` form without ``out`` is 60 ns
+    quicker to call, which a one-row encode notices."""
+    if out is None:
+        return x @ W if transpose else x @ W.T
+    return np.matmul(x, W if transpose else W.T, out=out)
 
 
 def dense_forward(x, W, b, activation, transpose=False, out=None):

@@ -7,7 +7,7 @@ import numpy as np
 from .. import activations as act
 from .. import rng, training
 from ..errors import DivergenceError
-from ..validation import check_array, check_choice, check_layer_sizes, check_number
+from ..validation import check_choice, check_layer_sizes, check_number
 from . import network
 from . import base
 from .base import BaseModel
@@ -259,9 +259,9 @@ class Autoencoder(BaseModel):
     def encode(self, X, out=None):
         """The code ``h_k`` of each row of ``X``: an array ``(n_samples, hidden[-1])`` in the model's dtype.
 
-        ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from ``X``; an ``np.memmap``
-        works) to write the codes into instead of a new array; it is checked before anything is written, and
-        returned."""
+        ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from ``X`` and the weights; an
+        ``np.memmap`` works) that receives the codes and is returned, instead of a new array; it is checked before
+        anything is written."""
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         if out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: a one-row encode has no time for more
@@ -271,18 +271,6 @@ class Autoencoder(BaseModel):
 
     def _encode(self, x, out=None):
         return network.forward(self._B, self._params, self._encoder, x, out)[-1]
-
-    def decode(self, H, out=None):
-        """The reconstruction ``x̂`` from codes ``H`` of shape ``(n_samples, hidden[-1])``; ``out`` as in
-        :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
-        self._check_fitted()
-        H = check_array(H, dtype=self.dtype, name="H", n_features=self._code_size(), what_features="code units")
-        H = self._B.xp.asarray(H)
-        out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
-        return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
-
-    def _decode(self, h, out=None):
-        return network.forward(self._B, self._params, self._decoder, h, out)[-1]
 
     def reconstruct(self, X, out=None):
         """``decode(encode(X))``, without noise; ``out`` as in :meth:`decode`."""

@@ -7,6 +7,7 @@ import inspect
 import numpy as np
 
 from .. import io, rng, training
+from . import network
 from ..backends import resolve_backend
 from ..errors import NotFittedError
 from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
@@ -218,11 +219,10 @@ class BaseModel:
     def _into(self, X, fn, width, out):
         """The ``(n, width)`` result of ``fn(chunk, row0, dest)`` over row chunks of ``X``: each call writes its
         chunk's rows into ``dest``, a slice of ``out`` (already checked by :meth:`_checked_out`) or of one array
-        allocated here, so a large input costs neither a result per chunk nor a final concatenation. A single
-        chunk with no ``out`` lets ``fn`` allocate (``dest=None``). Returns ``out`` itself when given."""
+        allocated here, so the result is never assembled from pieces. Returns ``out`` itself when given. Every
+        input error is caught before the first row is written; a failure part-way (an interrupt, memory running
+        out) leaves ``out`` holding the chunks done so far."""
         n = X.shape[0]
-        if out is None and n <= INFERENCE_CHUNK:
-            return fn(X, 0, None)
         dest = self._B.xp.empty((n, width), dtype=self.dtype) if out is None else self._B.xp.asarray(out)
         with self._B.session():
             for s in range(0, n, INFERENCE_CHUNK):
@@ -230,9 +230,11 @@ class BaseModel:
         return dest if out is None else out
 
     def _checked_out(self, out, X, width, what):
-        """``out`` (or ``None``), once checked to receive ``what`` for the rows of ``X`` (:func:`check_out`)."""
+        """``out`` (or ``None``), once checked to receive ``what`` for the rows of ``X`` (:func:`check_out`): it may
+        share memory neither with ``X`` nor with the model's own weights."""
         if out is not None:
-            check_out(out, shape=(X.shape[0], width), dtype=self.dtype, what=what, inputs=(X,))
+            inputs = [("the input", X)] + [(f"the model's weight {k!r}", p) for k, p in self._params.items()]
+            check_out(out, shape=(X.shape[0], width), dtype=self.dtype, what=what, inputs=inputs)
         return out
 
     def _chunked(self, X, fn):
@@ -247,6 +249,22 @@ class BaseModel:
     def transform(self, X):
         """Same as :meth:`encode` (scikit-learn's transformer name)."""
         return self.encode(X)
+
+    # The codes' name and units in messages: ``H`` and code units, or for a VAE ``Z`` and latent units.
+    _CODES = ("H", "code units")
+
+    def decode(self, H, out=None):
+        """The reconstruction ``x̂`` from codes of shape ``(n_samples, code size)`` (a VAE's: the decoder's mean
+        for latent codes). ``out`` as in :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
+        self._check_fitted()
+        name, units = self._CODES
+        H = check_array(H, dtype=self.dtype, name=name, n_features=self._code_size(), what_features=units)
+        H = self._B.xp.asarray(H)
+        out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
+        return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
+
+    def _decode(self, h, out=None):
+        return network.forward(self._B, self._params, self._decoder, h, out)[-1]
 
     def inverse_transform(self, H):
         """Same as :meth:`decode`."""

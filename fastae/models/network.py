@@ -21,7 +21,8 @@ class Dense:
 
 def forward(B, params, layers, x, out=None):
     """Run ``layers`` on ``x``; returns ``[x, h_1, ..., h_n]`` (the input of each layer, then the last output).
-    With ``out``, the last layer writes ``h_n`` there."""
+    With ``out``, the last layer writes ``h_n`` there (the layers before it use arrays of their own); callers pass
+    ``out`` only with at least one layer."""
     hs = [x]
     for L in layers[:-1]:
         hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose))

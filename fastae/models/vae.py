@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import activations as act
 from .. import rng
-from ..validation import check_array, check_choice, check_layer_sizes, check_number
+from ..validation import check_choice, check_layer_sizes, check_number
 from . import network
 from . import base
 from .base import BaseModel
@@ -34,6 +34,7 @@ class VAE(BaseModel):
 
     _kind = "VAE"
     _STRUCTURAL = ("hidden", "latent", "activation", "loss", "dtype")
+    _CODES = ("Z", "latent units")
 
     def __init__(self, hidden=(400,), latent=20, activation="relu", loss="bce", beta=1.0, weight_decay=0.0,
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=100, epochs=10, shuffle=True,
@@ -154,8 +155,8 @@ class VAE(BaseModel):
     def encode(self, X, sample=False, out=None):
         """``μ`` of ``q(z|x)`` for each row of ``X``, shape ``(n_samples, latent)``; with ``sample=True`` a draw
         ``z = μ + σ ε`` instead. ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from
-        ``X``; an ``np.memmap`` works) to write the codes into instead of a new array; it is checked before
-        anything is written, and returned."""
+        ``X`` and the weights; an ``np.memmap`` works) that receives the codes and is returned, instead of a new
+        array; it is checked before anything is written (a draw is computed per chunk and copied in)."""
         self._check_fitted()
         if not isinstance(sample, (bool, np.bool_)):
             raise TypeError(f"sample must be True or False, got {sample!r}")
@@ -176,18 +177,6 @@ class VAE(BaseModel):
             return dest
 
         return self._into(X, code, self._code_size(), out)
-
-    def decode(self, Z, out=None):
-        """The decoder's mean ``x̂`` for latent codes ``Z`` of shape ``(n_samples, latent)``; ``out`` as in
-        :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
-        self._check_fitted()
-        Z = check_array(Z, dtype=self.dtype, name="Z", n_features=self._code_size(), what_features="latent units")
-        Z = self._B.xp.asarray(Z)
-        out = self._checked_out(out, Z, self.n_features_in_, "the reconstructions")
-        return self._into(Z, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
-
-    def _decode(self, z, out=None):
-        return network.forward(self._B, self._params, self._decoder, z, out)[-1]
 
     def reconstruct(self, X, out=None):
         """``decode(encode(X))``: the decoder's mean at ``z = μ``; ``out`` as in :meth:`decode`."""

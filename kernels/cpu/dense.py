@@ -59,6 +59,9 @@ RUN = 1024
 
 @njit(**JIT)
 def _bias_tile(b, rows):
+    """``b`` repeated ``rows`` times. An element loop, not ``rows`` slice assignments: each slice assignment is a
+    call with its own checks, and for 32 rows of 16 they took most of the 0.55 µs a small layer's epilogue cost
+    (0.24 µs this way)."""
     m = b.shape[0]
     bt = np.empty(rows * m, dtype=b.dtype)
     for r in range(rows):

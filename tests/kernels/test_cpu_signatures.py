@@ -44,12 +44,14 @@ for dtype in ("float32", "float64"):
             H = m.encode(X)
             m.decode(H), m.reconstruct(X), m.score_samples(X), m.score(X), m.encode(X[:1])
             m.encode(X, out=np.empty_like(H)), m.decode(H, out=np.empty(X.shape, dtype))
+            m.reconstruct(X, out=np.empty(X.shape, dtype))
         for shuffle in (True, False):
             v = fastae.VAE(hidden=(8,), latent=2, epochs=1, batch_size=32, dtype=dtype, shuffle=shuffle,
                            random_state=0).fit(X)
             v.encode(X), v.encode(X, sample=True), v.elbo(X), v.score_samples(X), v.sample(3)
             v.reconstruct(X), v.decode(v.encode(X[:5]))
             v.encode(X, sample=True, out=np.empty((300, 2), dtype)), v.reconstruct(X, out=np.empty(X.shape, dtype))
+            v.encode(X, out=np.empty((300, 2), dtype)), v.decode(v.encode(X), out=np.empty(X.shape, dtype))
         v = fastae.VAE(hidden=(64,), latent=2, epochs=1, batch_size=300, dtype=dtype, random_state=0).fit(X)
         v.encode(X), v.elbo(X), v.reconstruct(X)
     fastae.Autoencoder(hidden=(8,), epochs=1, dtype=dtype).fit(rng.random((50, 64)))  # float64 -> converted
