@@ -342,12 +342,12 @@ def test_decode_input_of_the_wrong_width_names_both_widths(cls, name):
 
 # ``out=``: checked before anything is written (the sentinel survives) and before any state changes (a sampling
 # encode does not advance the sample stream: assert_twins checks it).
-OUT_ENTRIES = {  # name -> (call(model, out), the input it reads, the width of its result)
-    "encode": (lambda m, o: m.encode(X, out=o), lambda m: X, code_width),
-    "reconstruct": (lambda m, o: m.reconstruct(X, out=o), lambda m: X, lambda m: D),
-    "decode": (lambda m, o: m.decode(np.full((N, code_width(m)), 0.25, np.float32), out=o), None, lambda m: D),
+OUT_ENTRIES = {  # name -> (call(model, out), the width of its result)
+    "encode": (lambda m, o: m.encode(X, out=o), code_width),
+    "reconstruct": (lambda m, o: m.reconstruct(X, out=o), lambda m: D),
+    "decode": (lambda m, o: m.decode(np.full((N, code_width(m)), 0.25, np.float32), out=o), lambda m: D),
 }
-VAE_OUT_ENTRIES = {"encode_sample": (lambda m, o: m.encode(X, sample=True, out=o), lambda m: X, code_width)}
+VAE_OUT_ENTRIES = {"encode_sample": (lambda m, o: m.encode(X, sample=True, out=o), code_width)}
 OUT_CASES = [(cls, e) for cls in CLASSES for e in OUT_ENTRIES] + [(fastae.VAE, e) for e in VAE_OUT_ENTRIES]
 
 
@@ -377,7 +377,7 @@ OUT_BAD_IDS = [c[0] for c in _bad_outs(1)]
 @pytest.mark.parametrize("bad", range(len(OUT_BAD_IDS)), ids=OUT_BAD_IDS)
 @pytest.mark.parametrize("cls,name", OUT_CASES, ids=[f"{c.__name__}-{e}" for c, e in OUT_CASES])
 def test_bad_out_raises_writes_nothing_and_changes_nothing(cls, name, bad):
-    call, _, width = {**OUT_ENTRIES, **VAE_OUT_ENTRIES}[name]
+    call, width = {**OUT_ENTRIES, **VAE_OUT_ENTRIES}[name]
     a, b = twins(cls)
     _, out, exc, pattern = _bad_outs(width(a))[bad]
     before = copy.deepcopy(out)
@@ -399,7 +399,7 @@ OVERLAP_CALLS = {
 def test_out_sharing_memory_with_the_input_is_refused(cls, name):
     """An input used without a copy (C-contiguous, in the model's dtype) and an ``out`` whose first row is its
     last values: chunk by chunk, rows written would overwrite rows not yet read."""
-    _, _, width = {**OUT_ENTRIES, **VAE_OUT_ENTRIES}[name]
+    _, width = {**OUT_ENTRIES, **VAE_OUT_ENTRIES}[name]
     a, b = twins(cls)
     w_in = code_width(a) if name == "decode" else D
     w_out = width(a)

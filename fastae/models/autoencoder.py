@@ -8,8 +8,7 @@ from .. import activations as act
 from .. import rng, training
 from ..errors import DivergenceError
 from ..validation import check_choice, check_layer_sizes, check_number
-from . import network
-from . import base
+from . import base, network
 from .base import BaseModel
 from .network import Dense
 

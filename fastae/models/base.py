@@ -7,10 +7,10 @@ import inspect
 import numpy as np
 
 from .. import io, rng, training
-from . import network
 from ..backends import resolve_backend
 from ..errors import NotFittedError
 from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
+from . import network
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSSES = ("bce", "mse")

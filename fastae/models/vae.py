@@ -9,8 +9,7 @@ import numpy as np
 from .. import activations as act
 from .. import rng
 from ..validation import check_choice, check_layer_sizes, check_number
-from . import network
-from . import base
+from . import base, network
 from .base import BaseModel
 from .network import Dense
 
@@ -171,8 +170,6 @@ class VAE(BaseModel):
                 return self._mean(x, dest)
             _, mu, logvar = self._heads(x)
             z, _ = self._B.gaussian_latent(mu, logvar, 0.0, self._key, step, row0, stream=rng.STREAM_SAMPLE)
-            if dest is None:
-                return z
             dest[...] = z
             return dest
 
