@@ -254,12 +254,20 @@ def sgd_update(p, g, out, lr):
     return bool(np.isfinite(out).all())
 
 
+def _flush_subnormal(state):
+    """Store state below the smallest normal number as 0, in place. A zero gradient (a dead unit) decays a momentum
+    into the subnormal range, where it stays (``0.9·k·2⁻¹⁴⁹`` rounds back to ``k·2⁻¹⁴⁹``) and makes every step
+    slow on x86; a state that small moves its parameter by less than about 1e-33 (kernels/cpu/optim.py)."""
+    state[np.abs(state) < np.finfo(state.dtype).tiny] = 0
+
+
 def momentum_update(p, g, buf, out, lr, momentum, nesterov):
     """Heavy-ball momentum as in ``torch.optim.SGD``: ``v ← μ v + g``; ``p ← p − lr v``, or with Nesterov
-    ``p ← p − lr (g + μ v)``."""
+    ``p ← p − lr (g + μ v)``. A subnormal ``v`` is stored as 0 (:func:`_flush_subnormal`)."""
     t = p.dtype.type
     buf *= t(momentum)
     buf += g
+    _flush_subnormal(buf)
     step = g + t(momentum) * buf if nesterov else buf
     np.subtract(p, t(lr) * step, out=out)
     return bool(np.isfinite(out).all())
@@ -271,7 +279,8 @@ def adam_scalars(lr, beta1, beta2, t_step):
 
 
 def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
-    """Adam as in ``torch.optim.Adam``: ``m ← β₁ m + (1−β₁) g``, ``v ← β₂ v + (1−β₂) g²``,
+    """Adam as in ``torch.optim.Adam`` (except that a subnormal ``m`` or ``v`` is stored as 0:
+    :func:`_flush_subnormal`): ``m ← β₁ m + (1−β₁) g``, ``v ← β₂ v + (1−β₂) g²``,
     ``p ← p − lr m̂ / (√v̂ + ε)`` with ``m̂ = m / (1 − β₁ᵗ)``, ``v̂ = v / (1 − β₂ᵗ)`` and ``t = t_step ≥ 1``.
 
     Written as torch computes it, ``p − s·(m / (√v·r + ε))`` with the scalars ``s = lr / (1 − β₁ᵗ)`` and
@@ -283,6 +292,8 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     m += t(1 - beta1) * g
     v *= t(beta2)
     v += t(1 - beta2) * (g * g)
+    _flush_subnormal(m)
+    _flush_subnormal(v)
     step, rs = adam_scalars(lr, beta1, beta2, t_step)
     denom = np.sqrt(v) * t(rs) + t(eps)
     np.subtract(p, t(step) * (m / denom), out=out)

@@ -145,6 +145,12 @@ def softplus(z):
     return _py_softplus(z)
 
 
+def flush_subnormal(x):
+    """``x``, or ``0`` when ``|x|`` is below the smallest normal number of its dtype (a subnormal). NaN and ±inf
+    pass unchanged. For optimiser state: see :mod:`.optim` for why a stored subnormal is not kept."""
+    return _py_flush_subnormal(x)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # cast
 # ---------------------------------------------------------------------------------------------------------------
@@ -433,6 +439,18 @@ _softplus_f64 = _make_softplus(_F64)
 _by_dtype(softplus, _softplus_f32, _softplus_f64)
 
 
+def _make_flush_subnormal(ty):
+    zero, tiny = ty(0.0), ty(np.finfo(ty).tiny)
+
+    def impl(x):
+        return zero if abs(x) < tiny else x  # a select: NaN compares false and passes
+
+    return impl
+
+
+_by_dtype(flush_subnormal, _make_flush_subnormal(_F32), _make_flush_subnormal(_F64))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Python-side entry points of the stubs (scalars only; compiled on first use, never cached).
 # ---------------------------------------------------------------------------------------------------------------
@@ -476,5 +494,10 @@ def _py_softplus(z):
     return softplus(z)
 
 
+@njit(**_OV_JIT)
+def _py_flush_subnormal(x):
+    return flush_subnormal(x)
+
+
 __all__ = ["cast", "exp", "sigmoid", "sigmoid_from_exp", "tanh", "log1p_small",
-           "softplus", "nonfinite", "ubits"]
+           "softplus", "nonfinite", "ubits", "flush_subnormal"]

@@ -18,6 +18,14 @@ and no floating-point fast-math flag can touch it. The float trick ``acc += o �
 was tried first and fails under ``_config.FASTMATH``: with ``reassoc`` + ``nsz`` LLVM's Reassociate pass
 cancels ``+o − o`` in the sum tree, ``acc`` stays 0 and an inf step reports finite.
 
+State below the smallest normal number is stored as 0 (``fmath.flush_subnormal``), as the reference does. A unit
+whose gradient is 0 (a dead ReLU unit) has its momentum decay by ``β`` every step until it is subnormal, and there it
+stays: ``0.9·k·2⁻¹⁴⁹`` rounds back to ``k·2⁻¹⁴⁹`` for small ``k``. Every step then does arithmetic on subnormals,
+which x86 cores run far slower: measured on the VAE benchmark after 900 steps, 220,304 of the first layer's
+313,600 first moments were subnormal, and Adam's ten calls took 270 µs a step against 185 µs before. A moment
+that small moves its parameter by less than ``lr·2⁻¹²⁶/ε`` (about 1e-33 at ``lr = 1e-3``), which no normal
+float32 parameter can register.
+
 Scalar hyper-parameters are converted to the parameters' dtype on entry (``fmath.cast``), so a Python float
 cannot pull float32 arithmetic up to float64. ``1 − β`` is formed in float64 before that conversion, as the
 reference's ``t(1 − β)`` does.
@@ -68,14 +76,14 @@ def _momentum_block(p, g, buf, lr, mu, nesterov, lo, hi):
     if nesterov:
         for k in range(p.shape[0]):
             gk = g[k]
-            b = mu * buf[k] + gk
+            b = fmath.flush_subnormal(mu * buf[k] + gk)
             buf[k] = b
             o = p[k] - lr * (gk + mu * b)
             g[k] = o
             bad |= fmath.nonfinite(o)
     else:
         for k in range(p.shape[0]):
-            b = mu * buf[k] + g[k]
+            b = fmath.flush_subnormal(mu * buf[k] + g[k])
             buf[k] = b
             o = p[k] - lr * b
             g[k] = o
@@ -89,8 +97,8 @@ def _adam_block(p, g, m, v, step, rs, b1, b2, omb1, omb2, eps, lo, hi):
     bad = 0
     for k in range(p.shape[0]):
         gk = g[k]
-        mk = b1 * m[k] + omb1 * gk
-        vk = b2 * v[k] + omb2 * (gk * gk)
+        mk = fmath.flush_subnormal(b1 * m[k] + omb1 * gk)
+        vk = fmath.flush_subnormal(b2 * v[k] + omb2 * (gk * gk))
         m[k] = mk
         v[k] = vk
         o = p[k] - step * (mk / (math.sqrt(vk) * rs + eps))

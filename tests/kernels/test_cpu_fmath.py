@@ -192,6 +192,26 @@ def test_nonfinite_flags_exactly_inf_and_nan(dtype):
     np.testing.assert_array_equal(out, (~np.isfinite(x)).astype(np.int64))
 
 
+@njit(**_J)
+def _map_flush(x, out):
+    for i in range(x.shape[0]):
+        out[i] = fmath.flush_subnormal(x[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flush_subnormal_zeroes_exactly_the_subnormals(dtype):
+    fi = np.finfo(dtype)
+    sub = [fi.smallest_subnormal, -fi.smallest_subnormal, fi.tiny / 2, -fi.tiny / 2,
+           np.nextafter(fi.tiny, dtype(0))]
+    keep = [0.0, -0.0, fi.tiny, -fi.tiny, 1.0, -3.5, fi.max, np.inf, -np.inf]
+    x = np.array(sub + keep + [np.nan], dtype=dtype)
+    out = np.full_like(x, 7.0)
+    _map_flush(x, out)
+    assert np.all(out[:len(sub)] == 0)
+    np.testing.assert_array_equal(out[len(sub):-1], x[len(sub):-1])
+    assert np.isnan(out[-1]), "NaN must pass: the optimiser's finite check reads what follows"
+
+
 def test_cast_and_python_entry_points():
     assert fmath.cast(0.1, np.zeros(2, np.float32)) == np.float32(0.1)
     assert fmath.exp(np.float32(1.0)) == np.float32(math.e)
@@ -200,6 +220,7 @@ def test_cast_and_python_entry_points():
     assert fmath.softplus(-1e4) == 0 and fmath.log1p_small(1.0) == pytest.approx(math.log(2), rel=1e-15)
     assert fmath.sigmoid_from_exp(-1.0, math.exp(-1.0)) == pytest.approx(1 / (1 + math.e), rel=1e-15)
     assert fmath.nonfinite(math.inf) == 1 and fmath.nonfinite(np.float32(2.0)) == 0
+    assert fmath.flush_subnormal(np.float32(1e-40)) == 0 and fmath.flush_subnormal(1e-300) == 1e-300
 
 
 @pytest.mark.parametrize("fn", [_map_exp, _map_sigmoid, _map_tanh, _map_softplus], ids=lambda f: f.__name__)

@@ -99,6 +99,42 @@ def test_adam_over_several_steps(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("par", [False, True])
+def test_state_of_a_dead_unit_decays_to_zero_not_to_subnormals(dtype, kind, par):
+    """A zero gradient decays the momentum by β each step. Without the flush it would enter the subnormal range
+    and stay there (0.9·k·2⁻¹⁴⁹ rounds back to k·2⁻¹⁴⁹), slowing every later step; the kernels and the
+    reference both store 0 instead, and the parameters are the same as with the subnormals kept."""
+    n = 3 * B + 5
+    fi = np.finfo(dtype)
+    p, _, buf, m, v = arrays(n, dtype, seed=6)
+    start = fi.tiny * 64  # a few steps above the subnormal range: m and buf cross it within ~40 steps
+    buf[:], m[:], v[:] = start, start, start
+    g = np.zeros(n, dtype)
+    pr, bufr, mr, vr = (a.astype(dtype) for a in (p, buf, m, v))
+    for t_step in range(1, 120):
+        got = step(kind, p, g, buf, m, v, t_step, par=par)
+        assert got[0] is True
+        state = got[2:]
+        outr = np.empty_like(pr)
+        if kind == "adam":
+            ref.adam_update(pr, g, mr, vr, outr, LR, B1, B2, EPS, t_step)
+            want_state = (mr, vr)
+        else:
+            ref.momentum_update(pr, g, bufr, outr, LR, MU, kind == "nesterov")
+            want_state = (bufr,)
+        for s, w in zip(state, want_state):
+            assert not np.any((s != 0) & (np.abs(s) < fi.tiny)), f"subnormal state at step {t_step}"
+            assert same_bits(s, w)
+        assert same_bits(got[1], p) and same_bits(outr, pr), "a state this small must not move a parameter"
+        if kind == "adam":
+            m, v = state
+        else:
+            buf = state[0]
+    assert not np.any(state[0]), "the decayed momentum ends at exactly 0"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("kind", KINDS)
 def test_serial_and_parallel_agree_bit_for_bit(dtype, n, kind):
