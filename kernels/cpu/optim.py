@@ -23,8 +23,8 @@ whose gradient is 0 (a dead ReLU unit) has its momentum decay by ``β`` every st
 stays: ``0.9·k·2⁻¹⁴⁹`` rounds back to ``k·2⁻¹⁴⁹`` for small ``k``. Every step then does arithmetic on subnormals,
 which x86 cores run far slower: measured on the VAE benchmark after 900 steps, 220,304 of the first layer's
 313,600 first moments were subnormal, and Adam's ten calls took 270 µs a step against 185 µs before. A moment
-that small moves its parameter by less than ``lr·2⁻¹²⁶/ε`` (about 1e-33 at ``lr = 1e-3``), which no normal
-float32 parameter can register.
+that small moves its parameter by less than ``s·2⁻¹²⁶/ε`` with ``s = lr/(1 − β₁ᵗ)`` (about 1e-33 at ``lr = 1e-3``
+once ``t`` is large, ten times that at the first step), which no normal float32 parameter can register.
 
 Scalar hyper-parameters are converted to the parameters' dtype on entry (``fmath.cast``), so a Python float
 cannot pull float32 arithmetic up to float64. ``1 − β`` is formed in float64 before that conversion, as the
