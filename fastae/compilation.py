@@ -17,8 +17,9 @@ import numpy as np
 def warmup(backends=None, dtypes=("float32", "float64")) -> dict:
     """Compile (or load from Numba's cache) every kernel specialisation dispatch can reach: the explicit table
     of ``fastae.kernels.cpu.signatures`` (float32 and float64, writable and read-only input; the parallel twins
-    and the one-pool products too under ``FASTAE_NUMBA_PARALLEL=1``), then one tiny fit and encode per dtype, which load what the table
-    does not cover (BLAS, the Philox fillers, the reference's helpers). Returns ``{backend: seconds}``."""
+    and the one-pool products too under ``FASTAE_NUMBA_PARALLEL=1``), then one tiny fit and encode per dtype,
+    which load what the table does not cover (BLAS, the Philox fillers, the reference's helpers). Returns
+    ``{backend: seconds}``."""
     from .backends import registry
     from .models import VAE, Autoencoder
 

@@ -5,8 +5,9 @@ Tolerances: float64 agrees with the float64 reference to rtol 1e-13 (same operat
 reference from the same float32 inputs within tests/tolerances.py "output". Serial and parallel kernels agree
 bit for bit (outputs and optimiser state) with 1 and with all threads, across several parallel blocks.
 The kernels write the new parameters over the gradient; a test's ``g`` is copied first, so every case reads the
-same inputs. The returned flag is True iff every new parameter is finite: an inf or NaN anywhere (gradient, parameter, state,
-or an overflow of the step itself), in any block, must give False.
+same inputs. The returned flag is True iff every new parameter is finite: an inf or NaN anywhere (gradient,
+parameter, state, or an overflow of the step itself), in any block, must give False. State that decays below the
+smallest normal number is stored as 0, by the kernels and the reference alike, without moving a parameter.
 """
 
 import numpy as np
