@@ -7,6 +7,7 @@ contractive) and variational autoencoders, behind a scikit-learn-style API, runn
 from .backends import available_backends
 from .compilation import warmup
 from .errors import DivergenceError, NotFittedError
+from .machine import describe
 from .models import VAE, Autoencoder
 
 __version__ = "0.1.0"
@@ -30,5 +31,5 @@ def load(path, backend=None):
     return cls._from_file(config, tensors, state, backend=backend)
 
 
-__all__ = ["Autoencoder", "VAE", "load", "warmup", "available_backends", "DivergenceError", "NotFittedError",
-           "__version__"]
+__all__ = ["Autoencoder", "VAE", "load", "warmup", "available_backends", "describe", "DivergenceError",
+           "NotFittedError", "__version__"]

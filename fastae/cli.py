@@ -103,12 +103,12 @@ _positive = _int_at_least(1, "a positive integer")
 
 # --- fastae info ------------------------------------------------------------------------------------------------
 def _cmd_info(args):
-    from . import __version__, available_backends, datasets
+    from . import __version__, available_backends, datasets, machine
 
     rows = [("fastae", __version__), ("python", f"{platform.python_version()} ({sys.executable})"),
             ("numpy", np.__version__), ("numba", _version_of("numba")), ("scipy", _version_of("scipy")),
             ("scikit-learn", _version_of("sklearn") + "  (optional: fastae demo)"),
-            ("backends", ", ".join(available_backends()) or "none")]
+            ("backends", ", ".join(available_backends()) or "none"), *machine.summary_lines()]
     folder = datasets.find_mnist()
     if folder is not None:
         rows.append(("MNIST", f"found at {folder.resolve()}"))
@@ -505,23 +505,14 @@ def _bench_meta(args, threads_info):
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
-    from . import __version__
+    from . import __version__, machine
 
+    info = machine.describe()
     return {"command": bench_command(args), "threads": args.threads, "threads_info": threads_info,
-            "cpu": _cpu_name(), "system": f"{platform.system()} {platform.release()}",
+            "cpu": info["processor"]["model"], "system": f"{platform.system()} {platform.release()}",
+            "machine_info": info,
             "versions": {"fastae": __version__, **versions}, "suites": list(args.suites),
             "peers": list(args.peers)}
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def write_bench(result, out_dir, log=print) -> list:

@@ -5,6 +5,9 @@ import pytest
 
 import fastae
 
+from .tolerances import (INTERMEDIATE_ULPS, close, dense_forward_err, f64, gaussian_kl_rows_err, output_err,
+                         two_err, unit)
+
 
 @pytest.mark.parametrize("loss", ["bce", "mse"])
 def test_training_improves_elbo(loss, digits_split):
@@ -22,7 +25,6 @@ def test_elbo_is_a_bound_and_matches_its_definition(digits_split):
     """ELBO = log p(x|z) − KL ≤ 0 for a Bernoulli decoder, with z drawn at fixed addresses (reproducible);
     more samples average the single-draw estimates, which scatter around it."""
     from fastae.backends import numpy_ref as ref
-    from fastae.models import network
 
     Xtr, Xte = digits_split
     m = fastae.VAE(hidden=(32,), latent=4, epochs=3, random_state=0).fit(Xtr)
@@ -33,19 +35,32 @@ def test_elbo_is_a_bound_and_matches_its_definition(digits_split):
     assert abs(e20.mean() - e1.mean()) < 0.1 * abs(e1.mean())
     assert not np.array_equal(e20, e1)
     assert m.score(Xte) == pytest.approx(float(e1.mean()))
-    # The definition, recomputed by hand from the reference ops with the same ε address.
-    x = Xte.astype(np.float32)
-    P = m._params
+    # The definition, recomputed by hand from the reference ops in float64 from the model's float32 inputs and
+    # the same ε (drawn in float32 at the same address, as the model draws it).
+    (x,) = f64(Xte.astype(np.float32))
+    P = {k: f64(v)[0] for k, v in m._params.items()}
     h = ref.dense_forward(x, P["encoder.0.weight"], P["encoder.0.bias"], "relu")
     mu = ref.dense_forward(h, P["mu.weight"], P["mu.bias"], "linear")
     lv = ref.dense_forward(h, P["logvar.weight"], P["logvar.bias"], "linear")
-    eps = fastae.rng.normal(m._key, fastae.rng.STREAM_SAMPLE, fastae.models.vae.ELBO_STEP0, 360, 4)
+    (eps,) = f64(fastae.rng.normal(m._key, fastae.rng.STREAM_SAMPLE, fastae.models.vae.ELBO_STEP0, 360, 4))
     z = mu + np.exp(0.5 * lv) * eps
     d = ref.dense_forward(z, P["decoder.0.weight"], P["decoder.0.bias"], "relu")
     logits = d @ P["decoder.1.weight"].T + P["decoder.1.bias"]
     log_px = (x * logits - np.logaddexp(0, logits)).sum(axis=1)
     kl = 0.5 * (mu**2 + np.exp(lv) - 1 - lv).sum(axis=1)
-    np.testing.assert_allclose(e1, log_px - kl, rtol=1e-4)
+    # Its float32 error bound (tests/tolerances.py), layer by layer: each product's sum bound chained through
+    # the next (ReLU and the heads are Lipschitz 1; an intermediate adds 8 ulps of its own roundings);
+    # z = μ + exp(½ℓ) ε moves by ½|z − μ| per unit of ℓ; the KL terms by |μ| and ½|1 − exp ℓ|.
+    dt, u, OWN = np.float32, unit(np.float32), INTERMEDIATE_ULPS
+    err_h = dense_forward_err(x, P["encoder.0.weight"], P["encoder.0.bias"], dt) + OWN * u * np.abs(h)
+    err_mu = dense_forward_err(h, P["mu.weight"], P["mu.bias"], dt, err_x=err_h)
+    err_lv = dense_forward_err(h, P["logvar.weight"], P["logvar.bias"], dt, err_x=err_h)
+    err_z = err_mu + 0.5 * np.abs(z - mu) * err_lv + two_err(mu, z - mu, dt) + OWN * u * np.abs(z - mu)
+    err_d = dense_forward_err(z, P["decoder.0.weight"], P["decoder.0.bias"], dt, err_x=err_z) + OWN * u * np.abs(d)
+    err_log_px = output_err(d, P["decoder.1.weight"], P["decoder.1.bias"], x, "bce", dt, err_h=err_d)[2]
+    err_kl = (gaussian_kl_rows_err(mu, lv, dt)
+              + (np.abs(mu) * err_mu + 0.5 * np.abs(1 - np.exp(lv)) * err_lv).sum(axis=1))
+    close(e1, log_px - kl, dt, err=err_log_px + err_kl + two_err(log_px, kl, dt), what="ELBO")
 
 
 def test_sample_encode_decode(digits_split):

@@ -389,6 +389,10 @@ def _header(result: dict) -> list[str]:
     if versions:
         machine += ("; " if machine else "") + ", ".join(f"{k} {v}" for k, v in versions.items())
     lines.append(f"- **machine**: {machine or 'not recorded'}")
+    if meta.get("machine_info"):
+        from ..machine import summary_lines
+
+        lines += [f"- **{label}**: {text}" for label, text in summary_lines(meta["machine_info"])]
     date = meta.get("started") or meta.get("date") or "not recorded"
     took = _num(meta.get("seconds"))
     lines.append(f"- **date**: {date}" + (f" (the run took {took:.0f} s)" if took is not None else ""))

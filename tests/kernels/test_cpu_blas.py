@@ -1,8 +1,9 @@
 """kernels/cpu/blas.py: row-major ``?gemm`` from compiled code, on strided operands, against NumPy's products.
 
 Every operand is a view into a larger array (a block of columns, an offset block of rows), so a wrong leading
-dimension, a swapped operand or a wrong transpose flag reads or writes the wrong elements. Tolerances: a product
-of ``k`` terms in float32 against float64, ``k``-scaled.
+dimension, a swapped operand or a wrong transpose flag reads or writes the wrong elements. Tolerances:
+tests/tolerances.py, each element a sum of ``k`` products (``k + 1`` terms with ``C``), bounded through
+``|A| @ |B|`` for any summation order.
 """
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from numba import njit
 
 from fastae.kernels.cpu.blas import gemm
+
+from ..tolerances import close, f64, matmul_err
 
 DTYPES = [np.float32, np.float64]
 
@@ -38,9 +41,8 @@ def test_gemm_matches_numpy_on_strided_views(dtype, trans_a, trans_b, m, n, k):
     C = outer[2:m + 2, 1:n + 1]
     C[...] = np.nan  # beta = 0: BLAS never reads C, so no NaN may leak in
     _call(trans_a, trans_b, m, n, k, A, B, 0.0, C)
-    want = (A.T if trans_a else A).astype(np.float64) @ (B.T if trans_b else B).astype(np.float64)
-    rtol = 1e-12 if dtype == np.float64 else 1e-5 * np.sqrt(k)
-    np.testing.assert_allclose(C, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    opA, opB = f64(A.T if trans_a else A, B.T if trans_b else B)
+    close(C, opA @ opB, dtype, err=matmul_err(opA, opB, dtype), what="C")
     untouched = outer.copy()
     untouched[2:m + 2, 1:n + 1] = 7.0
     assert np.all(untouched == 7.0), "gemm wrote outside its block of C"
@@ -53,8 +55,8 @@ def test_gemm_with_beta_one_accumulates(dtype):
     C0 = _block(r, 9, 6, dtype)
     C = C0.copy()
     _call(False, False, 9, 6, 13, A, B, 1.0, C)
-    want = C0.astype(np.float64) + A.astype(np.float64) @ B.astype(np.float64)
-    np.testing.assert_allclose(C, want, rtol=1e-12 if dtype == np.float64 else 2e-5, atol=1e-5)
+    A64, B64, C64 = f64(A, B, C0)
+    close(C, C64 + A64 @ B64, dtype, err=matmul_err(A64, B64, dtype, bias=C64), what="C0 + A B")
 
 
 def test_gemm_column_block_of_a_transposed_operand():
@@ -70,4 +72,4 @@ def test_gemm_column_block_of_a_transposed_operand():
 
     block(delta, x, dW, 0, 5)
     block(delta, x, dW, 5, 12)
-    np.testing.assert_allclose(dW, delta.T @ x, rtol=1e-12, atol=1e-12)
+    close(dW, delta.T @ x, np.float64, err=matmul_err(delta.T, x, np.float64), what="dW")

@@ -2,6 +2,10 @@
 
 The reference is the op-by-op path written out: dense forward, output loss and gradient, both backward passes
 (the tied weight gets its decoder and encoder terms), then the optimiser update of every parameter.
+
+Tolerances (tests/tolerances.py): :func:`step_bounds` carries the error bound of every sum through the same ops
+as :func:`reference` (its ``ErrorBackend``), then through the optimiser, to the loss, every new parameter and
+every optimiser state; each is compared with ``close``.
 """
 
 import numpy as np
@@ -10,12 +14,13 @@ import pytest
 from fastae import training
 from fastae.backends import numba_cpu as nb
 from fastae.backends import numpy_ref as ref
-from tests.tolerances import TOL
+from tests.tolerances import ErrorBackend, close, f64, update_err
 
 ACTS = ["sigmoid", "tanh", "relu", "linear"]
 OPTS = ["sgd", "momentum", "nesterov", "adam"]
 LR, MU, T = 0.05, 0.9, 3
 B1, B2, EPS = training.ADAM_BETA1, training.ADAM_BETA2, training.ADAM_EPS
+SLOTS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}  # optimiser state arrays per parameter
 
 
 def problem(n, n_in, k, dtype, tied, loss, seed=0):
@@ -31,19 +36,26 @@ def problem(n, n_in, k, dtype, tied, loss, seed=0):
     return cast(x), cast(x_in), [cast(p) for p in params], [[cast(s) for s in st] for st in state]
 
 
-def reference(x, x_in, params, state, tied, act, loss, opt):
-    """Loss, new parameters and new state by the reference ops, in float64."""
-    f = lambda a: a.astype(np.float64)  # noqa: E731
-    x, x_in = f(x), f(x_in)
-    params = [f(p) for p in params]
-    state = [[f(s) for s in st] for st in state]
+def forward_backward(x, x_in, params, tied, act, loss, B=ref):
+    """The loss and gradients of the step by the ops of ``B``: the reference's in float64, or with
+    tests/tolerances.py's ``ErrorBackend`` their values beside their error bounds."""
+    x, x_in = f64(x, x_in)
+    params = f64(*params)
     W, b = params[0], params[1]
     Wdec, c = (W, params[2]) if tied else (params[2], params[3])
-    h = ref.dense_forward(x_in, W, b, act)
-    value, D = ref.output_loss_grad(h, Wdec, c, x, loss, transpose=tied)
-    gdec, gc, dh = ref.dense_backward(D, h, Wdec, transpose=tied)
-    gW, gb, _ = ref.dense_backward(ref.activation_backward(dh, h, act), x_in, W, need_dx=False)
-    grads = [gW + gdec, gb, gc] if tied else [gW, gb, gdec, gc]
+    h = B.dense_forward(x_in, W, b, act)
+    value, D = B.output_loss_grad(h, Wdec, c, x, loss, transpose=tied)
+    gdec, gc, dh = B.dense_backward(D, h, Wdec, transpose=tied)
+    dz = B.activation_backward(dh, h, act)
+    gW, gb, _ = B.dense_backward(dz, x_in, W, need_dx=False)
+    return value, ([gW + gdec, gb, gc] if tied else [gW, gb, gdec, gc])
+
+
+def reference(x, x_in, params, state, tied, act, loss, opt):
+    """Loss, new parameters and new state by the reference ops, in float64."""
+    value, grads = forward_backward(x, x_in, params, tied, act, loss)
+    params = f64(*params)
+    state = [[s.astype(np.float64) for s in st] for st in state]  # copies: the updates change them in place
     outs = []
     for i, (p, g) in enumerate(zip(params, grads)):
         out = np.empty_like(p)
@@ -55,6 +67,21 @@ def reference(x, x_in, params, state, tied, act, loss, opt):
             ref.momentum_update(p, g, state[0][i], out, LR, MU, opt == "nesterov")
         outs.append(out)
     return value, outs, state
+
+
+def step_bounds(x, x_in, params, state, tied, act, loss, opt, dtype):
+    """Bounds on the errors of the fused step's loss, new parameters and new state: the gradients' from a run of
+    :func:`forward_backward` on tests/tolerances.py's ``ErrorBackend``, then the optimiser's (``update_err``).
+    Returns ``(err_value, err_outs, err_state)``."""
+    (_, err_value), grads = forward_backward(x, x_in, params, tied, act, loss, ErrorBackend(dtype))
+    err_outs, err_state = [], [[], []]
+    for i, (p, (g, eg)) in enumerate(zip(params, grads)):
+        st = [state[0][i], state[1][i]][:SLOTS[opt]]
+        eo, *es = update_err(opt, p, g, st, dtype, LR, MU, B1, B2, EPS, T, err_g=eg)
+        err_outs.append(eo)
+        for slot, e in enumerate(es):
+            err_state[slot].append(e)
+    return err_value, err_outs, err_state
 
 
 def run(x, x_in, params, state, tied, act, loss, opt):
@@ -77,17 +104,16 @@ def run(x, x_in, params, state, tied, act, loss, opt):
 def test_step_matches_reference(dtype, tied, act, loss, opt, n):
     x, x_in, params, state = problem(n, 9, 5, dtype, tied, loss, seed=n)
     want_loss, want_outs, want_state = reference(x, x_in, params, state, tied, act, loss, opt)
+    err_loss, err_outs, err_state = step_bounds(x, x_in, params, state, tied, act, loss, opt, dtype)
     value, status, outs, state = run(x, x_in, params, state, tied, act, loss, opt)
     assert status == 0
-    tol = TOL[dtype]
-    np.testing.assert_allclose(value, want_loss, **tol["reduction"])
+    # the loss comes back as a Python float; a float32 value converts back exactly
+    close(np.asarray(value, dtype=dtype), want_loss, dtype, err=err_loss, what="loss")
     for i, (got, want) in enumerate(zip(outs, want_outs)):
-        assert got.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(got, want, **tol["grad"], err_msg=f"parameter {i}")
-    used = {"sgd": 0, "adam": 2}.get(opt, 1)
-    for slot in range(used):
+        close(got, want, dtype, err=err_outs[i], what=f"parameter {i}")
+    for slot in range(SLOTS[opt]):
         for i, (got, want) in enumerate(zip(state[slot], want_state[slot])):
-            np.testing.assert_allclose(got, want, **tol["grad"], err_msg=f"state {slot} of parameter {i}")
+            close(got, want, dtype, err=err_state[slot][i], what=f"state {slot} of parameter {i}")
 
 
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])

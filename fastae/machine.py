@@ -1,0 +1,132 @@
+"""What this machine offers and what fastae uses of it: the processor, its instruction-set extensions, the BLAS
+libraries loaded in this process (with their kernel family and threads) and the CPU Numba generates code for.
+
+``fastae info`` prints :func:`describe`; the benchmark records it in its report's header, so every figure names
+the processor it was measured on.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+# The extensions that decide which kernels run here, as (name shown, /proc/cpuinfo flag, LLVM feature).
+ISA_EXTENSIONS = (
+    ("AVX2", "avx2", "avx2"),
+    ("FMA", "fma", "fma"),
+    ("AVX-512F", "avx512f", "avx512f"),
+    ("AVX512-BF16", "avx512_bf16", "avx512bf16"),
+    ("AMX-BF16", "amx_bf16", "amx-bf16"),
+    ("AMX-INT8", "amx_int8", "amx-int8"),
+)
+
+
+def _cpuinfo():
+    """``(model name, set of flags)`` from ``/proc/cpuinfo``, or ``(None, None)`` where there is none."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None, None
+    model, flags = None, None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip()
+        elif key == "flags" and flags is None:
+            flags = set(value.split())
+    return model, flags
+
+
+def _llvm_host():
+    """``(host CPU name, {feature: bool})`` as LLVM sees this processor."""
+    import llvmlite.binding as llvm
+
+    features = {}
+    for item in llvm.get_host_cpu_features().flatten().split(","):
+        if item:
+            features[item[1:]] = item[0] == "+"
+    return llvm.get_host_cpu_name(), features
+
+
+def processor() -> dict:
+    """The processor: ``model``, ``machine`` (architecture), ``cores`` (usable by this process), and ``isa``,
+    ``{extension: bool}`` for each of :data:`ISA_EXTENSIONS` (from ``/proc/cpuinfo``, else LLVM's view)."""
+    model, flags = _cpuinfo()
+    host, features = _llvm_host()
+    if flags is not None:
+        isa = {name: flag in flags for name, flag, _ in ISA_EXTENSIONS}
+    else:
+        isa = {name: bool(features.get(feature)) for name, _, feature in ISA_EXTENSIONS}
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return {"model": model or platform.processor() or host, "machine": platform.machine(), "cores": cores,
+            "isa": isa}
+
+
+def blas() -> list:
+    """The BLAS libraries loaded in this process, as threadpoolctl reports them: ``library`` (its API),
+    ``version``, ``kernels`` (the kernel family it dispatched to, e.g. OpenBLAS's ``SkylakeX``), ``threads`` and
+    ``path``; ``OPENBLAS_CORETYPE`` where it pins OpenBLAS's kernels."""
+    import numpy  # noqa: F401  (loads NumPy's BLAS, so it is reported)
+    import scipy.linalg  # noqa: F401  (and SciPy's, which the fused CPU step calls)
+    from threadpoolctl import threadpool_info
+
+    out = []
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        out.append({"library": lib.get("internal_api"), "version": lib.get("version"),
+                    "kernels": lib.get("architecture"), "threads": lib.get("num_threads"),
+                    "path": lib.get("filepath")})
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    if pinned:
+        for lib in out:
+            if lib["library"] == "openblas":
+                lib["pinned_by"] = f"OPENBLAS_CORETYPE={pinned}"
+    return out
+
+
+def numba_target() -> dict:
+    """The CPU Numba compiles for (``NUMBA_CPU_NAME`` if set, else this host) and its features, its cache
+    folder, and the host CPU LLVM detects."""
+    import numba
+
+    host, _ = _llvm_host()
+    name = numba.config.CPU_NAME or host
+    features = numba.config.CPU_FEATURES
+    # Numba keeps the host's features unless NUMBA_CPU_FEATURES is set; empty means the named CPU's own set.
+    features = "host" if features is None else (features or f"those of {name}")
+    return {"cpu": name, "host": host, "chosen_by": "NUMBA_CPU_NAME" if numba.config.CPU_NAME else "host",
+            "features": features, "cache_dir": numba.config.CACHE_DIR or "beside the code",
+            "version": numba.__version__}
+
+
+def describe() -> dict:
+    """What fastae runs on: ``{"processor": ..., "blas": [...], "numba": ...}`` (see :func:`processor`,
+    :func:`blas` and :func:`numba_target`)."""
+    return {"processor": processor(), "blas": blas(), "numba": numba_target()}
+
+
+def summary_lines(info: dict | None = None) -> list:
+    """:func:`describe` as ``(label, text)`` rows, for ``fastae info`` and the benchmark header."""
+    info = describe() if info is None else info
+    cpu = info["processor"]
+    isa = cpu["isa"]
+    has = [k for k, v in isa.items() if v]
+    lacks = [k for k, v in isa.items() if not v]
+    rows = [("processor", f"{cpu['model']} ({cpu['machine']}, {cpu['cores']} cores)"),
+            ("ISA", (", ".join(has) or "none of " + ", ".join(isa))
+             + (f"; lacks {', '.join(lacks)}" if lacks and has else ""))]
+    for lib in info["blas"]:
+        text = f"{lib['library']} {lib['version']}, {lib['kernels'] or 'unknown'} kernels, {lib['threads']} threads"
+        if lib.get("pinned_by"):
+            text += f" (pinned by {lib['pinned_by']})"
+        rows.append(("BLAS", f"{text}: {lib['path']}"))
+    nb = info["numba"]
+    rows.append(("numba target", f"{nb['cpu']}" + (" (NUMBA_CPU_NAME)" if nb["chosen_by"] != "host" else "")
+                 + f" with {nb['features']} features, host {nb['host']}; cache {nb['cache_dir']}"))
+    return rows
