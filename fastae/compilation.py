@@ -2,9 +2,9 @@
 reach, so that no fit or encode pays for compilation later.
 
 Numba compiles each kernel on first use, for each dtype, and caches the machine code on disk (``cache=True``) next to
-the kernel source or under ``NUMBA_CACHE_DIR``. A cold cache costs a one-off compile on the first call of each kernel
-(see the README for the measured total); a warm cache only loads. Call ``fastae.warmup()`` once after installing (or
-at the start of a latency-sensitive program) and before timing anything.
+the kernel source or under ``NUMBA_CACHE_DIR``. A cold cache costs a one-off compile on the first call of each
+kernel (docs/performance.md has the measured total); a warm cache only loads. Call ``fastae.warmup()`` once after
+installing (or at the start of a latency-sensitive program) and before timing anything.
 """
 
 from __future__ import annotations

@@ -21,22 +21,27 @@ ISA_EXTENSIONS = (
 )
 
 
-def _cpuinfo():
-    """``(model name, set of flags)`` from ``/proc/cpuinfo``, or ``(None, None)`` where there is none."""
+def _cpuinfo_fields():
+    """The first processor's fields of ``/proc/cpuinfo`` (``{}`` where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             text = f.read()
     except OSError:
-        return None, None
-    model, flags = None, None
+        return {}
+    fields = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model is None:
-            model = value.strip()
-        elif key == "flags" and flags is None:
-            flags = set(value.split())
-    return model, flags
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _cpuinfo():
+    """``(model name, set of flags)`` from ``/proc/cpuinfo``, or ``(None, None)`` where there is none."""
+    fields = _cpuinfo_fields()
+    if not fields:
+        return None, None
+    flags = fields.get("flags")
+    return fields.get("model name"), None if flags is None else set(flags.split())
 
 
 def _llvm_host():
@@ -51,7 +56,8 @@ def _llvm_host():
 
 
 def processor() -> dict:
-    """The processor: ``model``, ``machine`` (architecture), ``cores`` (usable by this process), and ``isa``,
+    """The processor: ``model``, ``family_model_stepping`` (as the CPU, or a hypervisor, reports them),
+    ``machine`` (architecture), ``cores`` (usable by this process), and ``isa``,
     ``{extension: bool}`` for each of :data:`ISA_EXTENSIONS` (from ``/proc/cpuinfo``, else LLVM's view)."""
     model, flags = _cpuinfo()
     host, features = _llvm_host()
@@ -63,8 +69,10 @@ def processor() -> dict:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    return {"model": model or platform.processor() or host, "machine": platform.machine(), "cores": cores,
-            "isa": isa}
+    fields = _cpuinfo_fields()
+    family = "/".join(fields[k] for k in ("cpu family", "model", "stepping") if k in fields) or None
+    return {"model": model or platform.processor() or host, "family_model_stepping": family,
+            "machine": platform.machine(), "cores": cores, "isa": isa}
 
 
 def blas() -> list:
@@ -118,7 +126,8 @@ def summary_lines(info: dict | None = None) -> list:
     isa = cpu["isa"]
     has = [k for k, v in isa.items() if v]
     lacks = [k for k, v in isa.items() if not v]
-    rows = [("processor", f"{cpu['model']} ({cpu['machine']}, {cpu['cores']} cores)"),
+    fms = f", family/model/stepping {cpu['family_model_stepping']}" if cpu.get("family_model_stepping") else ""
+    rows = [("processor", f"{cpu['model']} ({cpu['machine']}{fms}, {cpu['cores']} cores)"),
             ("ISA", (", ".join(has) or "none of " + ", ".join(isa))
              + (f"; lacks {', '.join(lacks)}" if lacks and has else ""))]
     for lib in info["blas"]:

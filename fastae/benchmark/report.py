@@ -408,7 +408,7 @@ def _header(result: dict) -> list[str]:
     libs = [" ".join(str(x) for x in (lib.get("internal_api"), lib.get("version")) if x)
             + (f", {lib['architecture']} kernels" if lib.get("architecture") else "")
             for lib in blas.get("libraries") or []]
-    if libs:
+    if libs and not meta.get("machine_info"):  # the machine section above names every BLAS already
         lines.append(f"- **BLAS**: {'; '.join(libs)}")
     quick = meta.get("quick")
     mode = "not recorded" if quick is None else ("quick" if quick else "full")

@@ -56,10 +56,11 @@ _UNIFORM_SCALE = rng._UNIFORM_SCALE  # 2**-23
 _TWO_PI = rng._TWO_PI  # the same float64 constant as the reference, so the angle is the same number
 
 # The row fillers are compiled WITHOUT fast-math flags, unlike the kernels that call them: the conversions must be
-# evaluated exactly as the reference writes them. Under 'reassoc' + 'contract' LLVM may, for instance, distribute
-# 2 pi * ((m + 1/2) 2**-23) into m (2 pi 2**-23) + pi 2**-23 and round it differently. LLVM keeps these
-# per-instruction flags when it later inlines a filler into a fast-math kernel, so the strictness survives.
-_RNG_JIT = dict(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+# evaluated exactly as the reference writes them. Under 'reassoc' + 'contract' LLVM distributes
+# 2 pi * ((m + 1/2) 2**-23) into m (2 pi 2**-23) + pi 2**-23, which an FMA rounds once, as the reference does,
+# and a CPU without FMA rounds twice. fastmath=False must be explicit: Numba lets a callee that sets no fastmath
+# inherit its caller's. LLVM keeps these per-instruction flags when it inlines a filler into a fast-math kernel.
+_RNG_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy", boundscheck=False)
 
 
 @njit(inline="always")

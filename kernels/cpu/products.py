@@ -2,8 +2,8 @@
 
 The serial backend runs each product on OpenBLAS's threads and everything around it on one core, because
 OpenBLAS's idle worker spins on the other core after every product and anything else started there fights it
-(README, "Where fastae stands"). These kernels run both on Numba's pool instead: the work of an op is split into
-``blocks`` parts, and each part makes its product a single-threaded BLAS call (:func:`.blas.gemm`, SciPy's
+(docs/performance.md, the EPYC account). These kernels run both on Numba's pool instead: the work of an op is
+split into ``blocks`` parts, and each part makes its product a single-threaded BLAS call (:func:`.blas.gemm`, SciPy's
 OpenBLAS capped to one thread by the backend) and runs its epilogue on the rows it has just written, still warm
 in cache. One pool, so nothing spins against anything.
 

@@ -7,6 +7,11 @@ float64 agrees to 2 ulp and float32 exactly.
 """
 
 import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -251,3 +256,30 @@ def test_random_bits_hypothesis(warm, k0, k1, stream, step, row0, n_rows, col0, 
     f = np.empty((n_rows, n_cols), dtype=np.float64)
     P.normal(*scalars(key, stream, step, row0, col0), f)
     np.testing.assert_array_equal(f, libm_normal(key, stream, step, n_rows, col0 + n_cols, row0)[:, col0:])
+
+
+_NO_FMA_SCRIPT = """
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+from tests.kernels.test_cpu_philox import libm_normal, random_address, scalars, P
+bad = 0
+for n_cols in (1, 5, 33):
+    key, stream, step, row0 = random_address(11 + n_cols)
+    out = np.empty((4, n_cols), dtype=np.float64)
+    P.normal(*scalars(key, stream, step, row0, 0), out)
+    bad += int((out != libm_normal(key, stream, step, 4, n_cols, row0)).sum())
+print(bad)
+"""
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="compiles for the baseline x86-64 CPU")
+def test_normal_is_bit_exact_when_compiled_without_fma(tmp_path):
+    """The row fillers must not inherit the calling kernel's fast-math flags: under them LLVM splits
+    ``2π·(m + ½)·2⁻²³`` into a product and a sum, which a CPU with FMA happens to round once (as the reference)
+    and one without rounds twice. Baseline x86-64 code has no FMA and runs on every x86-64 processor."""
+    env = dict(os.environ, NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=str(tmp_path))
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-c", _NO_FMA_SCRIPT, root], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "0", f"{proc.stdout.strip()} normals differ from the formula without FMA"
