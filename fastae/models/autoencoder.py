@@ -111,13 +111,13 @@ class Autoencoder(BaseModel):
         self._dims = dims
         self._encoder = [Dense(f"encoder.{i}.weight", f"encoder.{i}.bias",
                                self._code_activation() if i == k - 1 else self.activation) for i in range(k)]
-        out_act = self._B.output_activation(self.loss)
+        out_act = self._B.output_activation(self._fitted_structure["loss"])
         self._decoder = []
         for j in range(k):
             src = k - 1 - j  # decoder layer j inverts encoder layer k-1-j
-            weight = f"encoder.{src}.weight" if self.tied else f"decoder.{j}.weight"
+            weight = f"encoder.{src}.weight" if self._fitted_structure["tied"] else f"decoder.{j}.weight"
             self._decoder.append(Dense(weight, f"decoder.{j}.bias", out_act if j == k - 1 else self.activation,
-                                       transpose=self.tied))
+                                       transpose=self._fitted_structure["tied"]))
 
     def _param_shapes(self):
         dims, k = self._dims, len(self._hidden)
@@ -127,7 +127,7 @@ class Autoencoder(BaseModel):
             shapes[f"encoder.{i}.bias"] = (dims[i + 1],)
         for j in range(k):
             src = k - 1 - j
-            if not self.tied:
+            if not self._fitted_structure["tied"]:
                 shapes[f"decoder.{j}.weight"] = (dims[src], dims[src + 1])
             shapes[f"decoder.{j}.bias"] = (dims[src],)
         return shapes
@@ -148,7 +148,8 @@ class Autoencoder(BaseModel):
         code = enc_hs[-1]
         dec_hs = network.forward(B, P, self._decoder[:-1], code)
         last = self._decoder[-1]
-        loss, delta = B.output_loss_grad(dec_hs[-1], P[last.weight], P[last.bias], x, self.loss, last.transpose)
+        loss, delta = B.output_loss_grad(dec_hs[-1], P[last.weight], P[last.bias], x, self._fitted_structure["loss"],
+                                         last.transpose)
         grads = {}
         dcode = network.backward(B, P, self._decoder, dec_hs, delta, grads, need_dx=True)
         if self._sparsity is not None:
@@ -185,9 +186,10 @@ class Autoencoder(BaseModel):
                 or self.contractive > 0 or self.weight_decay > 0):
             return None
         opt, P, k = self._optimizer, self._params, self._hidden[0]
-        names = _FUSED_TIED if self.tied else _FUSED_UNTIED
-        run = B.ae1_stepper(self.tied, self._encoder[0].activation, self.loss, opt.name, opt.lr, opt.momentum,
-                            training.ADAM_BETA1, training.ADAM_BETA2, training.ADAM_EPS)
+        tied = self._fitted_structure["tied"]
+        names = _FUSED_TIED if tied else _FUSED_UNTIED
+        run = B.ae1_stepper(tied, self._encoder[0].activation, self._fitted_structure["loss"], opt.name, opt.lr,
+                            opt.momentum, training.ADAM_BETA1, training.ADAM_BETA2, training.ADAM_EPS)
         noise, key = None, self._key
         if self._noise is not None:
             kind, level = self._noise
@@ -226,7 +228,7 @@ class Autoencoder(BaseModel):
             # Layer 0 reconstructs the data with the model's loss; higher layers reconstruct codes, which are
             # in (0, 1) only below a sigmoid layer.
             if i == 0:
-                loss = self.loss
+                loss = self._fitted_structure["loss"]
             else:
                 loss = "bce" if self._encoder[i - 1].activation == "sigmoid" else "mse"
             seed = rng.random_bits(self._key, rng.STREAM_INIT, 0x80000000 + i, 1, 2)[0]
@@ -234,7 +236,7 @@ class Autoencoder(BaseModel):
                                 noise=self.noise, weight_decay=self.weight_decay, optimizer=self.optimizer,
                                 learning_rate=self.learning_rate, momentum=self.momentum,
                                 batch_size=self.batch_size, epochs=epochs, shuffle=self.shuffle,
-                                backend=self.backend_, dtype=self.dtype,
+                                backend=self.backend_, dtype=self._fitted_structure["dtype"],
                                 random_state=int(seed[0]) | (int(seed[1]) << 32), verbose=self.verbose)
             layer._setup(below.shape[1])
             try:
@@ -248,7 +250,7 @@ class Autoencoder(BaseModel):
             self._params[L.bias] = layer._params["encoder.0.bias"].copy()
             j = len(self._encoder) - 1 - i
             self._params[f"decoder.{j}.bias"] = layer._params["decoder.0.bias"].copy()
-            if not self.tied:
+            if not self._fitted_structure["tied"]:
                 self._params[f"decoder.{j}.weight"] = self._B.xp.ascontiguousarray(W.T)
             if i + 1 < len(self._encoder):
                 below = self._B.dense_forward(below, W, self._params[L.bias], L.activation)
@@ -282,8 +284,8 @@ class Autoencoder(BaseModel):
         def rows(x, _):
             h = network.forward(self._B, self._params, self._decoder[:-1], self._encode(x))[-1]
             last = self._decoder[-1]
-            return self._B.output_row_loss(h, self._params[last.weight], self._params[last.bias], x, self.loss,
-                                           last.transpose)
+            return self._B.output_row_loss(h, self._params[last.weight], self._params[last.bias], x,
+                                           self._fitted_structure["loss"], last.transpose)
         return self._chunked(self._B.xp.asarray(X), rows)
 
     def score_samples(self, X):

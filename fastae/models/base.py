@@ -34,7 +34,14 @@ class BaseModel:
         return {name: getattr(self, name) for name in self._get_param_names()}
 
     def set_params(self, **params):
-        """Set constructor parameters (validated at the next ``fit``); returns ``self``."""
+        """Set constructor parameters; returns ``self``. They are validated when they are next used.
+
+        On a fitted model the parameters that fix what the weights mean (``_STRUCTURAL``: the layer sizes, the
+        activations, the loss, ``tied``, ``latent``, ``dtype``) take effect only at the next ``fit``: until then
+        every method, ``save`` included, uses the values the model was fitted with, and ``partial_fit`` refuses
+        to continue with different ones. The others (the learning rate, the optimizer, the batch size, the
+        penalties and the noise, ``epochs``, ``verbose``, ...) take effect at once, for the next ``partial_fit``
+        or ``fit``."""
         valid = self._get_param_names()
         for key, value in params.items():
             if key not in valid:
@@ -77,7 +84,7 @@ class BaseModel:
         opt_state = state.pop("_optimizer_state", None)
         self.__dict__.update(state)
         if "backend_" in state:
-            self._B = resolve_backend(self.backend_, self.dtype)
+            self._B = resolve_backend(self.backend_, self._fitted_structure["dtype"])
             self._params = {k: self._B.xp.asarray(v) for k, v in self._params.items()}
             self._optimizer = training.Optimizer(self._B, self.optimizer, self.learning_rate, self.momentum)
             self._optimizer.state = opt_state or {}
@@ -102,9 +109,12 @@ class BaseModel:
         if not isinstance(self.backend, str):
             raise TypeError(f"backend must be a string such as 'auto' or 'numpy', got {self.backend!r}")
 
-    def _check_X(self, X, name="X", n_features=None):
-        return check_array(X, dtype=self.dtype, name=name, n_features=n_features,
-                           in_unit_interval=self.loss == "bce", owner=type(self).__name__,
+    def _check_X(self, X, name="X", n_features=None, config=None):
+        """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about
+        to be fitted)."""
+        config = self._config() if config is None else config
+        return check_array(X, dtype=config["dtype"], name=name, n_features=n_features,
+                           in_unit_interval=config["loss"] == "bce", owner=type(self).__name__,
                            scan=getattr(getattr(self, "_B", None), "values_ok", None))
 
     def _validated(self):
@@ -117,6 +127,10 @@ class BaseModel:
     def _structure(self):
         """The parameters that fix the layout of the weights: ``partial_fit`` cannot change them."""
         return {name: getattr(self, name) for name in self._STRUCTURAL}
+
+    def _config(self):
+        """The structural parameters in force: those the model was fitted with, else the current ones."""
+        return getattr(self, "_fitted_structure", None) or self._structure()
 
     def _fused_stepper(self):
         """Where a model and its backend have one, a callable running a whole update in one backend call (see
@@ -152,7 +166,7 @@ class BaseModel:
     def _init_params(self):
         """Weights ``W ~ U(−a, a)`` with ``a = √(6 / (n_in + n_out))`` (Glorot), each drawn from the init stream
         at its own step; biases zero."""
-        dt = np.dtype(self.dtype)
+        dt = np.dtype(self._fitted_structure["dtype"])
         params = {}
         for i, (name, shape) in enumerate(self._param_shapes().items()):
             if name.endswith(".weight"):
@@ -173,10 +187,11 @@ class BaseModel:
         """
         _reject_positional_validation(y, X)
         self._validated()
-        X = self._check_X(X)
+        config = self._structure()
+        X = self._check_X(X, config=config)
         X_val = None
         if validation_data is not None:
-            X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1])
+            X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1], config=config)
         elif self.early_stopping:
             training.check_validation_split(X.shape[0], self.validation_fraction)
         self._setup(X.shape[1])
@@ -197,7 +212,7 @@ class BaseModel:
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
             self._validated()
-            X = self._check_X(X)
+            X = self._check_X(X, config=self._structure())
             self._setup(X.shape[1])
         else:
             backend, derived = self._validated()
@@ -223,7 +238,10 @@ class BaseModel:
         input error is caught before the first row is written; a failure part-way (an interrupt, memory running
         out) leaves ``out`` holding the chunks done so far."""
         n = X.shape[0]
-        dest = self._B.xp.empty((n, width), dtype=self.dtype) if out is None else self._B.xp.asarray(out)
+        if out is None:
+            dest = self._B.xp.empty((n, width), dtype=self._config()["dtype"])
+        else:
+            dest = self._B.xp.asarray(out)
         with self._B.session():
             for s in range(0, n, INFERENCE_CHUNK):
                 fn(X[s:s + INFERENCE_CHUNK], s, dest[s:s + INFERENCE_CHUNK])
@@ -234,7 +252,7 @@ class BaseModel:
         share memory neither with ``X`` nor with the model's own weights."""
         if out is not None:
             inputs = [("the input", X)] + [(f"the model's weight {k!r}", p) for k, p in self._params.items()]
-            check_out(out, shape=(X.shape[0], width), dtype=self.dtype, what=what, inputs=inputs)
+            check_out(out, shape=(X.shape[0], width), dtype=self._config()["dtype"], what=what, inputs=inputs)
         return out
 
     def _chunked(self, X, fn):
@@ -258,7 +276,8 @@ class BaseModel:
         for latent codes). ``out`` as in :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
         self._check_fitted()
         name, units = self._CODES
-        H = check_array(H, dtype=self.dtype, name=name, n_features=self._code_size(), what_features=units)
+        H = check_array(H, dtype=self._config()["dtype"], name=name, n_features=self._code_size(),
+                        what_features=units)
         H = self._B.xp.asarray(H)
         out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
         return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
@@ -310,8 +329,9 @@ class BaseModel:
             a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a)
             if a.shape != shape:
                 raise ValueError(f"state_dict[{name!r}] has shape {a.shape}, expected {shape}")
-            if a.dtype != np.dtype(self.dtype):
-                raise ValueError(f"state_dict[{name!r}] has dtype {a.dtype}, expected {self.dtype}")
+            dtype = self._config()["dtype"]
+            if a.dtype != np.dtype(dtype):
+                raise ValueError(f"state_dict[{name!r}] has dtype {a.dtype}, expected {dtype}")
             if not np.isfinite(a).all():
                 raise ValueError(f"state_dict[{name!r}] contains non-finite values")
             out[name] = self._B.xp.asarray(np.array(a, order="C", copy=True))
@@ -329,7 +349,8 @@ class BaseModel:
         state = {"n_features_in_": self.n_features_in_, "seed_": str(self.seed_), "t_": self.t_,
                  "n_epochs_": self.n_epochs_, "history_": self.history_, "backend_": self.backend_}
         state.update(self._extra_state())
-        io.write_model(path, self._kind, _jsonable(self.get_params()), tensors, state)
+        config = {**self.get_params(), **self._fitted_structure}  # what the weights mean, not a pending change
+        io.write_model(path, self._kind, _jsonable(config), tensors, state)
 
     def _extra_state(self):
         return {}

@@ -75,12 +75,12 @@ class VAE(BaseModel):
         self._encoder = [Dense(f"encoder.{i}.weight", f"encoder.{i}.bias", self.activation) for i in range(m)]
         self._mu = Dense("mu.weight", "mu.bias", "linear")
         self._logvar = Dense("logvar.weight", "logvar.bias", "linear")
-        out_act = self._B.output_activation(self.loss)
+        out_act = self._B.output_activation(self._fitted_structure["loss"])
         self._decoder = [Dense(f"decoder.{j}.weight", f"decoder.{j}.bias", out_act if j == m else self.activation)
                          for j in range(m + 1)]
 
     def _param_shapes(self):
-        dims, m, k = self._dims, len(self._hidden), int(self.latent)
+        dims, m, k = self._dims, len(self._hidden), int(self._fitted_structure["latent"])
         shapes = {}
         for i in range(m):
             shapes[f"encoder.{i}.weight"] = (dims[i + 1], dims[i])
@@ -95,7 +95,7 @@ class VAE(BaseModel):
         return shapes
 
     def _code_size(self):
-        return int(self.latent)
+        return int(self._fitted_structure["latent"])
 
     # --- objective ------------------------------------------------------------------------------------------
     def _heads(self, x):
@@ -121,7 +121,7 @@ class VAE(BaseModel):
         z, kl = B.gaussian_latent(mu, logvar, self.beta, self._key, step, row0)
         dec_hs = network.forward(B, P, self._decoder[:-1], z)
         last = self._decoder[-1]
-        rec, delta = B.output_loss_grad(dec_hs[-1], P[last.weight], P[last.bias], x, self.loss)
+        rec, delta = B.output_loss_grad(dec_hs[-1], P[last.weight], P[last.bias], x, self._fitted_structure["loss"])
         grads = {}
         dz = network.backward(B, P, self._decoder, dec_hs, delta, grads, need_dx=True)
         dmu, dlogvar = B.gaussian_latent_backward(dz, z, mu, logvar, self.beta)
@@ -187,7 +187,7 @@ class VAE(BaseModel):
         self._check_fitted()
         check_number("n", n, low=1, integer=True)
         step = self._next_sample_step()
-        dt = np.dtype(self.dtype)
+        dt = np.dtype(self._fitted_structure["dtype"])
         z = rng.normal(self._key, rng.STREAM_SAMPLE, step, int(n), self._code_size(), dtype=dt)
         return self._into(self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest), self.n_features_in_,
                           None)
@@ -196,11 +196,11 @@ class VAE(BaseModel):
         B, P = self._B, self._params
         h = network.forward(B, P, self._decoder[:-1], z)[-1]
         last = self._decoder[-1]
-        return B.output_row_loss(h, P[last.weight], P[last.bias], x, self.loss)
+        return B.output_row_loss(h, P[last.weight], P[last.bias], x, self._fitted_structure["loss"])
 
     def _elbo_rows(self, X, step):
         """Per-row ELBO ``log p(x|z) − KL`` with one ``z`` drawn from the sample stream at ``step``."""
-        const = 0.0 if self.loss == "bce" else 0.5 * self.n_features_in_ * math.log(2 * math.pi)
+        const = 0.0 if self._fitted_structure["loss"] == "bce" else 0.5 * self.n_features_in_ * math.log(2 * math.pi)
 
         def rows(x, row0):
             _, mu, logvar = self._heads(x)
