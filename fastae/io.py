@@ -304,15 +304,7 @@ def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
         or holds a tensor that is not float32/float64.
     """
     path = _check_path(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(
-            errno.EISDIR, "expected a fastae model file, got a directory", path
-        )
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(errno.ENOENT, "fastae model file not found", path) from None
+    data = _read_bounded(path)
 
     from safetensors import SafetensorError, deserialize
 
@@ -357,13 +349,103 @@ def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
     return kind, config, tensors, state
 
 
+# safetensors' own limit on the JSON header; a model's header is a few kilobytes.
+MAX_HEADER_BYTES = 100_000_000
+_DTYPE_SIZES = {"F32": 4, "F64": 8}
+
+
+def _read_bounded(path: str) -> bytes:
+    """The whole file, read only once its header's declared sizes are checked against the file's size: a regular
+    file only (a FIFO, a device or a directory is refused before anything is read, so nothing can hang or grow
+    without bound), whose header length and tensor extents fit in it exactly."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(errno.ENOENT, "fastae model file not found", path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "expected a fastae model file, got a directory", path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
+                else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "not a regular file")
+        raise ValueError(f"{path!r} is {kind}, expected a regular fastae model file")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path!r} is not a readable fastae model file: {size} bytes, shorter than the "
+                             f"8-byte header length")
+        (n,) = struct.unpack("<Q", head)
+        if n < 2 or n > MAX_HEADER_BYTES or 8 + n > size:
+            raise ValueError(f"{path!r} is not a readable fastae model file: its header declares {n} bytes, "
+                             f"but the file has {size - 8} after the length (and a header holds 2 to "
+                             f"{MAX_HEADER_BYTES})")
+        header_bytes = f.read(n)
+        header = _parse_header(header_bytes, path)
+        body = _declared_body_size(header, path)
+        if 8 + n + body != size:
+            raise ValueError(f"{path!r} is not a readable fastae model file: its header declares {body} bytes "
+                             f"of tensor data, but the file holds {size - 8 - n}")
+        rest = f.read(body + 1)
+    if len(rest) != body:
+        raise ValueError(f"{path!r} changed while it was read ({len(rest)} bytes of tensor data, expected {body})")
+    return head + header_bytes + rest
+
+
+def _parse_header(raw: bytes, path: str) -> dict:
+    try:
+        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{path!r} is not a readable fastae model file: bad header: {exc}") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path!r} is not a readable fastae model file: its header is a "
+                         f"{type(header).__name__}, expected a JSON object")
+    return header
+
+
+def _declared_body_size(header: dict, path: str) -> int:
+    """The byte count the header's tensors cover, each extent checked to be its shape times its dtype's size and
+    the extents to tile the body from 0 without gaps or overlaps."""
+    extents = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        bad = f"{path!r} is not a readable fastae model file: tensor {name!r}"
+        if not isinstance(info, dict):
+            raise ValueError(f"{bad} is described by a {type(info).__name__}, expected an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in _DTYPE_SIZES:
+            shown = dtype if isinstance(dtype, str) else repr(dtype)
+            raise ValueError(f"{bad} has dtype {shown}, expected F32 (float32) or F64 (float64)")
+        if (not isinstance(shape, list) or len(shape) > 8
+                or not all(type(d) is int and 0 <= d < 2**40 for d in shape)):
+            raise ValueError(f"{bad} has shape {shape!r}, expected a list of at most 8 non-negative integers")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(type(o) is int and o >= 0 for o in offsets)):
+            raise ValueError(f"{bad} has data_offsets {offsets!r}, expected [begin, end]")
+        nbytes = math.prod(shape) * _DTYPE_SIZES[dtype]
+        if offsets[1] - offsets[0] != nbytes:
+            raise ValueError(f"{bad} declares {offsets[1] - offsets[0]} bytes at {offsets}, but its shape "
+                             f"{shape} of {dtype} needs {nbytes}")
+        extents.append((offsets[0], offsets[1]))
+    end = 0
+    for begin, stop in sorted(extents):
+        if begin != end:
+            raise ValueError(f"{path!r} is not a readable fastae model file: its tensors' data do not tile the "
+                             f"body (a gap or an overlap at byte {min(begin, end)})")
+        end = stop
+    return end
+
+
 def _header_metadata(data: bytes, path: str) -> dict:
     # safetensors.deserialize validated the header but does not return the
     # metadata, so read it from the header directly.
     (n,) = struct.unpack_from("<Q", data, 0)
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(
             f"{path!r} is not a readable fastae model file: bad header: {exc}"
         ) from exc
@@ -405,9 +487,11 @@ def _load_json_object(metadata: dict, key: str, path: str) -> dict:
     text = metadata.get(key)
     if text is None:
         raise ValueError(f"{path!r}: fastae metadata {key!r} is missing")
+    if not isinstance(text, str):
+        raise ValueError(f"{path!r}: fastae metadata {key!r} is a {type(text).__name__}, expected a JSON string")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValueError(
             f"{path!r}: fastae metadata {key!r} is not valid JSON: {exc}"
         ) from exc

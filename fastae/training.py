@@ -14,6 +14,9 @@ import numpy as np
 from . import rng
 from .errors import DivergenceError
 
+# Updates are numbered in the 32-bit step of the Philox counter, so a model can take at most this many.
+MAX_UPDATES = 2**32 - 2
+
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
@@ -160,6 +163,9 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None
     the model's ``_fused_stepper()`` for this epoch, if it has one."""
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
+    if t > MAX_UPDATES:
+        raise ValueError(f"the model has taken {model.t_} updates, the most its 32-bit random-number steps "
+                         f"can address; fit it again to start over")
     draw = t if noise_step is None else noise_step
     done = fused(xb, draw, t) if fused is not None else None
     if done is None:

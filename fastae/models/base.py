@@ -357,44 +357,102 @@ class BaseModel:
 
     @classmethod
     def _from_file(cls, config, tensors, state, backend=None):
+        """The model a file describes; every malformed part raises ``ValueError`` naming it (a file is data: its
+        config and state are checked as strictly as its tensors)."""
+        where = f"the model file's config for {cls.__name__}"
+        unknown = sorted(set(config) - set(cls._get_param_names()))
+        if unknown:
+            raise ValueError(f"{where} has unknown parameters {unknown}")
         params = dict(config)
-        params["hidden"] = tuple(params["hidden"])
-        if params.get("noise") is not None:
-            params["noise"] = tuple(params["noise"])
-        if params.get("sparsity") is not None:
-            params["sparsity"] = tuple(params["sparsity"])
+        for name in ("hidden", "noise", "sparsity"):
+            value = params.get(name)
+            if isinstance(value, list):
+                params[name] = tuple(value)
+            elif name == "hidden" and value is not None and name in config:
+                raise ValueError(f"{where}: hidden is {value!r}, expected a list of layer sizes")
         if backend is not None:
             params["backend"] = backend
         try:
             model = cls(**params)
         except TypeError as exc:
-            raise ValueError(f"the model file's config does not fit {cls.__name__}: {exc}") from exc
-        try:
-            n_features = int(state["n_features_in_"])
-            seed = int(state["seed_"])
-            t, n_epochs = int(state["t_"]), int(state["n_epochs_"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"the model file's fitted state is incomplete or malformed: {exc!r}") from exc
+            raise ValueError(f"{where} does not fit: {exc}") from exc
+        n_features = _state_int(state, "n_features_in_", 1, 2**31)
+        seed = _state_int(state, "seed_", 0, 2**64 - 1, as_text=True)
+        t = _state_int(state, "t_", 0, MAX_UPDATES)
+        n_epochs = _state_int(state, "n_epochs_", 0, MAX_UPDATES)
+        history = state.get("history_", {})
+        if not isinstance(history, dict) or not all(
+                isinstance(v, list) and all(_is_history_entry(x) for x in v) for v in history.values()):
+            raise ValueError("the model file's history_ must map names to lists of numbers (or of lists of "
+                             "numbers)")
         model.random_state = seed
-        model._setup(n_features, init=False)
+        try:
+            model._setup(n_features, init=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where} is not valid: {exc}") from exc
         model.random_state = config.get("random_state")
         weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
         model._params = model._checked_weights(weights)
-        opt = {}
-        for k, v in tensors.items():
-            if k.startswith("optimizer."):
-                pname, sname = k[len("optimizer."):].rsplit(".", 1)
-                if pname not in model._params or v.shape != model._params[pname].shape:
-                    raise ValueError(f"the model file's optimizer tensor {k!r} does not match the weights")
-                opt.setdefault(pname, {})[sname] = model._B.xp.asarray(v)
-        model._optimizer.state = opt
+        model._optimizer.state = model._checked_optimizer_state(
+            {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")})
         model.t_, model.n_epochs_ = t, n_epochs
-        model.history_ = state.get("history_", {})
+        model.history_ = history
         model._restore_extra_state(state)
         return model
 
+    def _checked_optimizer_state(self, tensors):
+        """``{param: {state: array}}`` from the file's ``optimizer.<param>.<state>`` tensors: each named for a
+        weight and a state of this optimizer, of that weight's shape and the model's dtype, and every weight
+        with either all of its optimizer's states or none (none: no step was taken, or the optimizer changed)."""
+        names = training.Optimizer.STATE_NAMES[self.optimizer]
+        dtype = np.dtype(self._fitted_structure["dtype"])
+        out = {}
+        for key, value in tensors.items():
+            pname, _, sname = key.rpartition(".")
+            if pname not in self._params or sname not in names:
+                raise ValueError(f"the model file's optimizer tensor 'optimizer.{key}' is not a state of the "
+                                 f"{self.optimizer} optimizer ({list(names) or 'none'}) of a weight of this model")
+            p = self._params[pname]
+            if value.shape != p.shape or value.dtype != dtype:
+                raise ValueError(f"the model file's optimizer tensor 'optimizer.{key}' has shape {value.shape} "
+                                 f"and dtype {value.dtype}, expected {p.shape} and {dtype}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"the model file's optimizer tensor 'optimizer.{key}' has non-finite values")
+            out.setdefault(pname, {})[sname] = self._B.xp.asarray(value)
+        for pname, st in out.items():
+            if set(st) != set(names):
+                raise ValueError(f"the model file's optimizer state of {pname!r} has {sorted(st)}, expected all "
+                                 f"of {list(names)}")
+        return out
+
     def _restore_extra_state(self, state):
         pass
+
+
+MAX_UPDATES = training.MAX_UPDATES
+
+
+def _state_int(state, key, low, high, as_text=False):
+    """``state[key]`` as an int in ``[low, high]``: a JSON integer (a decimal string for ``as_text``), never a
+    float, a bool or a missing key."""
+    if key not in state:
+        raise ValueError(f"the model file's fitted state has no {key!r}")
+    value = state[key]
+    if as_text:
+        if not isinstance(value, str) or not value.isdigit():
+            raise ValueError(f"the model file's {key} is {value!r}, expected a decimal integer string")
+        value = int(value)
+    elif type(value) is not int:
+        raise ValueError(f"the model file's {key} is {value!r}, expected an integer")
+    if not low <= value <= high:
+        raise ValueError(f"the model file's {key} is {value}, expected an integer in [{low}, {high}]")
+    return value
+
+
+def _is_history_entry(x):
+    if isinstance(x, list):
+        return all(_is_history_entry(v) for v in x)
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _reject_positional_validation(y, X):

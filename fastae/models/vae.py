@@ -241,4 +241,4 @@ class VAE(BaseModel):
         return {"sample_calls_": getattr(self, "_sample_calls_", 0)}
 
     def _restore_extra_state(self, state):
-        self._sample_calls_ = int(state.get("sample_calls_", 0))
+        self._sample_calls_ = base._state_int({"sample_calls_": 0, **state}, "sample_calls_", 0, base.MAX_UPDATES)
