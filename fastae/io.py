@@ -232,9 +232,24 @@ def _to_json_value(value, where: str):
     )
 
 
+_TMP_RE = re.compile(r"\.(?P<base>.+)\.[0-9a-f]{12}\.tmp")
+
+
 def _atomic_write_bytes(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write ``data`` to ``path`` atomically: a temporary file beside it (locked while it is written), fsync,
+    rename over ``path``, fsync of the directory.
+
+    A symbolic link is written through: its target is replaced and the link stays. An existing file keeps its
+    permission bits (a new one gets the umask's, as ``open`` would). Temporaries left by a killed save to the same
+    path (their lock died with the process) are removed first."""
+    path = os.path.realpath(path)
+    directory = os.path.dirname(path)
     base = os.path.basename(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    _remove_stale_temporaries(directory, base)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
@@ -246,11 +261,14 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
             continue
         break
     try:
+        _lock(fd)
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # while still locked, so no cleanup can take it for debris
     except BaseException:
         try:
             os.unlink(tmp)
@@ -258,6 +276,45 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
             pass
         raise
     _fsync_directory(directory)
+
+
+def _lock(fd) -> bool:
+    """An exclusive, non-blocking lock on ``fd`` (released when it is closed or its process dies); False if
+    another holds it, True on systems without ``fcntl`` (where nothing is ever taken for debris)."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale_temporaries(directory: str, base: str) -> None:
+    """Remove ``.<base>.<hex>.tmp`` files in ``directory`` that no live writer holds locked."""
+    try:
+        import fcntl  # noqa: F401  (without locks, a live writer's temporary cannot be told from debris)
+        names = os.listdir(directory)
+    except (ImportError, OSError):
+        return
+    for name in names:
+        m = _TMP_RE.fullmatch(name)
+        if m is None or m.group("base") != base:
+            continue
+        tmp = os.path.join(directory, name)
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd):
+                os.unlink(tmp)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_directory(directory: str) -> None:

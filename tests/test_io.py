@@ -688,3 +688,83 @@ def test_read_refuses_declared_sizes_that_do_not_fit_the_file(tmp_path):
     deep = b"[" * 100000 + b"]" * 100000
     path.write_bytes(struct.pack("<Q", len(deep)) + deep)
     _refused_quickly(path, r"bad header|expected a JSON object")
+
+
+# ---------------------------------------------------------------------------
+# writes clean up after themselves, write through symlinks, keep permissions
+# ---------------------------------------------------------------------------
+
+
+def _save_one(path, value=1.0):
+    fio.write_model(path, "Autoencoder", {"v": value}, {"W": np.full(3, value, np.float32)}, {})
+
+
+def test_a_killed_saves_temporaries_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "m.fae"
+    debris = [tmp_path / f".m.fae.{i:012x}.tmp" for i in range(3)]
+    for d in debris:
+        d.write_bytes(b"partial")  # what kill -9 leaves: nobody holds its lock any more
+    other = tmp_path / ".other.fae.0123456789ab.tmp"
+    other.write_bytes(b"another path's")
+    _save_one(path)
+    assert not any(d.exists() for d in debris)
+    assert other.exists(), "only the temporaries of this path are removed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.fae.0123456789ab.tmp", "m.fae"])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_live_writers_temporary_is_left_alone(tmp_path):
+    import fcntl
+
+    live = tmp_path / ".m.fae.0000000000aa.tmp"
+    with open(live, "wb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a save in progress holds it
+        _save_one(tmp_path / "m.fae")
+        assert live.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_save_killed_mid_write_keeps_the_old_file_and_the_next_save_cleans_up(tmp_path):
+    """A child saves over a complete file and is killed with SIGKILL while its temporary is written (its fsync
+    is made to wait, so the kill lands there every time); the old file stays complete, and the next save removes
+    the children's temporaries."""
+    import subprocess
+
+    path = tmp_path / "m.fae"
+    _save_one(path, 1.0)
+    code = (f"import os, sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+            "import numpy as np; from fastae import io\n"
+            "os.fsync = lambda fd: (print('writing', flush=True), time.sleep(60))\n"
+            f"io.write_model({str(path)!r}, 'Autoencoder', {{'v': 9.0}}, {{'W': np.zeros(2**20, np.float32)}}, {{}})\n")
+    for _ in range(5):
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "writing"
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert len(list(tmp_path.glob(".m.fae.*.tmp"))) == 1, "each save removed the killed one's before it"
+    assert fio.read_model(path)[1] == {"v": 1.0}  # never a half-written model
+    _save_one(path, 2.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.fae"]
+    assert fio.read_model(path)[1] == {"v": 2.0}
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_save_writes_through_a_symlink(tmp_path):
+    target = tmp_path / "real.fae"
+    _save_one(target, 1.0)
+    link = tmp_path / "link.fae"
+    os.symlink(target, link)
+    _save_one(link, 2.0)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert fio.read_model(target)[1] == {"v": 2.0}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_save_keeps_an_existing_files_permissions(tmp_path):
+    path = tmp_path / "m.fae"
+    _save_one(path)
+    os.chmod(path, 0o600)
+    _save_one(path, 3.0)
+    assert (os.stat(path).st_mode & 0o777) == 0o600
+    assert fio.read_model(path)[1] == {"v": 3.0}
