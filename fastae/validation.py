@@ -41,6 +41,8 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     supported", "Reshape your data", "0 feature(s) (shape=...) while a minimum of 1 is required", "X has 1
     features, but Name is expecting 4 features as input"); complex data is a ``ValueError`` for the same reason.
     """
+    if isinstance(X, np.ndarray) and type(X) is not np.ndarray and not isinstance(X, np.ma.MaskedArray):
+        X = np.asarray(X)  # np.memmap, np.matrix: a plain view of the same memory, never a copy of the whole
     if scan is not None and type(X) is np.ndarray and X.ndim == 2 and X.dtype == dtype and X.flags.c_contiguous \
             and X.shape[0] > 0 and X.shape[1] > 0 and (n_features is None or X.shape[1] == n_features):
         # The common case, checked in one compiled pass; anything it does not accept goes through the detailed
@@ -87,33 +89,46 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
         raise ValueError(f"{name} has {arr.shape[1]} {what_features}, but {owner} is expecting {n_features} "
                          f"{what_features} as input (got {_describe(arr)})")
     if kind == "f":  # NaN/inf as given, reported with the values the caller passed
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = np.argwhere(~finite)
-            r, c = (int(v) for v in bad[0])
-            raise ValueError(f"{name} contains {len(bad)} non-finite value(s) (NaN or inf); the first is "
+        count, r, c = _count_bad(arr, lambda block: ~np.isfinite(block))
+        if count:
+            raise ValueError(f"{name} contains {count} non-finite value(s) (NaN or inf); the first is "
                              f"{arr[r, c]} at row {r}, column {c}")
     with np.errstate(over="ignore"):  # an overflowing cast is reported below, not warned about
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if type(out) is not np.ndarray:  # np.memmap and other subclasses: hand kernels a plain array
-        out = np.array(out, dtype=dtype, order="C", copy=True)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)  # kernels are handed a plain ndarray
     if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:  # float64 -> float32 may overflow
-        finite = np.isfinite(out)
-        if not finite.all():
-            bad = np.argwhere(~finite)
-            r, c = (int(v) for v in bad[0])
-            raise ValueError(f"{name} has {len(bad)} value(s) too large for dtype={dtype!r} (largest finite "
+        count, r, c = _count_bad(out, lambda block: ~np.isfinite(block))
+        if count:
+            raise ValueError(f"{name} has {count} value(s) too large for dtype={dtype!r} (largest finite "
                              f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column "
                              f"{c}. Scale the data or use dtype='float64'")
     if in_unit_interval:
-        outside = (out < 0) | (out > 1)
-        if outside.any():
-            bad = np.argwhere(outside)
-            r, c = (int(v) for v in bad[0])
-            raise ValueError(f"{name} has {len(bad)} value(s) outside [0, 1], which loss='bce' "
+        count, r, c = _count_bad(out, lambda block: (block < 0) | (block > 1))
+        if count:
+            raise ValueError(f"{name} has {count} value(s) outside [0, 1], which loss='bce' "
                              f"(cross-entropy) needs as targets; the first is {arr[r, c]} at row {r}, column "
                              f"{c}. Scale the data to [0, 1] or use loss='mse'")
     return out
+
+
+# Rows per block of the detailed checks: their boolean temporaries stay near 4 MB whatever the input's size.
+_CHECK_BLOCK_VALUES = 2**22
+
+
+def _count_bad(arr, bad):
+    """``(count, row, column)``: how many elements ``bad(block)`` marks, and the first, block by block of rows
+    (``(0, -1, -1)`` if none)."""
+    rows = max(1, _CHECK_BLOCK_VALUES // max(arr.shape[1], 1))
+    count, first = 0, (-1, -1)
+    for s in range(0, arr.shape[0], rows):
+        mask = bad(arr[s:s + rows])
+        n = int(np.count_nonzero(mask))
+        if n and not count:
+            r, c = np.argwhere(mask)[0]
+            first = (s + int(r), int(c))
+        count += n
+    return (count, *first)
 
 
 def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:

@@ -112,3 +112,34 @@ def test_vae_mean_paths_never_run_the_log_variance_head(monkeypatch):
     assert used and not any(used)
     m.encode(X, sample=True)
     assert any(used)
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+@pytest.mark.parametrize("backend", registry.available_backends())
+def test_memory_mapped_inference_allocates_by_the_chunk_not_the_input(tmp_path, loss, backend):
+    """encode(memmap, out=memmap) and score_samples(memmap) allocate per chunk: the peak is the same for 25,000
+    and 100,000 rows and a few chunks' worth, never a copy of the input or a full-size mask of its checks (NumPy
+    reports its allocations to tracemalloc)."""
+    import tracemalloc
+
+    n, d, k = 100_000, 64, 16
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(n, d))
+    X[:] = np.random.default_rng(0).uniform(0, 1, (n, d)).astype(np.float32)
+    X.flush()
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    m = fastae.Autoencoder(hidden=(k,), loss=loss, epochs=1, random_state=0, backend=backend).fit(X[:500])
+    out = np.lib.format.open_memmap(tmp_path / "H.npy", mode="w+", dtype=np.float32, shape=(n, k))
+    m.encode(X[:10], out=out[:10])  # compile and warm up outside the measurement
+    peaks = []
+    for rows in (25_000, n):
+        tracemalloc.start()
+        try:
+            m.encode(X[:rows], out=out[:rows])
+            m.score_samples(X[:rows])
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] < 1.1 * peaks[0] + 2**20, f"peak {peaks} bytes grows with the input"
+    chunk = base.INFERENCE_CHUNK * d * 4  # one chunk of input: 2 MiB
+    assert peaks[1] < 8 * chunk, f"{peaks[1] / 2**20:.1f} MiB allocated, chunks of {chunk / 2**20:.0f} MiB"
+    np.testing.assert_array_equal(out[:100], m.encode(np.array(X[:100])))
