@@ -1,6 +1,6 @@
 """A fitted model is a snapshot (fastae/models/base.py): after ``set_params`` of a parameter that fixes what the
 weights mean, every method and ``save`` keep using the fitted value until the next ``fit``; the others take
-effect at once."""
+effect at once. Column names of a data frame are part of the snapshot too."""
 
 import numpy as np
 import pytest
@@ -62,3 +62,58 @@ def test_training_parameters_take_effect_at_once():
     assert all(np.array_equal(before[k], after[k]) for k in before)
     m.set_params(learning_rate=0.5, batch_size=7).partial_fit(X)
     assert any(not np.array_equal(after[k], v) for k, v in m.state_dict().items())
+
+
+class Frame:
+    """The part of a data frame fastae reads: string ``columns``, a ``shape`` and ``__array__`` (pandas and polars
+    frames have all three)."""
+
+    def __init__(self, data, columns):
+        self._data, self.columns = np.asarray(data), list(columns)
+        self.shape = self._data.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data if dtype is None else self._data.astype(dtype)
+
+
+COLS = [f"px{i}" for i in range(12)]
+
+
+@pytest.mark.parametrize("cls", [fastae.Autoencoder, fastae.VAE])
+def test_feature_names_are_recorded_checked_and_saved(tmp_path, cls):
+    m = cls(**KW).fit(Frame(X, COLS))
+    assert list(m.feature_names_in_) == COLS
+    assert m.encode(Frame(X, COLS)).shape[0] == len(X)
+    with pytest.raises(ValueError, match="feature names should match .* another order"):
+        m.encode(Frame(X[:, ::-1], COLS[::-1]))
+    with pytest.raises(ValueError, match=r"unseen at fit: \['other'\]"):
+        m.score_samples(Frame(X, COLS[:-1] + ["other"]))
+    with pytest.raises(ValueError, match="feature names should match"):
+        m.partial_fit(Frame(X, COLS[::-1]))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        m.encode(X)
+    m.save(tmp_path / "m.safetensors")
+    back = fastae.load(tmp_path / "m.safetensors")
+    assert list(back.feature_names_in_) == COLS
+    with pytest.raises(ValueError, match="feature names should match"):
+        back.encode(Frame(X, COLS[::-1]))
+
+
+def test_arrays_and_non_string_columns_record_no_names():
+    m = fastae.Autoencoder(**KW).fit(X)
+    assert not hasattr(m, "feature_names_in_")
+    m = fastae.Autoencoder(**KW).fit(Frame(X, range(12)))
+    assert not hasattr(m, "feature_names_in_")
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        fastae.Autoencoder(**KW).fit(X).encode(Frame(X, COLS))
+
+
+def test_no_data_frame_library_is_imported():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, fastae; X = np.random.default_rng(0).uniform(size=(30, 5)); "
+            "fastae.Autoencoder(hidden=(2,), epochs=1).fit(X).encode(X); "
+            "print([m for m in ('pandas', 'polars', 'pyarrow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -111,11 +111,44 @@ class BaseModel:
 
     def _check_X(self, X, name="X", n_features=None, config=None):
         """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about
-        to be fitted)."""
+        to be fitted, whose column names are then recorded), its column names against those of the fit."""
+        if config is None:
+            self._check_feature_names(X, name)
         config = self._config() if config is None else config
         return check_array(X, dtype=config["dtype"], name=name, n_features=n_features,
                            in_unit_interval=config["loss"] == "bce", owner=type(self).__name__,
                            scan=getattr(getattr(self, "_B", None), "values_ok", None))
+
+    def _record_feature_names_from(self, names):
+        """``feature_names_in_`` from a data frame's string column names (none for an array)."""
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
+
+    def _check_feature_names(self, X, name="X"):
+        """A frame's columns must be the fitted ones, in the same order (as scikit-learn requires); a frame given
+        to a model fitted on an array, or the reverse, only warns."""
+        fitted = getattr(self, "feature_names_in_", None)
+        names = _feature_names(X)
+        if fitted is None and names is None:
+            return
+        if fitted is None or names is None:
+            import warnings
+
+            warnings.warn(f"{name} has feature names, but {type(self).__name__} was fitted without feature names"
+                          if fitted is None else
+                          f"{name} does not have valid feature names, but {type(self).__name__} was fitted with "
+                          f"feature names", UserWarning, stacklevel=3)
+            return
+        if len(names) != len(fitted) or not all(a == b for a, b in zip(names, fitted)):
+            unseen = [n for n in names if n not in set(fitted)]
+            missing = [n for n in fitted if n not in set(names)]
+            detail = (f"; unseen at fit: {unseen[:5]}" if unseen else "") + (
+                f"; seen at fit, now missing: {missing[:5]}" if missing else "")
+            if not unseen and not missing:
+                detail = "; the same names in another order"
+            raise ValueError(f"The feature names should match those that were passed during fit{detail}")
 
     def _validated(self):
         """Check every hyperparameter without changing the model; returns the backend and the derived settings
@@ -188,6 +221,7 @@ class BaseModel:
         _reject_positional_validation(y, X)
         self._validated()
         config = self._structure()
+        names = _feature_names(X)
         X = self._check_X(X, config=config)
         X_val = None
         if validation_data is not None:
@@ -195,6 +229,7 @@ class BaseModel:
         elif self.early_stopping:
             training.check_validation_split(X.shape[0], self.validation_fraction)
         self._setup(X.shape[1])
+        self._record_feature_names_from(names)
         if X_val is None and self.early_stopping:
             X, X_val = training.split_validation(self, X)
         X = self._B.xp.asarray(X)
@@ -212,8 +247,10 @@ class BaseModel:
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
             self._validated()
+            names = _feature_names(X)
             X = self._check_X(X, config=self._structure())
             self._setup(X.shape[1])
+            self._record_feature_names_from(names)
         else:
             backend, derived = self._validated()
             X = self._check_X(X, n_features=self.n_features_in_)
@@ -348,6 +385,8 @@ class BaseModel:
                 tensors[f"optimizer.{pname}.{sname}"] = np.asarray(arr)
         state = {"n_features_in_": self.n_features_in_, "seed_": str(self.seed_), "t_": self.t_,
                  "n_epochs_": self.n_epochs_, "history_": self.history_, "backend_": self.backend_}
+        if hasattr(self, "feature_names_in_"):
+            state["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
         state.update(self._extra_state())
         config = {**self.get_params(), **self._fitted_structure}  # what the weights mean, not a pending change
         io.write_model(path, self._kind, _jsonable(config), tensors, state)
@@ -397,6 +436,12 @@ class BaseModel:
             {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")})
         model.t_, model.n_epochs_ = t, n_epochs
         model.history_ = history
+        names = state.get("feature_names_in_")
+        if names is not None:
+            if (not isinstance(names, list) or len(names) != n_features
+                    or not all(isinstance(v, str) for v in names)):
+                raise ValueError(f"the model file's feature_names_in_ must be {n_features} strings")
+            model.feature_names_in_ = np.asarray(names, dtype=object)
         model._restore_extra_state(state)
         return model
 
@@ -453,6 +498,18 @@ def _is_history_entry(x):
     if isinstance(x, list):
         return all(_is_history_entry(v) for v in x)
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _feature_names(X):
+    """A data frame's column names as an object array when all are strings, else ``None`` (arrays, and frames
+    with other column labels, as scikit-learn treats them); no data-frame library is imported."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray) or not hasattr(X, "shape"):
+        return None
+    names = [c for c in columns]
+    if not names or not all(isinstance(c, str) for c in names):
+        return None
+    return np.asarray(names, dtype=object)
 
 
 def _reject_positional_validation(y, X):
