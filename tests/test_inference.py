@@ -143,3 +143,18 @@ def test_memory_mapped_inference_allocates_by_the_chunk_not_the_input(tmp_path, 
     chunk = base.INFERENCE_CHUNK * d * 4  # one chunk of input: 2 MiB
     assert peaks[1] < 8 * chunk, f"{peaks[1] / 2**20:.1f} MiB allocated, chunks of {chunk / 2**20:.0f} MiB"
     np.testing.assert_array_equal(out[:100], m.encode(np.array(X[:100])))
+
+
+@pytest.mark.parametrize("cls", [fastae.Autoencoder, fastae.VAE])
+def test_scores_of_finite_inputs_are_finite_or_name_the_rows_that_overflow(cls):
+    X = np.random.default_rng(0).normal(size=(20, 5)).astype(np.float32)
+    m = cls(hidden=(3,), loss="mse", epochs=1, random_state=0).fit(X)
+    assert np.isfinite(m.score_samples(X)).all()
+    big = X.copy()
+    big[3] = 3e38  # finite in float32, but its squared error is not
+    big[7, 1] = -3e38
+    with pytest.raises(ValueError, match=r"score_samples overflows float32 for 2 row\(s\) of finite input, the "
+                                         r"first \[3, 7\].*dtype='float64'"):
+        m.score_samples(big)
+    scores = cls(hidden=(3,), loss="mse", epochs=1, random_state=0, dtype="float64").fit(X).score_samples(big)
+    assert np.isfinite(scores).all()

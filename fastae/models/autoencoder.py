@@ -293,7 +293,8 @@ class Autoencoder(BaseModel):
         ``(n_samples,)``. Higher means worse reconstructed, so it serves directly as an anomaly score (note:
         the opposite sign of scikit-learn's outlier detectors)."""
         self._check_fitted()
-        return self._row_loss(self._check_X(X, n_features=self.n_features_in_))
+        X = self._check_X(X, n_features=self.n_features_in_)
+        return self._finite_rows(lambda: self._row_loss(X), "score_samples")
 
     def score(self, X, y=None):
         """Minus the mean reconstruction error (higher is better, as scikit-learn expects)."""

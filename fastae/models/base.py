@@ -301,6 +301,20 @@ class BaseModel:
             parts = [fn(X[s:s + INFERENCE_CHUNK], s) for s in range(0, n, INFERENCE_CHUNK)]
         return self._B.xp.concatenate(parts, axis=0)
 
+    def _finite_rows(self, compute, what):
+        """The per-row scores ``compute()`` returns for finite, checked input, if every one is finite; else a
+        ``ValueError`` naming the rows whose score overflowed the model's dtype, instead of returning inf (the
+        overflow itself is not warned about: this error reports it)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            rows = compute()
+        bad = np.flatnonzero(~np.isfinite(np.asarray(rows)))
+        if bad.size:
+            dtype = self._fitted_structure["dtype"]
+            raise ValueError(f"{what} overflows {dtype} for {bad.size} row(s) of finite input, the first "
+                             f"{bad[:10].tolist()}: their values are too large for a {dtype} model's loss. Scale "
+                             f"the data" + (" or use dtype='float64'" if dtype == "float32" else ""))
+        return rows
+
     def transform(self, X):
         """Same as :meth:`encode` (scikit-learn's transformer name)."""
         return self.encode(X)

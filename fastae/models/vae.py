@@ -216,7 +216,8 @@ class VAE(BaseModel):
         seed and the row's position, so repeated calls give the same estimate."""
         self._check_fitted()
         check_number("n_samples", n_samples, low=1, integer=True)
-        return self._elbo(self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_)), int(n_samples))
+        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        return self._finite_rows(lambda: self._elbo(X, int(n_samples)), "elbo")
 
     def _elbo(self, X, n_samples):
         # Draw s of row r sits at a fixed address (sample stream, step ELBO_STEP0 + s, row r): the estimate is
@@ -231,7 +232,8 @@ class VAE(BaseModel):
         higher is worse."""
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        return self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x)))
+        return self._finite_rows(lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x))),
+                                 "score_samples")
 
     def score(self, X, y=None):
         """Mean ELBO (higher is better)."""
