@@ -2,12 +2,22 @@
 
 
 class DivergenceError(ValueError, FloatingPointError):
-    """Training produced a non-finite loss, gradient or weight.
+    """Training diverged: a non-finite loss, gradient or weight, or a batch loss far above the first one.
 
-    Raised by ``fit``/``partial_fit`` with the epoch and batch where it happened; the model keeps the last
-    finite weights it had, and its optimizer state is reset. It is a ``ValueError`` (the usual cause is a
+    Raised by ``fit``/``partial_fit`` with the epoch and batch where it happened; the model keeps the weights from
+    before that batch, and its optimizer state is reset. It is a ``ValueError`` (the usual cause is a
     hyperparameter, most often ``learning_rate``) and a ``FloatingPointError``.
+
+    Attributes
+    ----------
+    info : dict
+        ``epoch``, ``batch`` (1-based), ``loss`` and ``reason`` of the batch that diverged (empty when raised
+        elsewhere).
     """
+
+    def __init__(self, message="", info=None):
+        super().__init__(message)
+        self.info = dict(info or {})
 
 
 class NotFittedError(ValueError, AttributeError):

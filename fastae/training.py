@@ -17,6 +17,11 @@ from .errors import DivergenceError
 # Updates are numbered in the 32-bit step of the Philox counter, so a model can take at most this many.
 MAX_UPDATES = 2**32 - 2
 
+# A batch loss above this many times the first batch loss of the fit (at least DIVERGENCE_FLOOR) is divergence:
+# training lowers the loss from its first value, and a loss 100x above it has run away.
+DIVERGENCE_GROWTH = 100.0
+DIVERGENCE_FLOOR = 1e-3
+
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
 ADAM_EPS = 1e-8
@@ -39,6 +44,9 @@ class Optimizer:
         self.lr = learning_rate
         self.momentum = momentum
         self._scratch: dict[str, object] = {}
+        # The parameters' arrays from before the last update, kept (not copied) so that a diverged batch can
+        # fall back to the last weights whose loss was accepted.
+        self._previous: dict[str, object] = {}
         self.state: dict[str, dict[str, object]] = {}
 
     @property
@@ -52,8 +60,12 @@ class Optimizer:
         self._state = value
         self._buffers = None
 
-    def reset(self):
+    def reset(self, keep_previous=False):
+        """Forget the optimizer state (and, unless ``keep_previous``, the parameters kept from before the last
+        update)."""
         self.state = {}
+        if not keep_previous:
+            self._previous = {}
 
     def configure(self, name, learning_rate, momentum):
         """Take the model's current hyperparameters (after ``set_params``); a different method starts afresh."""
@@ -101,12 +113,26 @@ class Optimizer:
         return ps, outs, first, second
 
     def commit(self, params, names):
-        """Swap the updated buffers in (after every update of ``names`` was finite)."""
+        """Put the updated buffers in (after every update of ``names`` was finite): the parameters become the
+        previous ones (kept for :meth:`restore_previous`), and the out buffers are those from two updates ago."""
         for name in names:
-            params[name], self._scratch[name] = self._scratch[name], params[name]
+            old, new = params[name], self._scratch[name]
+            spare = self._previous.get(name)
+            params[name] = new
+            self._scratch[name] = spare if spare is not None else self.B.xp.empty_like(new)
+            self._previous[name] = old
         c = self._buffers
-        if c is not None and c[0] is names:  # the parameters and their out buffers trade places
-            self._buffers = (names, c[2], c[1], c[3], c[4])
+        if c is not None and c[0] is names:
+            self._buffers = (names, [params[n] for n in names], [self._scratch[n] for n in names], c[3], c[4])
+
+    def restore_previous(self, params):
+        """Put back the parameters from before the last update; False if there are none."""
+        if not self._previous:
+            return False
+        params.update(self._previous)
+        self._previous = {}
+        self._buffers = None
+        return True
 
     def step(self, params, grads, t):
         """Apply update number ``t`` (≥ 1) to every parameter. The new values are written over the gradients,
@@ -129,8 +155,19 @@ class Optimizer:
                                        self.name == "nesterov")
             if not ok:
                 return name
+        self._previous = {name: params[name] for name in grads}
         params.update(grads)
         return None
+
+
+def _loss_accepted(model):
+    """``accept(loss)``: finite, and at most ``DIVERGENCE_GROWTH`` times the first batch loss of the fit."""
+    ref = getattr(model, "_loss_ref_", None)
+    if ref is None:
+        model._loss_ref_ = None
+        return math.isfinite
+    limit = DIVERGENCE_GROWTH * max(ref, DIVERGENCE_FLOOR)
+    return lambda loss: math.isfinite(loss) and loss <= limit
 
 
 def batches(n, batch_size):
@@ -138,10 +175,13 @@ def batches(n, batch_size):
     return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
 
-def run_epoch(model, X, epoch_label, bar=None):
+def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     """One pass over ``X`` (shuffled by the epoch counter when ``model.shuffle``); returns the mean loss.
 
-    Raises :class:`DivergenceError` naming the epoch and batch if a loss, gradient or update is non-finite.
+    Raises :class:`DivergenceError` naming the epoch and batch if a loss, gradient or update is non-finite, or if
+    a batch loss exceeds ``DIVERGENCE_GROWTH`` times the first batch loss of the fit; that batch's update is not
+    applied. ``on_divergence(model, info)`` may instead return True (after lowering ``learning_rate``, say) to
+    skip the batch and continue; ``info`` has ``epoch``, ``batch``, ``loss`` and ``reason``.
     """
     n = X.shape[0]
     order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
@@ -152,7 +192,14 @@ def run_epoch(model, X, epoch_label, bar=None):
     # warnings (or errors, under np.seterr) would only get in the way of that report.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), model._B.session():
         for b, (s, e) in enumerate(spans):
-            total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
+            try:
+                total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
+            except DivergenceError as exc:
+                if on_divergence is None or not on_divergence(model, exc.info):
+                    raise
+                # the callback may have changed the learning rate: the optimizer and the fused step take it
+                model._optimizer.configure(model.optimizer, model.learning_rate, model.momentum)
+                fused = model._fused_stepper()
     model.n_epochs_ += 1
     return total / n
 
@@ -167,31 +214,43 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None
         raise ValueError(f"the model has taken {model.t_} updates, the most its 32-bit random-number steps "
                          f"can address; fit it again to start over")
     draw = t if noise_step is None else noise_step
-    done = fused(xb, draw, t) if fused is not None else None
+    accept = _loss_accepted(model)
+    done = fused(xb, draw, t, accept) if fused is not None else None
     if done is None:
         loss, grads = model._loss_and_grads(xb, draw)
         loss = float(loss)
-        bad = model._optimizer.step(model._params, grads, t) if math.isfinite(loss) else None
-    else:  # the whole update ran in one backend call, and was committed if every new value is finite
+        bad = model._optimizer.step(model._params, grads, t) if accept(loss) else None
+    else:  # the whole update ran in one backend call, committed only if finite and its loss was accepted
         loss, bad = done
-    if not math.isfinite(loss) or bad is not None:
-        model._optimizer.reset()
+    if not accept(loss) or bad is not None:
+        model._optimizer.reset(keep_previous=True)
         where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"
+        info = {"epoch": epoch_label, "batch": b + 1, "loss": loss}
+    keep = ("the model keeps the weights from before this batch and its optimizer state is reset. Try a smaller "
+            f"learning_rate (now {model.learning_rate})")
     if not math.isfinite(loss):
-        raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; the model keeps the "
-                              f"weights from before this batch and its optimizer state is reset. Try a smaller "
-                              f"learning_rate (now {model.learning_rate}) or check the data scale")
+        raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; {keep} or check the data "
+                              f"scale", info={**info, "reason": "non-finite loss"})
+    if not accept(loss):
+        if model._optimizer.restore_previous(model._params):  # the update that led here was the bad one
+            model.t_ -= 1
+            keep = keep.replace("from before this batch", "from before the previous batch (the last whose loss "
+                                                           "was accepted)")
+        raise DivergenceError(f"the training loss diverged {where}: {loss:.6g} is more than "
+                              f"{DIVERGENCE_GROWTH:g} times the first batch's {model._loss_ref_:.6g}; {keep}",
+                              info={**info, "reason": "loss growth"})
     if bad is not None:
-        raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); the model "
-                              f"keeps the weights from before this batch and its optimizer state is reset. "
-                              f"Try a smaller learning_rate (now {model.learning_rate})")
+        raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); {keep}",
+                              info={**info, "reason": f"non-finite update of {bad}"})
+    if model._loss_ref_ is None:
+        model._loss_ref_ = loss
     model.t_ = t
     if bar is not None:
         bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
     return loss * (e - s)
 
 
-def fit_loop(model, X, X_val, epochs, history, desc="fit"):
+def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None):
     """Train for up to ``epochs`` epochs, recording ``history['loss']`` (and ``'val_loss'``), with early stopping
     on the validation loss when ``model.early_stopping``; the best weights are restored at the end."""
     bar = None
@@ -202,7 +261,7 @@ def fit_loop(model, X, X_val, epochs, history, desc="fit"):
     best, best_params, wait = math.inf, None, 0
     try:
         for epoch in range(epochs):
-            loss = run_epoch(model, X, epoch + 1, bar)
+            loss = run_epoch(model, X, epoch + 1, bar, on_divergence)
             history.setdefault("loss", []).append(loss)
             info = {"loss": f"{loss:.4g}"}
             if X_val is not None:

@@ -98,7 +98,12 @@ def test_optimizer_buffers_follow_the_parameters_and_the_state():
     assert opt.buffers(params, names)[1][0] is outs[0]  # kept
     opt.commit(params, names)
     ps2, outs2, _, _ = opt.buffers(params, names)
-    assert ps2[0] is outs[0] and outs2[0] is ps[0] and params["a"] is outs[0]
+    # the outs become the parameters; the parameters are kept as the previous ones, so the next outs are new
+    assert ps2[0] is outs[0] and params["a"] is outs[0] and outs2[0] is not ps[0]
+    opt.commit(params, names)
+    ps3, outs3, _, _ = opt.buffers(params, names)
+    assert ps3[0] is outs2[0] and outs3[0] is ps[0]  # the buffer from two updates ago is reused
+    assert opt.restore_previous(params) and params["a"] is outs[0]  # one update back
     params["b"] = np.zeros(2)  # replaced from outside (load_state_dict, early stopping's restore)
     assert opt.buffers(params, names)[0][1] is params["b"]
     opt.reset()
@@ -106,3 +111,43 @@ def test_optimizer_buffers_follow_the_parameters_and_the_state():
     assert m3[0] is opt.state["a"]["exp_avg"] and m3[0] is not m[0]
     opt.state = {"a": {"exp_avg": np.full(3, 7.0), "exp_avg_sq": np.ones(3)}}  # a loaded optimizer state
     assert opt.buffers(params, names)[2][0] is opt.state["a"]["exp_avg"]
+
+
+@pytest.mark.parametrize("cls,kw", [(fastae.Autoencoder, {}), (fastae.Autoencoder, dict(hidden=(8, 4))),
+                                    (fastae.VAE, dict(latent=2))])
+def test_divergence_is_caught_before_inf(cls, kw):
+    """learning_rate=1e6 used to finish with a loss in the millions and weights of 1e7, saying nothing."""
+    X = np.random.default_rng(0).uniform(0, 1, (256, 20))
+    m = cls(**{"hidden": (8,), "learning_rate": 1e6, "optimizer": "sgd", "epochs": 5, "batch_size": 32,
+               "random_state": 0, **kw})
+    with pytest.raises(fastae.DivergenceError, match=r"diverged at epoch \d+, batch \d+ of 8.*more than 100 times"
+                                                     r"|non-finite") as info:
+        m.fit(X)
+    assert info.value.info["epoch"] >= 1 and info.value.info["batch"] >= 1
+    weights = m.state_dict()
+    assert all(np.isfinite(w).all() for w in weights.values())
+    # the weights kept are those from before the diverging batch: their loss is within the guard's limit
+    assert m._loss_and_grads(m._check_X(X[:32]), 1)[0] < 1e6 or info.value.info["reason"] != "loss growth"
+
+
+def test_a_callback_can_lower_the_learning_rate_and_continue():
+    X = np.random.default_rng(0).uniform(0, 1, (256, 20))
+    m = fastae.Autoencoder(hidden=(8,), learning_rate=1e6, optimizer="sgd", epochs=3, batch_size=32, random_state=0)
+    seen = []
+
+    def lower(model, info):
+        seen.append(info)
+        model.set_params(learning_rate=model.learning_rate / 1e4)
+        return True
+
+    m.fit(X, on_divergence=lower)
+    assert seen and seen[0]["reason"] in ("loss growth", "non-finite loss") and m.learning_rate <= 100
+    assert len(m.history_["loss"]) == 3 and np.isfinite(m.history_["loss"]).all()
+    assert all(np.isfinite(w).all() for w in m.state_dict().values())
+
+
+def test_ordinary_training_never_trips_the_guard(digits_split):
+    Xtr, _ = digits_split
+    for cls in (fastae.Autoencoder, fastae.VAE):
+        m = cls(hidden=(16,), epochs=5, random_state=0).fit(Xtr)
+        assert len(m.history_["loss"]) == 5

@@ -198,7 +198,7 @@ class Autoencoder(BaseModel):
 
         spaces = {}  # workspace per batch shape (the last batch of an epoch may be shorter)
 
-        def fused(x, step, t):
+        def fused(x, step, t, accept):
             shape = x.shape
             ws = spaces.get(shape)
             if ws is None:
@@ -208,7 +208,7 @@ class Autoencoder(BaseModel):
             x_in = x if noise is None else noise(x, step)
             ps, outs, first, second = opt.buffers(P, names)
             loss, status = run(x, x_in, ps, outs, first, second, ws, t)
-            if status == 0:
+            if status == 0 and accept(loss):
                 opt.commit(P, names)
             return loss, (_FUSED_UNTIED[status - 1] if status > 0 else None)
 

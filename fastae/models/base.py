@@ -193,6 +193,7 @@ class BaseModel:
             self._params = self._init_params()
         self._optimizer = training.Optimizer(self._B, self.optimizer, self.learning_rate, self.momentum)
         self.t_ = 0
+        self._loss_ref_ = None  # the first batch loss of this fit: the divergence guard's reference
         self.n_epochs_ = 0
         self.history_ = {}
 
@@ -211,12 +212,17 @@ class BaseModel:
                 params[name] = np.zeros(shape, dtype=dt)
         return {k: self._B.xp.asarray(v) for k, v in params.items()}
 
-    def fit(self, X, y=None, *, validation_data=None):
+    def fit(self, X, y=None, *, validation_data=None, on_divergence=None):
         """Train from scratch on ``X`` for ``epochs`` epochs; returns ``self``.
 
         ``validation_data`` (an array like ``X``) is scored after every epoch into ``history_['val_loss']``;
         with ``early_stopping`` and no ``validation_data``, ``validation_fraction`` of ``X`` is held out.
         ``y`` is ignored (the model is unsupervised); it exists so that scikit-learn pipelines can pass it.
+
+        Training stops with :class:`~fastae.DivergenceError` (naming the epoch and batch; the weights from before
+        that batch are kept) when a loss or update is non-finite or a batch loss exceeds 100 times the first
+        one. ``on_divergence(model, info)``, if given, is called first: returning True skips that batch and
+        continues (typically after ``model.set_params(learning_rate=...)``); ``info`` is the error's ``info``.
         """
         _reject_positional_validation(y, X)
         self._validated()
@@ -234,16 +240,17 @@ class BaseModel:
             X, X_val = training.split_validation(self, X)
         X = self._B.xp.asarray(X)
         self._pretrain(X)
-        training.fit_loop(self, X, X_val, self.epochs, self.history_, desc=type(self).__name__)
+        training.fit_loop(self, X, X_val, self.epochs, self.history_, desc=type(self).__name__,
+                          on_divergence=on_divergence)
         return self
 
     def _pretrain(self, X):
         """Hook for greedy layer-wise pretraining (Autoencoder); nothing by default."""
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, *, on_divergence=None):
         """One pass over ``X`` (in order when ``shuffle=False``), continuing from the current weights and
         optimizer state; the first call initialises the model as ``fit`` would (without pretraining).
-        ``y`` is ignored."""
+        ``y`` is ignored; ``on_divergence`` as in :meth:`fit`."""
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
             self._validated()
@@ -263,7 +270,7 @@ class BaseModel:
                                  f"backend={self.backend!r} now resolves to {backend.NAME!r}")
             self.__dict__.update(derived)
             self._optimizer.configure(self.optimizer, self.learning_rate, self.momentum)
-        loss = training.run_epoch(self, self._B.xp.asarray(X), self.n_epochs_ + 1)
+        loss = training.run_epoch(self, self._B.xp.asarray(X), self.n_epochs_ + 1, on_divergence=on_divergence)
         self.history_.setdefault("loss", []).append(loss)
         return self
 
