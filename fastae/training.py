@@ -250,17 +250,21 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None
     return loss * (e - s)
 
 
-def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None):
+def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None, progress=None, after_epoch=None):
     """Train for up to ``epochs`` epochs, recording ``history['loss']`` (and ``'val_loss'``), with early stopping
-    on the validation loss when ``model.early_stopping``; the best weights are restored at the end."""
+    on the validation loss when ``model.early_stopping``; the best weights are restored at the end.
+
+    ``progress``: ``(epochs done, (best, best_params, wait))`` to continue from (a resumed checkpoint);
+    ``after_epoch(epochs done, (best, best_params, wait))`` runs after every epoch (writing a checkpoint)."""
+    start, (best, best_params, wait) = progress if progress is not None else (0, (math.inf, None, 0))
     bar = None
     if model.verbose:
         from tqdm.auto import tqdm  # imported only when asked for: it is not on the inference path
 
-        bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=True)
-    best, best_params, wait = math.inf, None, 0
+        bar = tqdm(total=epochs, initial=start, desc=desc, unit="epoch", leave=True)
+    stopped = model.early_stopping and wait >= model.patience
     try:
-        for epoch in range(epochs):
+        for epoch in range(start, epochs if not stopped else start):
             loss = run_epoch(model, X, epoch + 1, bar, on_divergence)
             history.setdefault("loss", []).append(loss)
             info = {"loss": f"{loss:.4g}"}
@@ -277,6 +281,8 @@ def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None):
             if bar is not None:
                 bar.set_postfix(info, refresh=False)
                 bar.update(1)
+            if after_epoch is not None:
+                after_epoch(epoch + 1, (best, best_params, wait))
             if model.early_stopping and wait >= model.patience:
                 break
     finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import math
+import os
 
 import numpy as np
 
@@ -212,7 +214,8 @@ class BaseModel:
                 params[name] = np.zeros(shape, dtype=dt)
         return {k: self._B.xp.asarray(v) for k, v in params.items()}
 
-    def fit(self, X, y=None, *, validation_data=None, on_divergence=None):
+    def fit(self, X, y=None, *, validation_data=None, on_divergence=None, checkpoint=None, checkpoint_every=1,
+            resume=False):
         """Train from scratch on ``X`` for ``epochs`` epochs; returns ``self``.
 
         ``validation_data`` (an array like ``X``) is scored after every epoch into ``history_['val_loss']``;
@@ -223,8 +226,18 @@ class BaseModel:
         that batch are kept) when a loss or update is non-finite or a batch loss exceeds 100 times the first
         one. ``on_divergence(model, info)``, if given, is called first: returning True skips that batch and
         continues (typically after ``model.set_params(learning_rate=...)``); ``info`` is the error's ``info``.
+
+        ``checkpoint`` (a path) receives the whole training state every ``checkpoint_every`` epochs of
+        fine-tuning, written atomically (a model file that ``fastae.load`` also reads). With ``resume=True`` and
+        that file present, ``fit`` continues from it instead of starting over, and ends exactly where an
+        uninterrupted fit would, bit for bit, given the same ``X`` and parameters (the file's seed is used).
         """
         _reject_positional_validation(y, X)
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs the checkpoint=path to resume from")
+        if checkpoint is not None:
+            checkpoint = io._check_path(checkpoint)
+        check_number("checkpoint_every", checkpoint_every, low=1, integer=True)
         self._validated()
         config = self._structure()
         names = _feature_names(X)
@@ -234,15 +247,66 @@ class BaseModel:
             X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1], config=config)
         elif self.early_stopping:
             training.check_validation_split(X.shape[0], self.validation_fraction)
-        self._setup(X.shape[1])
+        progress = None
+        if resume and os.path.exists(checkpoint):
+            progress = self._resume_from(checkpoint, X.shape[1])
+        else:
+            self._setup(X.shape[1])
         self._record_feature_names_from(names)
         if X_val is None and self.early_stopping:
             X, X_val = training.split_validation(self, X)
         X = self._B.xp.asarray(X)
-        self._pretrain(X)
+        if progress is None:
+            self._pretrain(X)
+        save = None
+        if checkpoint is not None:
+            def save(epoch, early):
+                if epoch % checkpoint_every == 0 or epoch == self.epochs:
+                    self._write_checkpoint(checkpoint, epoch, early)
         training.fit_loop(self, X, X_val, self.epochs, self.history_, desc=type(self).__name__,
-                          on_divergence=on_divergence)
+                          on_divergence=on_divergence, progress=progress, after_epoch=save)
         return self
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+    def _write_checkpoint(self, path, epoch, early):
+        """The model file plus what resuming needs: the epoch reached, the guard's reference loss, early
+        stopping's best loss, patience count and best weights."""
+        best, best_params, wait = early
+        extra = {f"checkpoint.best.{k}": np.asarray(v) for k, v in (best_params or {}).items()}
+        state = {"epoch": epoch, "epochs": int(self.epochs), "wait": wait,
+                 "best": None if not math.isfinite(best) else best, "loss_ref": self._loss_ref_}
+        self.save(path, _extra_tensors=extra, _checkpoint=state)
+
+    def _resume_from(self, path, n_features):
+        """Load the checkpoint at ``path`` into this model (which must describe the same model) and return
+        ``(epoch, (best, best_params, wait))`` for the training loop."""
+        kind, config, tensors, state = io.read_model(path)
+        where = f"the checkpoint {path!r}"
+        if kind != self._kind or not isinstance(state.get("checkpoint"), dict):
+            raise ValueError(f"{where} is not a {self._kind} checkpoint (written by fit(checkpoint=...))")
+        mine = _jsonable({**self.get_params(), "random_state": None})
+        theirs = {**config, "random_state": None}
+        differ = sorted(k for k in set(mine) | set(theirs) if k != "verbose" and mine.get(k) != theirs.get(k))
+        if differ:
+            raise ValueError(f"{where} was written by a model with other parameters: {differ}")
+        ck = state["checkpoint"]
+        best_params = {k[len("checkpoint.best."):]: v for k, v in tensors.items() if k.startswith("checkpoint.best.")}
+        loaded = self._from_file(config, {k: v for k, v in tensors.items() if not k.startswith("checkpoint.")},
+                                 state, backend=self.backend)
+        if loaded.n_features_in_ != n_features:
+            raise ValueError(f"{where} has {loaded.n_features_in_} features, but X has {n_features}")
+        epoch = _state_int(ck, "epoch", 0, MAX_UPDATES)
+        wait = _state_int(ck, "wait", 0, MAX_UPDATES)
+        best = ck.get("best")
+        ref = ck.get("loss_ref")
+        if not (best is None or isinstance(best, float)) or not (ref is None or isinstance(ref, (int, float))):
+            raise ValueError(f"{where} has a malformed checkpoint state {ck!r}")
+        keep = self.__dict__.get("random_state")
+        self.__dict__.update({k: v for k, v in loaded.__dict__.items() if k not in self._get_param_names()})
+        self.random_state = keep
+        self._loss_ref_ = ref
+        best_params = self._checked_weights(best_params) if best_params else None
+        return epoch, (math.inf if best is None else best, best_params, wait)
 
     def _pretrain(self, X):
         """Hook for greedy layer-wise pretraining (Autoencoder); nothing by default."""
@@ -395,12 +459,13 @@ class BaseModel:
             out[name] = self._B.xp.asarray(np.array(a, order="C", copy=True))
         return out
 
-    def save(self, path):
+    def save(self, path, *, _extra_tensors=None, _checkpoint=None):
         """Write the model to ``path``: safetensors weights (and optimizer state, so ``partial_fit`` resumes
         exactly) plus the JSON config and fitted state in its metadata. Atomic: an existing file is replaced
         only once the new one is complete. Never pickle."""
         self._check_fitted()
         tensors = self.state_dict()
+        tensors.update(_extra_tensors or {})
         for pname, st in self._optimizer.state.items():
             for sname, arr in st.items():
                 tensors[f"optimizer.{pname}.{sname}"] = np.asarray(arr)
@@ -409,6 +474,8 @@ class BaseModel:
         if hasattr(self, "feature_names_in_"):
             state["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
         state.update(self._extra_state())
+        if _checkpoint is not None:
+            state["checkpoint"] = _checkpoint
         config = {**self.get_params(), **self._fitted_structure}  # what the weights mean, not a pending change
         io.write_model(path, self._kind, _jsonable(config), tensors, state)
 
@@ -451,7 +518,7 @@ class BaseModel:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where} is not valid: {exc}") from exc
         model.random_state = config.get("random_state")
-        weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+        weights = {k: v for k, v in tensors.items() if not k.startswith(("optimizer.", "checkpoint."))}
         model._params = model._checked_weights(weights)
         model._optimizer.state = model._checked_optimizer_state(
             {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")})
