@@ -473,7 +473,7 @@ def _declared_body_size(header: dict, path: str) -> int:
         if not isinstance(info, dict):
             raise ValueError(f"{bad} is described by a {type(info).__name__}, expected an object")
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _DTYPE_SIZES:
+        if not isinstance(dtype, str) or dtype not in _DTYPE_SIZES:
             shown = dtype if isinstance(dtype, str) else repr(dtype)
             raise ValueError(f"{bad} has dtype {shown}, expected F32 (float32) or F64 (float64)")
         if (not isinstance(shape, list) or len(shape) > 8
