@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import rng
+from .concurrency import publishing
 from .errors import DivergenceError
 
 # Updates are numbered in the 32-bit step of the Philox counter, so a model can take at most this many.
@@ -193,7 +194,8 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), model._B.session():
         for b, (s, e) in enumerate(spans):
             try:
-                total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
+                with publishing(model):
+                    total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
             except DivergenceError as exc:
                 if on_divergence is None or not on_divergence(model, exc.info):
                     raise
@@ -289,7 +291,8 @@ def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None, p
         if bar is not None:
             bar.close()
     if best_params is not None:
-        model._params.update(best_params)
+        with publishing(model):
+            model._params.update(best_params)
     return history
 
 

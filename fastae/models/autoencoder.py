@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import activations as act
 from .. import rng, training
+from ..concurrency import consistent, publishing
 from ..errors import DivergenceError
 from ..validation import check_choice, check_layer_sizes, check_number
 from . import base, network
@@ -246,17 +247,19 @@ class Autoencoder(BaseModel):
                                       f"diverged: {exc}") from exc
             losses.append(layer.history_.get("loss", []))
             W = layer._params["encoder.0.weight"]
-            self._params[L.weight] = W.copy()
-            self._params[L.bias] = layer._params["encoder.0.bias"].copy()
             j = len(self._encoder) - 1 - i
-            self._params[f"decoder.{j}.bias"] = layer._params["decoder.0.bias"].copy()
-            if not self._fitted_structure["tied"]:
-                self._params[f"decoder.{j}.weight"] = self._B.xp.ascontiguousarray(W.T)
+            with publishing(self):
+                self._params[L.weight] = W.copy()
+                self._params[L.bias] = layer._params["encoder.0.bias"].copy()
+                self._params[f"decoder.{j}.bias"] = layer._params["decoder.0.bias"].copy()
+                if not self._fitted_structure["tied"]:
+                    self._params[f"decoder.{j}.weight"] = self._B.xp.ascontiguousarray(W.T)
             if i + 1 < len(self._encoder):
                 below = self._B.dense_forward(below, W, self._params[L.bias], L.activation)
         self.history_["pretrain_loss"] = losses
 
     # --- inference ------------------------------------------------------------------------------------------
+    @consistent
     def encode(self, X, out=None):
         """The code ``h_k`` of each row of ``X``: an array ``(n_samples, hidden[-1])`` in the model's dtype.
 
@@ -273,6 +276,7 @@ class Autoencoder(BaseModel):
     def _encode(self, x, out=None):
         return network.forward(self._B, self._params, self._encoder, x, out)[-1]
 
+    @consistent
     def reconstruct(self, X, out=None):
         """``decode(encode(X))``, without noise; ``out`` as in :meth:`decode`."""
         self._check_fitted()
@@ -288,6 +292,7 @@ class Autoencoder(BaseModel):
                                            self._fitted_structure["loss"], last.transpose)
         return self._chunked(self._B.xp.asarray(X), rows)
 
+    @consistent
     def score_samples(self, X):
         """Per-row reconstruction error (cross-entropy or ``½ Σ (x̂ − x)²``, no noise, no penalty), shape
         ``(n_samples,)``. Higher means worse reconstructed, so it serves directly as an anomaly score (note:

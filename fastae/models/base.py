@@ -13,6 +13,7 @@ from ..backends import resolve_backend
 from ..errors import NotFittedError
 from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
 from . import network
+from ..concurrency import consistent, publishing, updating
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSSES = ("bce", "mse")
@@ -75,6 +76,7 @@ class BaseModel:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_B", None)
+        state.pop("_locks", None)
         opt = state.pop("_optimizer", None)
         if opt is not None:
             state["_optimizer_state"] = opt.state
@@ -183,6 +185,10 @@ class BaseModel:
         backend, derived = self._validated()
         seed = rng.resolve_seed(self.random_state)
         # Every check has passed: only from here on does the model change.
+        with publishing(self):
+            self._setup_checked(backend, derived, seed, n_features, init)
+
+    def _setup_checked(self, backend, derived, seed, n_features, init):
         self.__dict__.update(derived)
         self._B = backend
         self.backend_ = backend.NAME
@@ -214,6 +220,7 @@ class BaseModel:
                 params[name] = np.zeros(shape, dtype=dt)
         return {k: self._B.xp.asarray(v) for k, v in params.items()}
 
+    @updating
     def fit(self, X, y=None, *, validation_data=None, on_divergence=None, checkpoint=None, checkpoint_every=1,
             resume=False):
         """Train from scratch on ``X`` for ``epochs`` epochs; returns ``self``.
@@ -302,15 +309,18 @@ class BaseModel:
         if not (best is None or isinstance(best, float)) or not (ref is None or isinstance(ref, (int, float))):
             raise ValueError(f"{where} has a malformed checkpoint state {ck!r}")
         keep = self.__dict__.get("random_state")
-        self.__dict__.update({k: v for k, v in loaded.__dict__.items() if k not in self._get_param_names()})
-        self.random_state = keep
-        self._loss_ref_ = ref
+        with publishing(self):
+            self.__dict__.update({k: v for k, v in loaded.__dict__.items()
+                                  if k not in self._get_param_names() and k not in ("_locks", "_version")})
+            self.random_state = keep
+            self._loss_ref_ = ref
         best_params = self._checked_weights(best_params) if best_params else None
         return epoch, (math.inf if best is None else best, best_params, wait)
 
     def _pretrain(self, X):
         """Hook for greedy layer-wise pretraining (Autoencoder); nothing by default."""
 
+    @updating
     def partial_fit(self, X, y=None, *, on_divergence=None):
         """One pass over ``X`` (in order when ``shuffle=False``), continuing from the current weights and
         optimizer state; the first call initialises the model as ``fit`` would (without pretraining).
@@ -393,6 +403,7 @@ class BaseModel:
     # The codes' name and units in messages: ``H`` and code units, or for a VAE ``Z`` and latent units.
     _CODES = ("H", "code units")
 
+    @consistent
     def decode(self, H, out=None):
         """The reconstruction ``x̂`` from codes of shape ``(n_samples, code size)`` (a VAE's: the decoder's mean
         for latent codes). ``out`` as in :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
@@ -422,6 +433,7 @@ class BaseModel:
         return np.asarray([f"{prefix}{i}" for i in range(self._code_size())], dtype=object)
 
     # --- weights and files ------------------------------------------------------------------------------------
+    @consistent
     def state_dict(self):
         """The weights as ``{name: numpy array}`` with PyTorch-style names and ``nn.Linear`` shapes ``(out, in)``
         (copies, C-contiguous, in the model's dtype)."""
@@ -432,8 +444,10 @@ class BaseModel:
         """Replace the weights; every name, shape and dtype must match this model exactly (no partial loads).
         The optimizer state is reset."""
         self._check_fitted()
-        self._params = self._checked_weights(state_dict)
-        self._optimizer.reset()
+        weights = self._checked_weights(state_dict)
+        with publishing(self):
+            self._params = weights
+            self._optimizer.reset()
         return self
 
     def _checked_weights(self, state_dict):
@@ -459,6 +473,7 @@ class BaseModel:
             out[name] = self._B.xp.asarray(np.array(a, order="C", copy=True))
         return out
 
+    @consistent
     def save(self, path, *, _extra_tensors=None, _checkpoint=None):
         """Write the model to ``path``: safetensors weights (and optimizer state, so ``partial_fit`` resumes
         exactly) plus the JSON config and fitted state in its metadata. Atomic: an existing file is replaced

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import activations as act
 from .. import rng
+from ..concurrency import consistent
 from ..validation import check_choice, check_layer_sizes, check_number
 from . import base, network
 from .base import BaseModel
@@ -151,6 +152,7 @@ class VAE(BaseModel):
         self._sample_calls_ = getattr(self, "_sample_calls_", 0) + 1
         return self._sample_calls_
 
+    @consistent
     def encode(self, X, sample=False, out=None):
         """``μ`` of ``q(z|x)`` for each row of ``X``, shape ``(n_samples, latent)``; with ``sample=True`` a draw
         ``z = μ + σ ε`` instead. ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from
@@ -175,6 +177,7 @@ class VAE(BaseModel):
 
         return self._into(X, code, self._code_size(), out)
 
+    @consistent
     def reconstruct(self, X, out=None):
         """``decode(encode(X))``: the decoder's mean at ``z = μ``; ``out`` as in :meth:`decode`."""
         self._check_fitted()
@@ -182,6 +185,7 @@ class VAE(BaseModel):
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
         return self._into(X, lambda c, _, dest: self._decode(self._mean(c), dest), self.n_features_in_, out)
 
+    @consistent
     def sample(self, n):
         """``n`` new data points: the decoder's mean at ``z ~ N(0, I)``, shape ``(n, n_features_in_)``."""
         self._check_fitted()
@@ -209,6 +213,7 @@ class VAE(BaseModel):
 
         return self._chunked(X, rows)
 
+    @consistent
     def elbo(self, X, n_samples=1):
         """Per-row evidence lower bound ``E_q[log p(x|z)] − KL(q(z|x) ‖ N(0, I))``, estimated with ``n_samples``
         draws of ``z``; shape ``(n_samples_X,)``. For ``loss="mse"`` the decoder is ``N(x̂, I)`` and the
@@ -227,6 +232,7 @@ class VAE(BaseModel):
             total = total + self._elbo_rows(X, ELBO_STEP0 + s)
         return total / n_samples
 
+    @consistent
     def score_samples(self, X):
         """Per-row reconstruction error at ``z = μ`` (cross-entropy or ``½ Σ (x̂ − x)²``): an anomaly score,
         higher is worse."""
