@@ -14,7 +14,6 @@ after it, never a mix.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 
@@ -33,16 +32,22 @@ def locks(model):
     return pair
 
 
-@contextlib.contextmanager
-def publishing(model):
-    """Around every change of ``model``'s weights (or of what inference reads): readers started before it retry."""
-    with locks(model)[1]:
-        d = model.__dict__
-        d["_version"] = d.get("_version", 0) + 1
-        try:
-            yield
-        finally:
-            d["_version"] += 1
+class publishing:
+    """``with publishing(model):`` around every change of ``model``'s weights (or of what inference reads):
+    readers that overlap it run again. A class, not a generator: a training step of a small model pays for it."""
+
+    __slots__ = ("model", "lock")
+
+    def __init__(self, model):
+        self.model, self.lock = model, locks(model)[1]
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.model._version += 1
+
+    def __exit__(self, *exc):
+        self.model._version += 1
+        self.lock.release()
 
 
 def updating(method):
@@ -58,14 +63,13 @@ def consistent(method):
     """``method`` (a reader of the weights) run again if an update was published while it ran."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        d = self.__dict__
-        v = d.get("_version", 0)
+        v = self._version
         result = method(self, *args, **kwargs)
-        if d.get("_version", 0) == v and not v & 1:
+        if self._version == v and not v & 1:
             return result
-        v = d.get("_version", 0)
+        v = self._version
         result = method(self, *args, **kwargs)
-        if d.get("_version", 0) == v and not v & 1:
+        if self._version == v and not v & 1:
             return result
         with locks(self)[1]:
             return method(self, *args, **kwargs)

@@ -191,10 +191,11 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     fused = model._fused_stepper()
     # Overflow on the way to divergence is expected and reported below with the epoch and batch; numpy's own
     # warnings (or errors, under np.seterr) would only get in the way of that report.
+    published = publishing(model)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), model._B.session():
         for b, (s, e) in enumerate(spans):
             try:
-                with publishing(model):
+                with published:
                     total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
             except DivergenceError as exc:
                 if on_divergence is None or not on_divergence(model, exc.info):

@@ -25,6 +25,7 @@ class BaseModel:
     """Shared machinery; subclasses define the network (``_build``), its objective and its inference."""
 
     _kind = "BaseModel"
+    _version = 0  # odd while an update is being published (fastae/concurrency.py)
 
     # --- scikit-learn parameter protocol ------------------------------------------------------------------------
     @classmethod
@@ -117,8 +118,9 @@ class BaseModel:
         """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about
         to be fitted, whose column names are then recorded), its column names against those of the fit."""
         if config is None:
-            self._check_feature_names(X, name)
-        config = self._config() if config is None else config
+            if type(X) is not np.ndarray or "feature_names_in_" in self.__dict__:  # a plain array has no names
+                self._check_feature_names(X, name)
+            config = self._fitted_structure if "_fitted_structure" in self.__dict__ else self._structure()
         return check_array(X, dtype=config["dtype"], name=name, n_features=n_features,
                            in_unit_interval=config["loss"] == "bce", owner=type(self).__name__,
                            scan=getattr(getattr(self, "_B", None), "values_ok", None))
