@@ -5,7 +5,8 @@ class DivergenceError(ValueError, FloatingPointError):
     """Training diverged: a non-finite loss, gradient or weight, or a batch loss far above the first one.
 
     Raised by ``fit``/``partial_fit`` with the epoch and batch where it happened; the model keeps the weights from
-    before that batch, and its optimizer state is reset. It is a ``ValueError`` (the usual cause is a
+    before that batch (for a loss grown past the limit, from before the previous one: the last whose loss was
+    accepted), and its optimizer state is reset. It is a ``ValueError`` (the usual cause is a
     hyperparameter, most often ``learning_rate``) and a ``FloatingPointError``.
 
     Attributes

@@ -19,8 +19,8 @@ from .errors import DivergenceError
 MAX_UPDATES = 2**32 - 2
 
 # A batch loss above this many times the first batch loss of the fit (at least DIVERGENCE_FLOOR) is divergence:
-# training lowers the loss from its first value, and a loss 100x above it has run away.
-DIVERGENCE_GROWTH = 100.0
+# training lowers the loss from its first value, and a loss ten times above it has run away.
+DIVERGENCE_GROWTH = 10.0
 DIVERGENCE_FLOOR = 1e-3
 
 ADAM_BETA1 = 0.9
@@ -225,32 +225,37 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None
         bad = model._optimizer.step(model._params, grads, t) if accept(loss) else None
     else:  # the whole update ran in one backend call, committed only if finite and its loss was accepted
         loss, bad = done
-    if not accept(loss) or bad is not None:
-        model._optimizer.reset(keep_previous=True)
-        where = f"at epoch {epoch_label}, batch {b + 1} of {n_batches}"
-        info = {"epoch": epoch_label, "batch": b + 1, "loss": loss}
+    if bad is None and accept(loss):
+        if model._loss_ref_ is None:
+            model._loss_ref_ = loss
+        model.t_ = t
+        if bar is not None:
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        return loss * (e - s)
+    _diverged(model, loss, bad, f"at epoch {epoch_label}, batch {b + 1} of {n_batches}",
+              {"epoch": epoch_label, "batch": b + 1, "loss": loss})
+
+
+def _diverged(model, loss, bad, where, info):
+    """Raise the :class:`DivergenceError` of a refused batch (its update was not applied), after resetting the
+    optimizer state and, for a loss grown past the limit, putting back the weights from before the update that
+    led to it."""
+    model._optimizer.reset(keep_previous=True)
     keep = ("the model keeps the weights from before this batch and its optimizer state is reset. Try a smaller "
             f"learning_rate (now {model.learning_rate})")
     if not math.isfinite(loss):
         raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; {keep} or check the data "
                               f"scale", info={**info, "reason": "non-finite loss"})
-    if not accept(loss):
-        if model._optimizer.restore_previous(model._params):  # the update that led here was the bad one
-            model.t_ -= 1
-            keep = keep.replace("from before this batch", "from before the previous batch (the last whose loss "
-                                                           "was accepted)")
-        raise DivergenceError(f"the training loss diverged {where}: {loss:.6g} is more than "
-                              f"{DIVERGENCE_GROWTH:g} times the first batch's {model._loss_ref_:.6g}; {keep}",
-                              info={**info, "reason": "loss growth"})
     if bad is not None:
         raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); {keep}",
                               info={**info, "reason": f"non-finite update of {bad}"})
-    if model._loss_ref_ is None:
-        model._loss_ref_ = loss
-    model.t_ = t
-    if bar is not None:
-        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-    return loss * (e - s)
+    if model._optimizer.restore_previous(model._params):  # the update that led here was the bad one
+        model.t_ -= 1
+        keep = keep.replace("from before this batch", "from before the previous batch (the last whose loss was "
+                                                       "accepted)")
+    raise DivergenceError(f"the training loss diverged {where}: {loss:.6g} is more than {DIVERGENCE_GROWTH:g} "
+                          f"times the first batch's {model._loss_ref_:.6g}; {keep}",
+                          info={**info, "reason": "loss growth"})
 
 
 def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None, progress=None, after_epoch=None):

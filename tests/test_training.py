@@ -120,7 +120,7 @@ def test_divergence_is_caught_before_inf(cls, kw):
     X = np.random.default_rng(0).uniform(0, 1, (256, 20))
     m = cls(**{"hidden": (8,), "learning_rate": 1e6, "optimizer": "sgd", "epochs": 5, "batch_size": 32,
                "random_state": 0, **kw})
-    with pytest.raises(fastae.DivergenceError, match=r"diverged at epoch \d+, batch \d+ of 8.*more than 100 times"
+    with pytest.raises(fastae.DivergenceError, match=r"diverged at epoch \d+, batch \d+ of 8.*more than 10 times"
                                                      r"|non-finite") as info:
         m.fit(X)
     assert info.value.info["epoch"] >= 1 and info.value.info["batch"] >= 1

@@ -231,9 +231,9 @@ class BaseModel:
         with ``early_stopping`` and no ``validation_data``, ``validation_fraction`` of ``X`` is held out.
         ``y`` is ignored (the model is unsupervised); it exists so that scikit-learn pipelines can pass it.
 
-        Training stops with :class:`~fastae.DivergenceError` (naming the epoch and batch; the weights from before
-        that batch are kept) when a loss or update is non-finite or a batch loss exceeds 100 times the first
-        one. ``on_divergence(model, info)``, if given, is called first: returning True skips that batch and
+        Training stops with :class:`~fastae.DivergenceError` (naming the epoch and batch; the last weights whose
+        loss was accepted are kept) when a loss or update is non-finite or a batch loss exceeds 10 times the
+        first one. ``on_divergence(model, info)``, if given, is called first: returning True skips that batch and
         continues (typically after ``model.set_params(learning_rate=...)``); ``info`` is the error's ``info``.
 
         ``checkpoint`` (a path) receives the whole training state every ``checkpoint_every`` epochs of
