@@ -127,3 +127,10 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_repro
     assert done.returncode == 0 and "done" in done.stdout, done.stderr[-2000:]
     full = _model("deep-denoising", epochs=epochs).fit(X)
     assert _same(fastae.load(path), full)
+
+
+def test_resume_may_train_on_past_the_checkpoints_end(tmp_path):
+    path = tmp_path / "ck.safetensors"
+    _model("tied", epochs=4).fit(X, checkpoint=path)
+    longer = _model("tied", epochs=8).fit(X, checkpoint=path, resume=True)
+    assert _same(longer, _model("tied", epochs=8).fit(X)) and len(longer.history_["loss"]) == 8

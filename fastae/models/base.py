@@ -239,7 +239,8 @@ class BaseModel:
         ``checkpoint`` (a path) receives the whole training state every ``checkpoint_every`` epochs of
         fine-tuning, written atomically (a model file that ``fastae.load`` also reads). With ``resume=True`` and
         that file present, ``fit`` continues from it instead of starting over, and ends exactly where an
-        uninterrupted fit would, bit for bit, given the same ``X`` and parameters (the file's seed is used).
+        uninterrupted fit would, bit for bit, given the same ``X`` and parameters (the file's seed is used;
+        ``epochs`` may differ, to train on past the checkpoint's end).
         """
         _reject_positional_validation(y, X)
         if resume and checkpoint is None:
@@ -295,7 +296,9 @@ class BaseModel:
             raise ValueError(f"{where} is not a {self._kind} checkpoint (written by fit(checkpoint=...))")
         mine = _jsonable({**self.get_params(), "random_state": None})
         theirs = {**config, "random_state": None}
-        differ = sorted(k for k in set(mine) | set(theirs) if k != "verbose" and mine.get(k) != theirs.get(k))
+        # epochs may grow (train on from where the checkpoint left); verbose changes nothing computed
+        differ = sorted(k for k in set(mine) | set(theirs)
+                        if k not in ("epochs", "verbose") and mine.get(k) != theirs.get(k))
         if differ:
             raise ValueError(f"{where} was written by a model with other parameters: {differ}")
         ck = state["checkpoint"]
