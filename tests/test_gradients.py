@@ -6,9 +6,11 @@ import pytest
 
 import fastae
 from fastae import activations
+from fastae.backends import available_backends, get_backend
 from fastae.backends import numpy_ref as ref
 
 from .gradcheck import check_gradients, fitted_model
+from .tolerances import abs_matmul, sum_err
 
 RNG = np.random.default_rng(20261124)
 X_UNIT = RNG.uniform(0.05, 0.95, size=(6, 7))  # bce targets in [0, 1]
@@ -131,14 +133,23 @@ def test_vae_clamped_logvar_gets_no_gradient():
     assert dlv[0, 1] != 0 and dlv[1, 0] != 0 and dlv[1, 2] != 0
 
 
+@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("transpose", [False, True])
-def test_adjoint(transpose):
-    """⟨x Wᵀ, h⟩ = ⟨x, h W⟩ through the backend's own forward and backward products."""
+def test_adjoint(backend, dtype, transpose):
+    """⟨x Wᵀ, h⟩ = ⟨x, h W⟩ through each backend's own forward and backward products (a transpose or stride bug
+    breaks it). Both sides sum the same terms ``x_bi W_ji h_bj``: each is within the tolerance model's bound of
+    that sum, a product of ``n_in`` terms then ``rows · n_out`` more (tests/tolerances.py)."""
+    B = get_backend(backend, dtype)
     rng = np.random.default_rng(0)
-    W = rng.normal(size=(5, 7))
+    W = rng.normal(size=(5, 7)).astype(dtype)
     n_in, n_out = (5, 7) if transpose else (7, 5)
-    x = rng.normal(size=(3, n_in))
-    h = rng.normal(size=(3, n_out))
-    forward = ref.dense_forward(x, W, np.zeros(n_out), "linear", transpose)
-    adjoint = ref.dense_backward(h, x, W, transpose)[2]
-    np.testing.assert_allclose(np.sum(forward * h), np.sum(x * adjoint), rtol=1e-12)
+    x = rng.normal(size=(3, n_in)).astype(dtype)
+    h = rng.normal(size=(3, n_out)).astype(dtype)
+    forward = B.dense_forward(x, W, np.zeros(n_out, dtype), "linear", transpose)
+    adjoint = B.dense_backward(h, x, W, transpose)[2]
+    Wm = W if transpose else W.T
+    scale = np.sum(abs_matmul(x, Wm) * np.abs(h.astype(np.float64)))
+    n = n_in + n_out + h.size
+    lhs, rhs = np.sum(forward.astype(np.float64) * h), np.sum(x.astype(np.float64) * adjoint)
+    assert abs(lhs - rhs) <= 2 * float(sum_err(scale, n, dtype)), (lhs, rhs)

@@ -169,9 +169,17 @@ def test_normal_float32_exact(n_cols, col0):
 
 @pytest.mark.parametrize("shape", [(0, 5), (3, 0), (0, 0)])
 def test_empty_outputs(shape):
+    """An empty output, cut from inside a larger array, is filled without a write outside it."""
     key = rng.key_from_seed(3)
-    P.random_bits(*scalars(key, 0, 0, 0, 0), np.empty(shape, dtype=np.uint32))
-    P.normal(*scalars(key, 0, 0, 0, 1), np.empty(shape, dtype=np.float64))
+    rows = slice(1, 1 + shape[0])
+    cols = slice(2, 2 + shape[1])
+    for dtype, kernel in ((np.uint32, P.random_bits), (np.float64, P.normal)):
+        buf = np.full((6, 9), 7, dtype=dtype)
+        out = buf[rows, cols] if shape[1] else buf[rows, 2:2]
+        out = out if out.flags.c_contiguous else np.ascontiguousarray(out)
+        assert out.shape == shape and out.flags.c_contiguous
+        kernel(*scalars(key, 0, 0, 0, 1), out)
+        assert (buf == 7).all(), "a write outside the empty output"
 
 
 # ---------------------------------------------------------------------------------------------------------------
