@@ -361,7 +361,7 @@ def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
         or holds a tensor that is not float32/float64.
     """
     path = _check_path(path)
-    data = _read_bounded(path)
+    data, header = _read_bounded(path)
 
     from safetensors import SafetensorError, deserialize
 
@@ -372,7 +372,9 @@ def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
             f"{path!r} is not a readable fastae model file: {exc}"
         ) from exc
 
-    metadata = _header_metadata(data, path)
+    # safetensors validated the header but does not return the metadata; _read_bounded parsed it already
+    metadata = header.get("__metadata__")
+    metadata = metadata if isinstance(metadata, dict) else {}
     del data  # the per-tensor buffers in `entries` are separate copies
 
     fmt = metadata.get("format")
@@ -411,8 +413,9 @@ MAX_HEADER_BYTES = 100_000_000
 _DTYPE_SIZES = {"F32": 4, "F64": 8}
 
 
-def _read_bounded(path: str) -> bytes:
-    """The whole file, read only once its header's declared sizes are checked against the file's size: a regular
+def _read_bounded(path: str) -> tuple[bytes, dict]:
+    """The whole file and its parsed JSON header, the body read only once the header's declared sizes are checked
+    against the file's size: a regular
     file only (a FIFO, a device or a directory is refused before anything is read, so nothing can hang or grow
     without bound), whose header length and tensor extents fit in it exactly."""
     import stat
@@ -448,7 +451,7 @@ def _read_bounded(path: str) -> bytes:
         rest = f.read(body + 1)
     if len(rest) != body:
         raise ValueError(f"{path!r} changed while it was read ({len(rest)} bytes of tensor data, expected {body})")
-    return head + header_bytes + rest
+    return head + header_bytes + rest, header
 
 
 def _parse_header(raw: bytes, path: str) -> dict:
@@ -494,20 +497,6 @@ def _declared_body_size(header: dict, path: str) -> int:
                              f"body (a gap or an overlap at byte {min(begin, end)})")
         end = stop
     return end
-
-
-def _header_metadata(data: bytes, path: str) -> dict:
-    # safetensors.deserialize validated the header but does not return the
-    # metadata, so read it from the header directly.
-    (n,) = struct.unpack_from("<Q", data, 0)
-    try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ValueError(
-            f"{path!r} is not a readable fastae model file: bad header: {exc}"
-        ) from exc
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return metadata if isinstance(metadata, dict) else {}
 
 
 def _check_version(version, path: str) -> None:

@@ -163,9 +163,8 @@ class Optimizer:
 
 def _loss_accepted(model):
     """``accept(loss)``: finite, and at most ``DIVERGENCE_GROWTH`` times the first batch loss of the fit."""
-    ref = getattr(model, "_loss_ref_", None)
+    ref = model._loss_ref_
     if ref is None:
-        model._loss_ref_ = None
         return math.isfinite
     limit = DIVERGENCE_GROWTH * max(ref, DIVERGENCE_FLOOR)
     return lambda loss: math.isfinite(loss) and loss <= limit

@@ -94,9 +94,7 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
             raise ValueError(f"{name} contains {count} non-finite value(s) (NaN or inf); the first is "
                              f"{arr[r, c]} at row {r}, column {c}")
     with np.errstate(over="ignore"):  # an overflowing cast is reported below, not warned about
-        out = np.ascontiguousarray(arr, dtype=dtype)
-    if type(out) is not np.ndarray:
-        out = np.asarray(out)  # kernels are handed a plain ndarray
+        out = np.ascontiguousarray(arr, dtype=dtype)  # a plain ndarray: arr is one (np.asarray above)
     if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:  # float64 -> float32 may overflow
         count, r, c = _count_bad(out, lambda block: ~np.isfinite(block))
         if count:

@@ -10,10 +10,10 @@ import numpy as np
 
 from .. import io, rng, training
 from ..backends import resolve_backend
+from ..concurrency import consistent, publishing, updating
 from ..errors import NotFittedError
 from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
 from . import network
-from ..concurrency import consistent, publishing, updating
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSSES = ("bce", "mse")
@@ -26,6 +26,7 @@ class BaseModel:
 
     _kind = "BaseModel"
     _version = 0  # odd while an update is being published (fastae/concurrency.py)
+    _loss_ref_ = None  # the first batch loss of a fit: the divergence guard's reference (fastae/training.py)
 
     # --- scikit-learn parameter protocol ------------------------------------------------------------------------
     @classmethod
@@ -120,7 +121,7 @@ class BaseModel:
         if config is None:
             if type(X) is not np.ndarray or "feature_names_in_" in self.__dict__:  # a plain array has no names
                 self._check_feature_names(X, name)
-            config = self._fitted_structure if "_fitted_structure" in self.__dict__ else self._structure()
+            config = self._config()
         return check_array(X, dtype=config["dtype"], name=name, n_features=n_features,
                            in_unit_interval=config["loss"] == "bce", owner=type(self).__name__,
                            scan=getattr(getattr(self, "_B", None), "values_ok", None))
@@ -169,7 +170,7 @@ class BaseModel:
 
     def _config(self):
         """The structural parameters in force: those the model was fitted with, else the current ones."""
-        return getattr(self, "_fitted_structure", None) or self._structure()
+        return self._fitted_structure if "_fitted_structure" in self.__dict__ else self._structure()
 
     def _fused_stepper(self):
         """Where a model and its backend have one, a callable running a whole update in one backend call (see
@@ -268,13 +269,13 @@ class BaseModel:
         X = self._B.xp.asarray(X)
         if progress is None:
             self._pretrain(X)
-        save = None
+        write = None
         if checkpoint is not None:
-            def save(epoch, early):
+            def write(epoch, early):
                 if epoch % checkpoint_every == 0 or epoch == self.epochs:
                     self._write_checkpoint(checkpoint, epoch, early)
         training.fit_loop(self, X, X_val, self.epochs, self.history_, desc=type(self).__name__,
-                          on_divergence=on_divergence, progress=progress, after_epoch=save)
+                          on_divergence=on_divergence, progress=progress, after_epoch=write)
         return self
 
     # --- checkpoints --------------------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class BaseModel:
         stopping's best loss, patience count and best weights."""
         best, best_params, wait = early
         extra = {f"checkpoint.best.{k}": np.asarray(v) for k, v in (best_params or {}).items()}
-        state = {"epoch": epoch, "epochs": int(self.epochs), "wait": wait,
+        state = {"epoch": epoch, "wait": wait,
                  "best": None if not math.isfinite(best) else best, "loss_ref": self._loss_ref_}
         self.save(path, _extra_tensors=extra, _checkpoint=state)
 
@@ -459,6 +460,7 @@ class BaseModel:
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict of arrays, got {type(state_dict).__name__}")
         expected = self._param_shapes()
+        dtype = self._config()["dtype"]
         missing = sorted(set(expected) - set(state_dict))
         extra = sorted(set(state_dict) - set(expected))
         if missing or extra:
@@ -470,7 +472,6 @@ class BaseModel:
             a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a)
             if a.shape != shape:
                 raise ValueError(f"state_dict[{name!r}] has shape {a.shape}, expected {shape}")
-            dtype = self._config()["dtype"]
             if a.dtype != np.dtype(dtype):
                 raise ValueError(f"state_dict[{name!r}] has dtype {a.dtype}, expected {dtype}")
             if not np.isfinite(a).all():
@@ -515,7 +516,7 @@ class BaseModel:
             value = params.get(name)
             if isinstance(value, list):
                 params[name] = tuple(value)
-            elif name == "hidden" and value is not None and name in config:
+            elif name == "hidden" and value is not None:
                 raise ValueError(f"{where}: hidden is {value!r}, expected a list of layer sizes")
         if backend is not None:
             params["backend"] = backend
@@ -614,7 +615,7 @@ def _feature_names(X):
     columns = getattr(X, "columns", None)
     if columns is None or isinstance(X, np.ndarray) or not hasattr(X, "shape"):
         return None
-    names = [c for c in columns]
+    names = list(columns)
     if not names or not all(isinstance(c, str) for c in names):
         return None
     return np.asarray(names, dtype=object)
