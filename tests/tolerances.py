@@ -52,6 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastae import activations
+from fastae.constants import RHO_HAT_EPS
 from fastae.backends import numpy_ref as ref
 
 SUM_C = 2
@@ -497,7 +498,7 @@ class ErrorBackend:
     def kl_sparsity(self, h, rho, beta):
         u, (n, k), eh = self.u, h.shape, self.error_of(h)
         value, g = ref.kl_sparsity(h, rho, beta)
-        r = np.clip(h.mean(axis=0), ref._RHO_HAT_EPS, 1 - ref._RHO_HAT_EPS)
+        r = np.clip(h.mean(axis=0), RHO_HAT_EPS, 1 - RHO_HAT_EPS)
         err_r = cols_err(h, self.dtype, eh) / n + INTERMEDIATE_ULPS * u * r
         ta, tb = rho * np.log(rho / r), (1 - rho) * np.log((1 - rho) / (1 - r))
         t = ta + tb

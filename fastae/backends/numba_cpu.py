@@ -37,6 +37,7 @@ import os
 
 import numpy as np
 
+from .. import constants
 from . import numpy_ref as _ref
 from .blas_threads import CAP
 
@@ -273,7 +274,7 @@ def kl_sparsity(h, rho, beta):
     t = _t(h)
     dh = np.empty_like(h)
     rho_hat = np.empty(h.shape[1], dtype=h.dtype)
-    value = penalties.kl_sparsity(h, t(rho), t(beta), t(1.0 / h.shape[0]), dh, rho_hat)
+    value = penalties.kl_sparsity(h, t(rho), t(beta), t(1.0 / h.shape[0]), constants.RHO_HAT_EPS, dh, rho_hat)
     return t(value), dh
 
 
@@ -318,12 +319,17 @@ def gaussian_noise(x, sigma, key, step, row0=0):
 LATENT_WEIGHT, LATENT_BACKWARD_WEIGHT = 64, 32
 
 
+def _logvar_bounds(a):
+    t = _t(a)
+    return t(constants.LOGVAR_MIN), t(constants.LOGVAR_MAX)
+
+
 def gaussian_latent(mu, logvar, beta, key, step, row0=0, stream=_ref.rng.STREAM_EPS):
     z = np.empty_like(mu)
     kl_rows = np.empty(mu.shape[0], dtype=mu.dtype)
     k0, k1 = _key(key)
     kernel = _pick(latent, "gaussian_latent", mu.size * LATENT_WEIGHT)
-    kernel(mu, logvar, k0, k1, np.uint32(stream), np.uint32(step), np.int64(row0), z, kl_rows)
+    kernel(mu, logvar, *_logvar_bounds(mu), k0, k1, np.uint32(stream), np.uint32(step), np.int64(row0), z, kl_rows)
     return z, _t(mu)(beta) * kl_rows.mean(dtype=mu.dtype)
 
 
@@ -332,13 +338,13 @@ def gaussian_latent_backward(dz, z, mu, logvar, beta):
     dmu = np.empty_like(mu)
     dlv = np.empty_like(mu)
     kernel = _pick(latent, "gaussian_latent_backward", mu.size * LATENT_BACKWARD_WEIGHT)
-    kernel(dz, z, mu, logvar, t(beta), t(1.0 / mu.shape[0]), dmu, dlv)
+    kernel(dz, z, mu, logvar, *_logvar_bounds(mu), t(beta), t(1.0 / mu.shape[0]), dmu, dlv)
     return dmu, dlv
 
 
 def gaussian_kl_rows(mu, logvar):
     out = np.empty(mu.shape[0], dtype=mu.dtype)
-    latent.gaussian_kl_rows(mu, logvar, out)
+    latent.gaussian_kl_rows(mu, logvar, *_logvar_bounds(mu), out)
     return out
 
 

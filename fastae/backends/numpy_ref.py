@@ -26,18 +26,12 @@ import numpy as np
 
 from .. import activations as act
 from .. import rng
+from ..constants import LOGVAR_MAX, LOGVAR_MIN, RHO_HAT_EPS
 
 NAME = "numpy"
 DTYPES = ("float32", "float64")
 xp = np
 
-# log σ² is clamped to this range before use: exp(20) still fits float32 comfortably, exp(-30) underflows
-# harmlessly, and a runaway encoder cannot turn one batch into inf or NaN.
-LOGVAR_MIN = -30.0
-LOGVAR_MAX = 20.0
-
-# KL sparsity divides by ρ̂ and 1 − ρ̂; the clip keeps one dead or saturated unit from producing inf.
-_RHO_HAT_EPS = 1e-6
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -139,7 +133,7 @@ def kl_sparsity(h, rho, beta):
     """
     t = h.dtype.type
     n = h.shape[0]
-    rho_hat = np.clip(h.mean(axis=0), t(_RHO_HAT_EPS), t(1 - _RHO_HAT_EPS))
+    rho_hat = np.clip(h.mean(axis=0), t(RHO_HAT_EPS), t(1 - RHO_HAT_EPS))
     rho, beta = t(rho), t(beta)
     value = beta * np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
     g = beta * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)) / t(n)

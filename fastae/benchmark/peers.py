@@ -11,7 +11,7 @@ timing it. The math mirrors :mod:`fastae.backends.numpy_ref`:
   transposed (``h W + c``), so a tied weight receives both gradient terms;
 * the output is a sigmoid with cross-entropy from logits, summed over features and averaged over the batch;
 * VAE: hidden layers, linear ``mu`` and ``logvar`` heads, ``logvar`` clamped to
-  [:data:`~fastae.backends.numpy_ref.LOGVAR_MIN`, :data:`~fastae.backends.numpy_ref.LOGVAR_MAX`],
+  [:data:`~fastae.constants.LOGVAR_MIN`, :data:`~fastae.constants.LOGVAR_MAX`],
   ``z = mu + exp(logvar / 2) eps`` and ``KL = -1/2 Σ (1 + logvar - mu² - exp(logvar))`` per row, averaged over
   the batch, β = 1.
 
@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from ..backends.numpy_ref import LOGVAR_MAX, LOGVAR_MIN
+from ..constants import LOGVAR_MAX, LOGVAR_MIN
 from . import threads as _threads
 from .configs import LEARNING_RATE, Config
 from .contestants import PEER, Contestant, EncodeCase, TrainCase

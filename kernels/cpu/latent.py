@@ -1,13 +1,13 @@
 """The VAE's Gaussian latent: reparameterised sample, KL term and their backward pass, fused per row.
 
 Twins of :func:`fastae.backends.numpy_ref.gaussian_latent`, :func:`~fastae.backends.numpy_ref.gaussian_latent_backward`
-and :func:`~fastae.backends.numpy_ref.gaussian_kl_rows`. With ``lv = clip(logvar, LOGVAR_MIN, LOGVAR_MAX)``:
+and :func:`~fastae.backends.numpy_ref.gaussian_kl_rows`. With ``lv = clip(logvar, lo, hi)``:
 
 * forward:  ``z = mu + exp(lv / 2) * eps`` with ``eps`` the standard normal of ``stream`` at
   ``(key, step, row0 + r, c)``, and ``kl_rows[r] = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``; the caller forms
   ``K = beta * mean(kl_rows)``;
 * backward: ``dmu = dz + beta mu inv_n`` and
-  ``dlv = dz (z - mu) / 2 + beta inv_n (exp(lv) - 1) / 2`` where ``LOGVAR_MIN <= logvar <= LOGVAR_MAX``, else 0
+  ``dlv = dz (z - mu) / 2 + beta inv_n (exp(lv) - 1) / 2`` where ``lo <= logvar <= hi``, else 0
   (the clip has zero gradient outside, and a NaN logvar gets 0 as in the reference's ``where``).
 
 Arithmetic is in the array dtype except ``exp``, evaluated in float64 (``math.exp``, the C library's, below
@@ -22,7 +22,6 @@ import math
 import numpy as np
 from numba import prange
 
-from fastae.backends.numpy_ref import LOGVAR_MAX, LOGVAR_MIN
 from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, njit
 from fastae.kernels.cpu.philox import fill_normal_row
 from fastae.kernels.cpu.signatures import of
@@ -49,10 +48,10 @@ def _clamp(v, lo, hi):
 
 
 @njit(**JIT_ROW)
-def _kl_row(mu, logvar):
+def _kl_row(mu, logvar, lo, hi):
     """``-1/2 sum_j (1 + lv - mu^2 - exp(lv))`` of one row, summed in float64 in column order."""
     t = mu.dtype.type
-    lo, hi, one = t(LOGVAR_MIN), t(LOGVAR_MAX), t(1)
+    one = t(1)
     acc = 0.0
     for j in range(mu.shape[0]):
         lv = _clamp(logvar[j], lo, hi)
@@ -64,23 +63,23 @@ def _kl_row(mu, logvar):
 
 
 @njit(**JIT_ROW)
-def _latent_row(mu, logvar, k0, k1, stream, step, row, z):
+def _latent_row(mu, logvar, lo, hi, k0, k1, stream, step, row, z):
     # z first receives eps (rounded to the dtype, as the reference's rng.normal(dtype=...) does), then is
     # overwritten in place by mu + exp(lv/2) eps.
     fill_normal_row(k0, k1, stream, step, row, 0, z)
     t = mu.dtype.type
-    lo, hi, half = t(LOGVAR_MIN), t(LOGVAR_MAX), t(0.5)
+    half = t(0.5)
     for j in range(mu.shape[0]):
         lv = _clamp(logvar[j], lo, hi)
         s = t(math.exp(np.float64(half * lv)))
         z[j] = mu[j] + s * z[j]
-    return _kl_row(mu, logvar)
+    return _kl_row(mu, logvar, lo, hi)
 
 
 @njit(**JIT_ROW)
-def _latent_backward_row(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
+def _latent_backward_row(dz, z, mu, logvar, lo, hi, beta, inv_n, dmu, dlv):
     t = mu.dtype.type
-    lo, hi, half, one, zero = t(LOGVAR_MIN), t(LOGVAR_MAX), t(0.5), t(1), t(0)
+    half, one, zero = t(0.5), t(1), t(0)
     c = beta * half * inv_n
     for j in range(mu.shape[0]):
         g = dz[j]
@@ -95,44 +94,44 @@ def _latent_backward_row(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
 
 
 @njit(of("latent.gaussian_latent"), **JIT_ROW)
-def gaussian_latent(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
+def gaussian_latent(mu, logvar, lo, hi, k0, k1, stream, step, row0, z, kl_rows):
     """``z = mu + exp(lv/2) eps`` (eps from ``stream`` at ``(step, row0 + r, c)``) and
-    ``kl_rows[r] = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``, with ``lv = clip(logvar, LOGVAR_MIN, LOGVAR_MAX)``."""
+    ``kl_rows[r] = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``, with ``lv = clip(logvar, lo, hi)``."""
     for i in range(mu.shape[0]):
-        kl_rows[i] = _latent_row(mu[i], logvar[i], k0, k1, stream, step, row0 + i, z[i])
+        kl_rows[i] = _latent_row(mu[i], logvar[i], lo, hi, k0, k1, stream, step, row0 + i, z[i])
 
 
 @njit(of("latent.gaussian_latent"), **JIT_ROW_PARALLEL)
-def gaussian_latent_par(mu, logvar, k0, k1, stream, step, row0, z, kl_rows):
+def gaussian_latent_par(mu, logvar, lo, hi, k0, k1, stream, step, row0, z, kl_rows):
     """:func:`gaussian_latent` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
-        kl_rows[i] = _latent_row(mu[i], logvar[i], k0, k1, stream, step, row0 + i, z[i])
+        kl_rows[i] = _latent_row(mu[i], logvar[i], lo, hi, k0, k1, stream, step, row0 + i, z[i])
 
 
 @njit(of("latent.gaussian_latent_backward"), **JIT_ROW)
-def gaussian_latent_backward(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
+def gaussian_latent_backward(dz, z, mu, logvar, lo, hi, beta, inv_n, dmu, dlv):
     """``dmu = dz + beta mu inv_n``; ``dlv = dz (z - mu)/2 + beta inv_n (exp(logvar) - 1)/2`` where
-    ``LOGVAR_MIN <= logvar <= LOGVAR_MAX``, else 0."""
+    ``lo <= logvar <= hi``, else 0."""
     for i in range(mu.shape[0]):
-        _latent_backward_row(dz[i], z[i], mu[i], logvar[i], beta, inv_n, dmu[i], dlv[i])
+        _latent_backward_row(dz[i], z[i], mu[i], logvar[i], lo, hi, beta, inv_n, dmu[i], dlv[i])
 
 
 @njit(of("latent.gaussian_latent_backward"), **JIT_ROW_PARALLEL)
-def gaussian_latent_backward_par(dz, z, mu, logvar, beta, inv_n, dmu, dlv):
+def gaussian_latent_backward_par(dz, z, mu, logvar, lo, hi, beta, inv_n, dmu, dlv):
     """:func:`gaussian_latent_backward` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
-        _latent_backward_row(dz[i], z[i], mu[i], logvar[i], beta, inv_n, dmu[i], dlv[i])
+        _latent_backward_row(dz[i], z[i], mu[i], logvar[i], lo, hi, beta, inv_n, dmu[i], dlv[i])
 
 
 @njit(of("latent.gaussian_kl_rows"), **JIT_ROW)
-def gaussian_kl_rows(mu, logvar, out):
+def gaussian_kl_rows(mu, logvar, lo, hi, out):
     """``out[r] = KL(N(mu_r, exp(lv_r)) || N(0, I)) = -1/2 sum_c (1 + lv - mu^2 - exp(lv))``."""
     for i in range(mu.shape[0]):
-        out[i] = _kl_row(mu[i], logvar[i])
+        out[i] = _kl_row(mu[i], logvar[i], lo, hi)
 
 
 @njit(of("latent.gaussian_kl_rows"), **JIT_ROW_PARALLEL)
-def gaussian_kl_rows_par(mu, logvar, out):
+def gaussian_kl_rows_par(mu, logvar, lo, hi, out):
     """:func:`gaussian_kl_rows` with rows spread over threads (bit-identical)."""
     for i in prange(mu.shape[0]):
-        out[i] = _kl_row(mu[i], logvar[i])
+        out[i] = _kl_row(mu[i], logvar[i], lo, hi)

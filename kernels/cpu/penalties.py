@@ -16,7 +16,6 @@ import math
 import numpy as np
 from numba import prange
 
-from fastae.backends.numpy_ref import _RHO_HAT_EPS
 from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, SIGMOID, TANH, njit
 from fastae.kernels.cpu.signatures import of
 
@@ -71,8 +70,8 @@ def l1_penalty_par(h, lam, inv_n, dh, row_abs):
 # KL sparsity on the mean activations
 # ---------------------------------------------------------------------------------------------------------------
 @njit(of("penalties.kl_sparsity"), **JIT_ROW)
-def kl_sparsity(h, rho, beta, inv_n, dh, rho_hat):
-    """KL sparsity penalty on ``rho_hat_j = clip((1/B) sum_i h_ij, 1e-6, 1 - 1e-6)``.
+def kl_sparsity(h, rho, beta, inv_n, eps, dh, rho_hat):
+    """KL sparsity penalty on ``rho_hat_j = clip((1/B) sum_i h_ij, eps, 1 - eps)`` (``eps``: float64).
 
     Writes ``rho_hat`` (column sums in row order, in float64, divided by B, clipped, rounded to the dtype) and
     ``dh_ij = beta (-rho / rho_hat_j + (1 - rho) / (1 - rho_hat_j)) inv_n`` (the same for every row, in the dtype).
@@ -90,10 +89,10 @@ def kl_sparsity(h, rho, beta, inv_n, dh, rho_hat):
     # dtype, of the rounded mean against the rounded bounds.
     for j in range(k):
         m = col[j] / n
-        if m < _RHO_HAT_EPS:
-            m = _RHO_HAT_EPS
-        elif m > 1.0 - _RHO_HAT_EPS:
-            m = 1.0 - _RHO_HAT_EPS
+        if m < eps:
+            m = eps
+        elif m > 1.0 - eps:
+            m = 1.0 - eps
         rho_hat[j] = m
     rho64 = np.float64(rho)
     value = 0.0

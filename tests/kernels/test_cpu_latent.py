@@ -10,12 +10,18 @@ import numba
 import numpy as np
 import pytest
 
-from fastae import rng
+from fastae import constants, rng
 from fastae.backends import numpy_ref as ref
 from fastae.kernels.cpu import latent
 
 from ..tolerances import close, f64, gaussian_kl_rows_err, gaussian_latent_backward_err, gaussian_latent_err
 from .helpers import same_bits
+
+
+def _bounds(a):
+    """The clamp of log σ² in ``a``'s dtype, as the backend passes it."""
+    t = a.dtype.type
+    return t(constants.LOGVAR_MIN), t(constants.LOGVAR_MAX)
 
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9)]
 DTYPES = [np.float32, np.float64]
@@ -30,9 +36,9 @@ def inputs(shape, dtype, seed=0, clamped=True):
     dz = r.uniform(-1, 1, size=shape)
     if clamped and lv.size >= 3:
         # both sides of the clamp, and exactly on its bounds (inside: the gradient flows)
-        lv.flat[0], lv.flat[1], lv.flat[2] = -45.0, 27.0, ref.LOGVAR_MAX
+        lv.flat[0], lv.flat[1], lv.flat[2] = -45.0, 27.0, constants.LOGVAR_MAX
         if lv.size > 3:
-            lv.flat[3] = ref.LOGVAR_MIN
+            lv.flat[3] = constants.LOGVAR_MIN
     return [a.astype(dtype) for a in (mu, lv, dz)]
 
 
@@ -40,7 +46,7 @@ def forward(mu, lv, stream, step, row0, par=False):
     z = np.full_like(mu, np.nan)
     rows = np.full(mu.shape[0], np.nan, dtype=mu.dtype)
     kernel = latent.gaussian_latent_par if par else latent.gaussian_latent
-    kernel(mu, lv, K0, K1, np.uint32(stream), np.uint32(step), np.int64(row0), z, rows)
+    kernel(mu, lv, *_bounds(mu), K0, K1, np.uint32(stream), np.uint32(step), np.int64(row0), z, rows)
     return z, rows
 
 
@@ -48,7 +54,7 @@ def backward(dz, z, mu, lv, beta, par=False):
     t = mu.dtype.type
     dmu, dlv = np.full_like(mu, np.nan), np.full_like(mu, np.nan)
     kernel = latent.gaussian_latent_backward_par if par else latent.gaussian_latent_backward
-    kernel(dz, z, mu, lv, t(beta), t(1.0 / mu.shape[0]), dmu, dlv)
+    kernel(dz, z, mu, lv, *_bounds(mu), t(beta), t(1.0 / mu.shape[0]), dmu, dlv)
     return dmu, dlv
 
 
@@ -126,7 +132,7 @@ def test_kl_rows_matches_reference(dtype, shape):
     mu, lv, _ = inputs(shape, dtype, seed=3)
     for kernel in (latent.gaussian_kl_rows, latent.gaussian_kl_rows_par):
         out = np.full(shape[0], np.nan, dtype=dtype)
-        kernel(mu, lv, out)
+        kernel(mu, lv, *_bounds(mu), out)
         close(out, ref.gaussian_kl_rows(*f64(mu, lv)), dtype, err=gaussian_kl_rows_err(mu, lv, dtype),
               what=kernel.__name__)
 
@@ -138,7 +144,7 @@ def test_parallel_bit_identical(dtype, shape):
     z, rows = forward(mu, lv, rng.STREAM_EPS, 3, 12)
     dmu, dlv = backward(dz, z, mu, lv, 1.5)
     kl = np.empty(shape[0], dtype=dtype)
-    latent.gaussian_kl_rows(mu, lv, kl)
+    latent.gaussian_kl_rows(mu, lv, *_bounds(mu), kl)
     threads = numba.get_num_threads()
     try:
         for n in sorted({1, threads}):
@@ -148,7 +154,7 @@ def test_parallel_bit_identical(dtype, shape):
             dmup, dlvp = backward(dz, z, mu, lv, 1.5, par=True)
             assert same_bits(dmup, dmu) and same_bits(dlvp, dlv)
             klp = np.empty_like(kl)
-            latent.gaussian_kl_rows_par(mu, lv, klp)
+            latent.gaussian_kl_rows_par(mu, lv, *_bounds(mu), klp)
             assert same_bits(klp, kl) and same_bits(kl, rows)
     finally:
         numba.set_num_threads(threads)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fastae import activations
+from fastae.constants import RHO_HAT_EPS
 from fastae.backends import numpy_ref as ref
 from fastae.kernels.cpu import penalties
 from fastae.kernels.cpu._config import ACT_CODE, RELU
@@ -67,7 +68,7 @@ def test_l1_nan_propagates():
 def kl(h, rho, beta):
     t = h.dtype.type
     dh, rho_hat = np.full_like(h, np.nan), np.full(h.shape[1], np.nan, dtype=h.dtype)
-    value = penalties.kl_sparsity(h, t(rho), t(beta), t(1.0 / h.shape[0]), dh, rho_hat)
+    value = penalties.kl_sparsity(h, t(rho), t(beta), t(1.0 / h.shape[0]), RHO_HAT_EPS, dh, rho_hat)
     return value, dh, rho_hat
 
 
