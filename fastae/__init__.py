@@ -20,7 +20,21 @@ def load(path, backend=None):
 
     The file is safetensors with a JSON config; its config, every tensor name, shape and dtype are checked
     against the model it describes, and a truncated, corrupt or foreign file raises ``ValueError`` (a missing
-    one ``FileNotFoundError``). ``backend`` overrides the backend stored in the config.
+    one ``FileNotFoundError``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+    backend : str or None, default=None
+        Backend to run the loaded model on (as the estimators' ``backend``: a backend name or ``"auto"``),
+        overriding the backend stored in the config; ``None`` keeps the stored one.
+
+    Returns
+    -------
+    model : Autoencoder or VAE
+        The fitted model, with its weights, optimizer state (so ``partial_fit`` continues exactly), seed,
+        update and epoch counts, ``history_`` and feature names as saved.
     """
     from . import io
 

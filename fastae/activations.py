@@ -22,6 +22,12 @@ import numpy as np
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 
+def output_activation(loss: str) -> str:
+    """The output nonlinearity that pairs with ``loss``: sigmoid for ``"bce"``, identity for ``"mse"`` (so that the
+    gradient at the output pre-activation is ``x̂ − x`` for both)."""
+    return "sigmoid" if loss == "bce" else "linear"
+
+
 # Activations for which the contractive penalty is implemented: it needs f'' through h, which these two give.
 CONTRACTIVE_ACTIVATIONS = ("sigmoid", "tanh")
 

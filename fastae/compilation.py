@@ -15,25 +15,37 @@ import numpy as np
 
 
 def warmup(backends=None, dtypes=("float32", "float64")) -> dict:
-    """Compile (or load from Numba's cache) every kernel specialisation dispatch can reach: the explicit table
-    of ``fastae.kernels.cpu.signatures`` (float32 and float64, writable and read-only input; the parallel twins
-    and the one-pool products too under ``FASTAE_NUMBA_PARALLEL=1``), then one tiny fit and encode per dtype,
-    which load what the table does not cover (BLAS, the Philox fillers, the reference's helpers). Returns
-    ``{backend: seconds}``."""
+    """Compile (or load from Numba's cache) every kernel specialisation dispatch can reach.
+
+    For each backend: its own ``warmup`` (for the Numba backends, the explicit table of
+    ``fastae.kernels.cpu.signatures``: float32 and float64, writable and read-only input, and for ``numba-pool``
+    the parallel twins and pool products), then one tiny fit and encode per dtype of an Autoencoder and a VAE,
+    which load what the table does not cover (BLAS, the Philox fillers, the reference's helpers).
+
+    Parameters
+    ----------
+    backends : list of str or None, default=None
+        Names of the backends to warm up. ``None``: every backend of the registry's ``"auto"`` preference order
+        that can run here, except ``"numpy"`` (which compiles nothing).
+    dtypes : tuple of str, default=("float32", "float64")
+        The dtypes (``"float32"``, ``"float64"``) to warm up for each backend.
+
+    Returns
+    -------
+    seconds : dict of str to float
+        ``{backend: seconds}``: the wall-clock time each backend's warm-up took.
+    """
     from .backends import registry
     from .models import VAE, Autoencoder
 
     if backends is None:
-        backends = [b for b in registry.available_backends() if b != "numpy"]
+        backends = [b for b in registry.AUTO_ORDER if b != "numpy" and b in registry.available_backends()]
     X = np.random.default_rng(0).uniform(size=(16, 8))
     seconds = {}
     for backend in backends:
         t0 = time.perf_counter()
-        if backend == "numba":
-            from .backends import numba_cpu
-            from .kernels.cpu import signatures
-
-            signatures.compile_all(parallel=numba_cpu.PARALLEL)
+        for dtype in dtypes:
+            registry.get_backend(backend, dtype).warmup((dtype,))
         for dtype in dtypes:
             for cls, kw in ((Autoencoder, dict(hidden=(4,))), (VAE, dict(hidden=(4,), latent=2))):
                 m = cls(backend=backend, dtype=dtype, epochs=1, batch_size=8, random_state=0, **kw).fit(X)

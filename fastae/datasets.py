@@ -27,10 +27,22 @@ MNIST_SIDE = 28
 
 
 def load_digits(return_labels=False):
-    """scikit-learn's 8x8 handwritten digits: ``X`` of shape ``(1797, 64)``, float64, ``pixels / 16`` in [0, 1].
+    """scikit-learn's 8x8 handwritten digits, scaled into [0, 1].
 
-    With ``return_labels=True`` returns ``(X, y)`` with ``y`` the int64 digit classes 0-9. The data ships inside
-    scikit-learn's wheel, so no download happens; scikit-learn is an optional dependency (the ``demo`` extra).
+    The data ships inside scikit-learn's wheel, so no download happens; scikit-learn is an optional dependency
+    (the ``demo`` extra), and without it this raises ``ImportError``.
+
+    Parameters
+    ----------
+    return_labels : bool, default=False
+        Whether to return the digit classes too.
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 64)
+        float64 ``pixels / 16`` in [0, 1].
+    y : ndarray of shape (1797,)
+        The int64 digit classes 0-9; returned (as ``(X, y)``) only with ``return_labels=True``.
     """
     _check_flag("return_labels", return_labels)
     try:
@@ -47,9 +59,20 @@ def load_digits(return_labels=False):
 
 
 def mnist_candidates(path=None):
-    """The folders :func:`load_mnist` tries, in order: ``path`` if given (and only it); else the folder in the
-    ``FASTAE_MNIST_DIR`` environment variable if set (and only it); else ``<repository>/../shared/data/mnist``
-    and then ``../shared/data/mnist`` relative to the current directory."""
+    """The folders :func:`load_mnist` tries, in order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None, default=None
+        A folder: if given, it is the only candidate.
+
+    Returns
+    -------
+    folders : list of pathlib.Path
+        ``[path]`` if ``path`` is given; else ``[FASTAE_MNIST_DIR]`` if that environment variable is set (and only
+        it); else ``<repository>/../shared/data/mnist`` and then ``../shared/data/mnist`` relative to the current
+        directory (once, if they are the same folder).
+    """
     if path is not None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike folder, got {type(path).__name__}")
@@ -67,7 +90,18 @@ def mnist_candidates(path=None):
 
 
 def find_mnist(path=None):
-    """The first folder of :func:`mnist_candidates` that holds both MNIST test-set files, or ``None``."""
+    """The first folder of :func:`mnist_candidates` that holds both MNIST test-set files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None, default=None
+        As in :func:`mnist_candidates`.
+
+    Returns
+    -------
+    folder : pathlib.Path or None
+        The folder holding both ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``, or ``None``.
+    """
     for folder in mnist_candidates(path):
         if (folder / MNIST_IMAGES).is_file() and (folder / MNIST_LABELS).is_file():
             return folder
@@ -75,15 +109,29 @@ def find_mnist(path=None):
 
 
 def load_mnist(path=None, return_labels=False):
-    """The MNIST test set: ``X`` of shape ``(10000, 784)``, float64, ``pixels / 255`` in [0, 1], rows in file order.
+    """The MNIST test set, scaled into [0, 1], rows in file order.
 
     Reads ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (gzip-compressed IDX files) from
     ``path``; without ``path`` from the folder in the environment variable ``FASTAE_MNIST_DIR`` if set, else from
-    ``../shared/data/mnist`` beside the repository or else relative to the current directory. With ``return_labels=True`` returns ``(X, y)`` with ``y`` the int64 classes 0-9.
+    ``../shared/data/mnist`` beside the repository or else relative to the current directory.
 
     The IDX header is checked (magic 2051 for images with dims 10000x28x28, 2049 for labels with 10000 items)
     and so is the payload size: a wrong, truncated or padded file raises ``ValueError`` naming the file. A
     missing file raises ``FileNotFoundError`` listing the folders tried.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None, default=None
+        The folder holding both files; ``None`` searches :func:`mnist_candidates`.
+    return_labels : bool, default=False
+        Whether to return the classes too.
+
+    Returns
+    -------
+    X : ndarray of shape (10000, 784)
+        float64 ``pixels / 255`` in [0, 1].
+    y : ndarray of shape (10000,)
+        The int64 classes 0-9; returned (as ``(X, y)``) only with ``return_labels=True``.
     """
     _check_flag("return_labels", return_labels)
     folder = find_mnist(path)
@@ -109,7 +157,22 @@ def read_idx(file, magic, shape=None):
 
     IDX layout (big-endian): a 4-byte magic ``0x0000 08 D`` (unsigned bytes, ``D`` dimensions, so 2049 for
     ``D = 1`` and 2051 for ``D = 3``), ``D`` 4-byte sizes, then ``prod(sizes)`` bytes of data. The magic must equal
-    ``magic``; with ``shape`` the sizes must equal it; the payload must be exactly ``prod(sizes)`` bytes.
+    ``magic``; with ``shape`` the sizes must equal it; the payload must be exactly ``prod(sizes)`` bytes. Any
+    mismatch, or a file that is not readable gzip, raises ``ValueError`` naming the file.
+
+    Parameters
+    ----------
+    file : str or os.PathLike
+        The ``.gz`` file.
+    magic : int
+        The expected magic number; its low byte is the number of dimensions ``D``.
+    shape : tuple of int or None, default=None
+        The expected sizes; ``None`` accepts any.
+
+    Returns
+    -------
+    data : ndarray of uint8 of shape sizes
+        The payload, a writeable array of its own.
     """
     file = Path(file)
     try:

@@ -9,6 +9,13 @@ class DivergenceError(ValueError, FloatingPointError):
     accepted), and its optimizer state is reset. It is a ``ValueError`` (the usual cause is a
     hyperparameter, most often ``learning_rate``) and a ``FloatingPointError``.
 
+    Parameters
+    ----------
+    message : str, default=""
+        The error message.
+    info : dict or None, default=None
+        What is known about the divergence, copied into ``info``; ``None`` means an empty dict.
+
     Attributes
     ----------
     info : dict

@@ -56,9 +56,15 @@ def _llvm_host():
 
 
 def processor() -> dict:
-    """The processor: ``model``, ``family_model_stepping`` (as the CPU, or a hypervisor, reports them),
-    ``machine`` (architecture), ``cores`` (usable by this process), and ``isa``,
-    ``{extension: bool}`` for each of :data:`ISA_EXTENSIONS` (from ``/proc/cpuinfo``, else LLVM's view)."""
+    """The processor this process runs on.
+
+    Returns
+    -------
+    info : dict
+        ``model`` (str), ``family_model_stepping`` (str or None; as the CPU, or a hypervisor, reports them),
+        ``machine`` (str, the architecture), ``cores`` (int, usable by this process), and ``isa``,
+        ``{extension: bool}`` for each of :data:`ISA_EXTENSIONS` (from ``/proc/cpuinfo``, else LLVM's view).
+    """
     model, flags = _cpuinfo()
     host, features = _llvm_host()
     if flags is not None:
@@ -76,9 +82,17 @@ def processor() -> dict:
 
 
 def blas() -> list:
-    """The BLAS libraries loaded in this process, as threadpoolctl reports them: ``library`` (its API),
-    ``version``, ``kernels`` (the kernel family it dispatched to, e.g. OpenBLAS's ``SkylakeX``), ``threads`` and
-    ``path``; ``OPENBLAS_CORETYPE`` where it pins OpenBLAS's kernels."""
+    """The BLAS libraries loaded in this process, as threadpoolctl reports them.
+
+    NumPy and SciPy are imported first, so that their BLAS libraries are loaded and reported.
+
+    Returns
+    -------
+    libraries : list of dict
+        One dict per library: ``library`` (its API), ``version``, ``kernels`` (the kernel family it dispatched
+        to, e.g. OpenBLAS's ``SkylakeX``), ``threads`` and ``path``; and ``pinned_by`` where
+        ``OPENBLAS_CORETYPE`` pins OpenBLAS's kernels.
+    """
     import numpy  # noqa: F401  (loads NumPy's BLAS, so it is reported)
     import scipy.linalg  # noqa: F401  (and SciPy's, which the fused CPU step calls)
     from threadpoolctl import threadpool_info
@@ -99,8 +113,16 @@ def blas() -> list:
 
 
 def numba_target() -> dict:
-    """The CPU Numba compiles for (``NUMBA_CPU_NAME`` if set, else this host) and its features, its cache
-    folder, and the host CPU LLVM detects."""
+    """The CPU Numba compiles for, its features, its cache folder and the host CPU LLVM detects.
+
+    Returns
+    -------
+    info : dict
+        ``cpu`` (``NUMBA_CPU_NAME`` if set, else the host CPU), ``host`` (the host CPU LLVM detects),
+        ``chosen_by`` (``"NUMBA_CPU_NAME"`` or ``"host"``), ``features`` (``"host"`` unless
+        ``NUMBA_CPU_FEATURES`` is set), ``cache_dir`` (``NUMBA_CACHE_DIR``, else ``"beside the code"``) and
+        ``version`` (Numba's).
+    """
     import numba
 
     host, _ = _llvm_host()
@@ -114,13 +136,30 @@ def numba_target() -> dict:
 
 
 def describe() -> dict:
-    """What fastae runs on: ``{"processor": ..., "blas": [...], "numba": ...}`` (see :func:`processor`,
-    :func:`blas` and :func:`numba_target`)."""
+    """What fastae runs on: the processor, the loaded BLAS libraries and Numba's target.
+
+    Returns
+    -------
+    info : dict
+        ``{"processor": ..., "blas": [...], "numba": ...}``: the results of :func:`processor`, :func:`blas`
+        and :func:`numba_target`.
+    """
     return {"processor": processor(), "blas": blas(), "numba": numba_target()}
 
 
 def summary_lines(info: dict | None = None) -> list:
-    """:func:`describe` as ``(label, text)`` rows, for ``fastae info`` and the benchmark header."""
+    """:func:`describe` as ``(label, text)`` rows, for ``fastae info`` and the benchmark header.
+
+    Parameters
+    ----------
+    info : dict or None, default=None
+        A result of :func:`describe`; ``None`` calls it.
+
+    Returns
+    -------
+    rows : list of tuple of (str, str)
+        ``("processor", ...)``, ``("ISA", ...)``, one ``("BLAS", ...)`` per library and ``("numba target", ...)``.
+    """
     info = describe() if info is None else info
     cpu = info["processor"]
     isa = cpu["isa"]

@@ -1,15 +1,13 @@
 """Whole models on every compiled backend against the reference: the objective and every gradient for each
 variant, the training curve on digits, determinism across thread counts, and concurrent use from Python threads."""
 
-import subprocess
-import sys
 import threading
 
 import numpy as np
 import pytest
 
 import fastae
-from fastae.backends import numba_cpu, registry
+from fastae.backends import registry
 
 from .test_autoencoder import VARIANTS
 from .tolerances import close, model_errors
@@ -73,115 +71,100 @@ def test_training_curve_on_digits_matches_the_reference(backend, dtype, digits_s
     np.testing.assert_allclose(got.score_samples(Xte), want.score_samples(Xte), rtol=rtol * 10)
 
 
-_DETERMINISM = """
-import sys, numpy as np, numba, fastae
-from fastae.backends import numba_cpu
-assert numba_cpu.PARALLEL, numba_cpu.describe()
-numba.set_num_threads(int(sys.argv[1]))
-X = np.random.default_rng(0).uniform(size=(3000, 96))
-m = fastae.Autoencoder(hidden=(200, 40), noise=('mask', 0.2), epochs=2, batch_size=1024, random_state=0,
-                       backend=sys.argv[2]).fit(X)
-v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=1500, random_state=0, backend=sys.argv[2]).fit(X)
-out = [m.encode(X), m.score_samples(X), v.elbo(X)] + [a for a in m.state_dict().values()]
-np.savez(sys.argv[3], *out)
-"""
-
-_NO_POOL = numba_cpu.pool_unavailable()
+_NO_POOL = registry.unavailable("numba-pool")
+needs_pool = pytest.mark.skipif(_NO_POOL is not None, reason=f"the numba-pool backend cannot run here: {_NO_POOL}")
 
 
-@pytest.mark.skipif(_NO_POOL is not None, reason=f"the one-pool mode cannot run here: {_NO_POOL}")
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_results_are_bit_identical_whatever_the_thread_count(backend, tmp_path):
-    """Large batches run on the pool (FASTAE_NUMBA_PARALLEL=1): 1 and 2 Numba threads must give the same bits.
-    BLAS is not pinned: the pool's products hold SciPy's BLAS at one thread themselves, and their parts do not
-    depend on the thread count, which is what this checks."""
-    import os
-
-    files = []
-    for threads in (1, 2):
-        f = tmp_path / f"t{threads}.npz"
-        env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1")  # the parallel kernels are opt-in; test them here
-        subprocess.run([sys.executable, "-c", _DETERMINISM, str(threads), backend, str(f)], check=True, env=env)
-        files.append(np.load(f))
-    a, b = files
-    assert len(a.files) > 3
-    for k in a.files:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+def _big_fits(backend, dtype="float64"):
+    X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(dtype)
+    m = fastae.Autoencoder(hidden=(200, 40), noise=("mask", 0.2), epochs=2, batch_size=1024, random_state=0,
+                           backend=backend, dtype=dtype).fit(X)
+    v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=1500, random_state=0, backend=backend,
+                   dtype=dtype).fit(X)
+    return X, m, v
 
 
-_POOL = """
-import threading, numpy as np, fastae
-from fastae.backends import numba_cpu
-assert numba_cpu.describe()["kernels"] == "one pool", numba_cpu.describe()
-X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)  # the models' dtype: scanned, not copied
-m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
-v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)
-X2 = np.random.default_rng(1).uniform(size=(40, 600)).astype(np.float32)
-w = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0).fit(X2)
-w1 = w.encode(X2[:1])  # one row of a wide layer: the pool shares out the columns
-wide = np.random.default_rng(2).uniform(size=(300, 260)).astype(np.float32)
-xs, ds = wide[:, :96], np.asfortranarray(wide[:, :200])  # a strided view and a Fortran-ordered copy
-W0, b0 = m._params["encoder.0.weight"], m._params["encoder.0.bias"]
-f = numba_cpu.dense_forward
-strided = np.array_equal(f(xs, W0, b0, "sigmoid"), f(np.ascontiguousarray(xs), W0, b0, "sigmoid"))
-g1 = numba_cpu.dense_backward(ds, xs, W0, need_dx=True)
-g2 = numba_cpu.dense_backward(np.ascontiguousarray(ds), np.ascontiguousarray(xs), W0, need_dx=True)
-strided = strided and all(np.array_equal(a, b) for a, b in zip(g1, g2))
-want = [m.encode(X), m.score_samples(X), v.encode(X)]
-fastae.models.base.INFERENCE_CHUNK = 1000  # out= slices of 1000 rows (by rows) and a one-row out (by columns)
-into = np.array_equal(m.encode(X, out=np.empty((3000, 40), np.float32)), m.encode(X))
-into = into and np.array_equal(w.encode(X2[:1], out=np.empty((1, 500), np.float32)), w1)
-into = into and np.array_equal(v.encode(X, out=np.empty((3000, 8), np.float32)), v.encode(X))
-H = m.encode(X)
-into = into and np.array_equal(m.decode(H, out=np.empty((3000, 96), np.float32)), m.decode(H))
-fastae.models.base.INFERENCE_CHUNK = 8192
-ran = [k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
-       if getattr(numba_cpu.products, k).signatures]
-got, errors = {}, []
-def work(i):
+@needs_pool
+def test_pool_results_are_bit_identical_whatever_the_thread_count():
+    """Large batches run on the pool: 1 and 2 Numba threads give the same bits. BLAS is not pinned: the pool's
+    products hold SciPy's BLAS at one thread themselves, and their parts do not depend on the thread count,
+    which is what this checks."""
+    import numba
+
+    before = numba.get_num_threads()
+    results = []
     try:
-        for _ in range(3):
-            got[i] = [m.encode(X), m.score_samples(X), v.encode(X)]
-    except Exception as exc:
-        errors.append(exc)
-threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-assert not errors, errors
-agree = all(np.array_equal(g, w) for res in got.values() for g, w in zip(res, want))
-np.savez(__import__("sys").argv[1], *want, m.history_["loss"], v.history_["loss"], w1, ran=np.array(ran),
-         agree=agree, strided=strided, into=into)
-"""
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            X, m, v = _big_fits("numba-pool")
+            results.append([m.encode(X), m.score_samples(X), v.elbo(X), *m.state_dict().values()])
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.skipif(_NO_POOL is not None, reason=f"the one-pool mode cannot run here: {_NO_POOL}")
-def test_one_pool_mode_runs_the_pool_ops_agrees_with_serial_and_across_threads(tmp_path):
-    """FASTAE_NUMBA_PARALLEL=1: fits and encodes take the pool ops (products.py), give the serial kernels'
-    results within tolerance, and four Python threads encoding at once get the bits of a call made alone (each
-    holding SciPy's BLAS at one thread, whichever thread takes it first)."""
-    import os
+@needs_pool
+def test_pool_runs_its_ops_and_agrees_with_the_serial_backend_and_across_threads():
+    """Fits and encodes on numba-pool take the pool ops (products.py) for large products, give the serial
+    backend's results within tolerance, and four Python threads encoding at once get the bits of a call made
+    alone (each holding SciPy's BLAS at one thread, whichever thread takes it first)."""
+    from fastae.backends import numba_pool
 
-    f = tmp_path / "pool.npz"
-    env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1")
-    subprocess.run([sys.executable, "-c", _POOL, str(f)], check=True, env=env)
-    res = np.load(f)
-    assert set(res["ran"]) == {"linear_act", "linear_act_cols", "output_loss", "output_rows", "backward",
-                               "values_ok_par"}
-    assert bool(res["agree"])
-    assert bool(res["strided"]), "a pool op on strided or Fortran-ordered operands must equal the C-ordered one"
-    assert bool(res["into"]), "a pool encode into out= must equal the one into a new array"
-    X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(np.float32)
-    m = fastae.Autoencoder(hidden=(200, 40), epochs=2, batch_size=256, random_state=0).fit(X)
-    v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=300, random_state=0).fit(X)
-    # Models fitted in the two modes, so these bound how far two training trajectories drift apart over many
-    # steps (the pool's products round differently from the serial ones), not a single rounding.
-    for k, want in enumerate([m.encode(X), m.score_samples(X), v.encode(X)]):
-        np.testing.assert_allclose(res[f"arr_{k}"], want, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(res["arr_3"], m.history_["loss"], rtol=2e-3)  # as the digits curve test
-    np.testing.assert_allclose(res["arr_4"], v.history_["loss"], rtol=2e-3)
+    pool = numba_pool.products
+    X, m, v = _big_fits("numba-pool", "float32")
     X2 = np.random.default_rng(1).uniform(size=(40, 600)).astype(np.float32)
-    w = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0).fit(X2)
-    np.testing.assert_allclose(res["arr_5"], w.encode(X2[:1]), rtol=1e-4, atol=1e-6)  # a trajectory, as above
+    w = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0, backend="numba-pool").fit(X2)
+    w1 = w.encode(X2[:1])  # one row of a wide layer: the pool shares out the columns
+    wide = np.random.default_rng(2).uniform(size=(300, 260)).astype(np.float32)
+    xs, ds = wide[:, :96], np.asfortranarray(wide[:, :200])  # a strided view and a Fortran-ordered copy
+    W0, b0 = m._params["encoder.0.weight"], m._params["encoder.0.bias"]
+    f = numba_pool.dense_forward
+    np.testing.assert_array_equal(f(xs, W0, b0, "sigmoid"), f(np.ascontiguousarray(xs), W0, b0, "sigmoid"))
+    for a, b in zip(numba_pool.dense_backward(ds, xs, W0, need_dx=True),
+                    numba_pool.dense_backward(np.ascontiguousarray(ds), np.ascontiguousarray(xs), W0, need_dx=True)):
+        np.testing.assert_array_equal(a, b)
+    want = [m.encode(X), m.score_samples(X), v.encode(X)]
+    chunk = fastae.models.base.INFERENCE_CHUNK
+    fastae.models.base.INFERENCE_CHUNK = 1000  # out= slices of 1000 rows (by rows) and a one-row out (by columns)
+    try:
+        np.testing.assert_array_equal(m.encode(X, out=np.empty((3000, 40), np.float32)), want[0])
+        np.testing.assert_array_equal(w.encode(X2[:1], out=np.empty((1, 500), np.float32)), w1)
+        np.testing.assert_array_equal(v.encode(X, out=np.empty((3000, 8), np.float32)), want[2])
+        H = m.encode(X)
+        np.testing.assert_array_equal(m.decode(H, out=np.empty((3000, 96), np.float32)), m.decode(H))
+    finally:
+        fastae.models.base.INFERENCE_CHUNK = chunk
+    ran = {k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
+           if getattr(pool, k).signatures}
+    assert ran == {"linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par"}
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                got[i] = [m.encode(X), m.score_samples(X), v.encode(X)]
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for res in got.values():
+        for g, want_ in zip(res, want):
+            np.testing.assert_array_equal(g, want_)
+    _, ms, vs = _big_fits("numba", "float32")
+    ws = fastae.Autoencoder(hidden=(500,), epochs=1, batch_size=40, random_state=0, backend="numba").fit(X2)
+    # Models fitted on the two backends, so these bound how far two training trajectories drift apart over many
+    # steps (the pool's products round differently from the serial ones), not a single rounding.
+    for got_, want_ in zip(want, [ms.encode(X), ms.score_samples(X), vs.encode(X)]):
+        np.testing.assert_allclose(got_, want_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(m.history_["loss"], ms.history_["loss"], rtol=2e-3)  # as the digits curve test
+    np.testing.assert_allclose(v.history_["loss"], vs.history_["loss"], rtol=2e-3)
+    np.testing.assert_allclose(w1, ws.encode(X2[:1]), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -204,7 +204,7 @@ def output_err(h, W, c, x, loss, dtype, transpose=False, err_h=None):
     a = h @ Wm + c
     e_a = matmul_err(h, Wm, dtype, bias=c, err_A=err_h)
     n = x.shape[0]
-    xhat = activations.apply(ref.output_activation(loss), a)
+    xhat = activations.apply(activations.output_activation(loss), a)
     e_delta = (e_a + sum_err(np.abs(xhat) + np.abs(x), 2, dtype)) / n
     terms = ref._elementwise_loss(a, x, loss)
     if loss == "bce":
@@ -391,7 +391,7 @@ class ErrorBackend:
     handled where this backend sees the argument (ReLU's derivative, L1's sign) and nowhere else."""
 
     xp = np
-    output_activation = staticmethod(ref.output_activation)
+    output_activation = staticmethod(activations.output_activation)
 
     def __init__(self, dtype):
         self.dtype, self.u = np.dtype(dtype), unit(dtype)

@@ -30,6 +30,8 @@ from ..constants import LOGVAR_MAX, LOGVAR_MIN, RHO_HAT_EPS
 
 NAME = "numpy"
 DTYPES = ("float32", "float64")
+ARRAY_TYPES = (np.ndarray,)
+CAPABILITIES: frozenset[str] = frozenset()
 xp = np
 
 
@@ -81,11 +83,6 @@ def activation_backward(dh, h, activation):
 # ---------------------------------------------------------------------------------------------------------------
 # Output layer fused with its loss
 # ---------------------------------------------------------------------------------------------------------------
-def output_activation(loss):
-    """The output nonlinearity that pairs with ``loss``: sigmoid for ``"bce"``, identity for ``"mse"``."""
-    return "sigmoid" if loss == "bce" else "linear"
-
-
 def _elementwise_loss(a, x, loss):
     if loss == "bce":
         # Cross-entropy from logits: -x log σ(a) - (1-x) log(1-σ(a)) = softplus(a) - x a, written so that
@@ -98,14 +95,14 @@ def _elementwise_loss(a, x, loss):
 def output_loss_grad(h, W, c, x, loss, transpose=False):
     """Output layer, loss and its gradient in one op.
 
-    ``a = h Wᵀ + c`` (or ``h W + c``), ``x̂ = g(a)`` with ``g`` from :func:`output_activation`.
+    ``a = h Wᵀ + c`` (or ``h W + c``), ``x̂ = g(a)`` with ``g`` from :func:`fastae.activations.output_activation`.
     Returns ``(L, delta)`` with ``L = (1/B) Σ_b Σ_i ℓ(a_bi, x_bi)`` and ``delta = dL/da = (x̂ − x) / B``,
     where ``ℓ`` is cross-entropy from logits (``"bce"``) or ``½ (a − x)²`` (``"mse"``).
     """
     a = _product(h, W, transpose) + c
     n = x.shape[0]
     value = _elementwise_loss(a, x, loss).sum(axis=1).mean()
-    xhat = act.apply(output_activation(loss), a)
+    xhat = act.apply(act.output_activation(loss), a)
     return value, (xhat - x) / x.dtype.type(n)
 
 
@@ -295,9 +292,23 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Threads
+# Lifecycle (fastae.backends.contract)
 # ---------------------------------------------------------------------------------------------------------------
 def session():
     """A context a model holds around a whole fit, or an encode of several chunks, for backends that set up
-    threads for it (``numba_cpu.session``); this backend has nothing to set up."""
+    threads for it (``numba_pool.session``); this backend has nothing to set up."""
     return contextlib.nullcontext()
+
+
+def unavailable():
+    """Always ``None``: the reference runs wherever NumPy does."""
+    return None
+
+
+def warmup(dtypes=DTYPES):
+    """Nothing to compile."""
+
+
+def to_numpy(a):
+    """``a`` itself: this backend's arrays are NumPy's."""
+    return np.asarray(a)

@@ -122,7 +122,7 @@ class Fastae(Contestant):
     def unavailable(self):
         from ..backends import registry
 
-        return None if registry.supports(self.backend, self.dtype) else f"backend {self.backend!r} not available"
+        return registry.unavailable(self.backend, self.dtype)
 
     def train(self, cfg, params, x, eps):
         return _FastaeTrain(fastae_model(cfg, params, self.backend, self.dtype), x, eps)

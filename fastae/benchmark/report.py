@@ -398,8 +398,7 @@ def _header(result: dict) -> list[str]:
     lines.append(f"- **date**: {date}" + (f" (the run took {took:.0f} s)" if took is not None else ""))
     threads = meta.get("threads")
     detail = meta.get("threads_info") or {}
-    extra = "; ".join([*(detail.get("blas") or []), *([f"numba {detail['numba']}"] if "numba" in detail else []),
-                       *([f"fastae[numba] kernels: {detail['numba_kernels']}"] if "numba_kernels" in detail else [])])
+    extra = "; ".join([*(detail.get("blas") or []), *([f"numba {detail['numba']}"] if "numba" in detail else [])])
     lines.append(f"- **threads**: {threads if threads is not None else 'not recorded'}"
                  + (f" ({extra})" if extra else ""))
     if detail.get("xla"):

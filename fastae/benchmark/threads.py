@@ -24,9 +24,6 @@ def set_threads(n: int) -> dict:
 
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
         info["numba"] = numba.get_num_threads()
-        from fastae.backends import numba_cpu
-
-        info["numba_kernels"] = numba_cpu.describe()["kernels"]  # serial, or one pool (FASTAE_NUMBA_PARALLEL=1)
     except ImportError:
         pass
     return info

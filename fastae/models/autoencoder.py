@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import activations as act
 from .. import rng, training
+from ..backends import contract
 from ..concurrency import consistent, publishing
 from ..errors import DivergenceError
 from ..validation import check_choice, check_layer_sizes, check_number
@@ -17,11 +18,163 @@ from .network import Dense
 class Autoencoder(BaseModel):
     """Dense autoencoder ``x → h_1 → … → h_k (code) → … → x̂`` with a mirrored decoder.
 
-    Encoder layers compute ``h_i = f(h_{i-1} W_iᵀ + b_i)`` with ``f = activation`` (``code_activation`` for the
-    code layer; ``None`` means the same as ``activation``). The decoder mirrors them; tied, decoder layer ``i``
-    uses ``W_iᵀ`` (``h W_i + c_i``), untied it has its own weights. The output is ``x̂ = σ(a)`` with cross-entropy
-    (``loss="bce"``, data in [0, 1]) or ``x̂ = a`` with ``½ Σ (x̂ − x)²`` (``loss="mse"``); both are summed over
-    features and averaged over the batch, so the output gradient is ``(x̂ − x) / B``.
+    A scikit-learn-style estimator: plain, deep (with optional greedy layer-wise pretraining), tied or untied,
+    denoising, sparse and contractive, all combinable. Encoder layers compute ``h_i = f(h_{i-1} W_iᵀ + b_i)`` with
+    ``f = activation`` (``code_activation`` for the code layer; ``None`` means the same as ``activation``). The
+    decoder mirrors them; tied, decoder layer ``i`` uses ``W_iᵀ`` (``h W_i + c_i``), untied it has its own weights.
+    The output is ``x̂ = σ(a)`` with cross-entropy (``loss="bce"``, data in [0, 1]) or ``x̂ = a`` with
+    ``½ Σ (x̂ − x)²`` (``loss="mse"``); both are summed over features and averaged over the batch, so the output
+    gradient is ``(x̂ − x) / B``.
+
+    Parameters
+    ----------
+    hidden : int or tuple of int, default=(256,)
+        Widths of the encoder's layers, input side first; the last, ``hidden[-1]``, is the code size. A bare int
+        means one layer. At least one layer, every width a positive integer. The decoder mirrors them:
+        ``hidden=(h_1, …, h_k)`` gives ``n_features → h_1 → … → h_k → … → h_1 → n_features``.
+    activation : {"sigmoid", "tanh", "relu", "linear"}, default="sigmoid"
+        Nonlinearity ``f`` of the encoder's layers (the code layer's too unless ``code_activation`` is set) and of
+        every decoder layer but the output one, whose nonlinearity follows from ``loss``.
+    code_activation : {"sigmoid", "tanh", "relu", "linear"} or None, default=None
+        Nonlinearity of the code layer ``h_k``; ``None`` means ``activation``.
+    loss : {"bce", "mse"}, default="bce"
+        Reconstruction loss, which also fixes the output layer. ``"bce"``: sigmoid output ``x̂ = σ(a)`` and
+        cross-entropy ``−Σ_i [x_i log x̂_i + (1 − x_i) log(1 − x̂_i)]`` (computed from the logits ``a``); every value
+        of the data given to ``fit``, ``partial_fit``, ``encode``, ``reconstruct`` and the scores must then lie in
+        [0, 1] (``ValueError`` otherwise). ``"mse"``: linear output ``x̂ = a`` and ``½ Σ_i (x̂_i − x_i)²``.
+    tied : bool, default=True
+        Whether each decoder layer uses the transposed weights of the encoder layer it mirrors (only its bias is
+        its own) instead of a weight matrix of its own.
+    noise : None or tuple, default=None
+        Input corruption during training (a denoising autoencoder), a tuple or list: ``("mask", p)`` with
+        ``0 ≤ p < 1`` zeroes each input value independently with probability ``p`` (the kept values are not
+        rescaled); ``("gaussian", sigma)`` with ``sigma ≥ 0`` adds ``sigma ε``, ``ε ~ N(0, 1)`` per value. The loss
+        compares the reconstruction of the corrupted input with the clean input. Applied in ``fit``, ``partial_fit``
+        and layer-wise pretraining; never in ``encode``, ``reconstruct``, the scores or the validation loss.
+        ``None``: no corruption.
+    sparsity : None or tuple, default=None
+        Penalty on the code ``h_k`` added to the training loss, a tuple or list: ``("l1", lam)`` with ``lam ≥ 0``
+        adds ``lam (1/B) Σ_b Σ_j |h_bj|``; ``("kl", rho, beta)`` with ``0 < rho < 1`` and ``beta ≥ 0`` adds
+        ``beta Σ_j KL(rho ‖ ρ̂_j)`` on the batch-mean code activations ``ρ̂_j = (1/B) Σ_b h_bj``, with
+        ``KL(ρ ‖ ρ̂) = ρ log(ρ/ρ̂) + (1 − ρ) log((1 − ρ)/(1 − ρ̂))``; it needs a sigmoid code layer (``ValueError``
+        otherwise). Not applied in pretraining. ``None``: no sparsity penalty.
+    contractive : float, default=0.0
+        Weight ``λ ≥ 0`` of the contractive penalty ``λ (1/B) Σ_b ‖∂h_b/∂x_b‖²_F``, the squared Frobenius norm of
+        the encoder's Jacobian. ``λ > 0`` needs a single-layer encoder (``len(hidden) == 1``) whose code activation
+        is ``"sigmoid"`` or ``"tanh"`` (``ValueError`` otherwise). Not applied in pretraining; 0 turns it off.
+    weight_decay : float, default=0.0
+        Coefficient ``wd ≥ 0`` of the L2 penalty ``½ wd Σ W²`` over every weight matrix (a tied one counted once),
+        not the biases, added to the training loss (in pretraining too).
+    pretrain : None or "layerwise", default=None
+        ``"layerwise"``: ``fit`` first pretrains the encoder greedily, layer by layer. Layer ``i`` is trained as a
+        shallow tied autoencoder with its own activation for ``pretrain_epochs`` epochs on the codes of the layers
+        below (the data, for the first layer), with ``loss`` for the first layer and above it cross-entropy where
+        the layer below is sigmoid (codes in (0, 1)) and squared error otherwise; it uses this model's ``noise``,
+        ``weight_decay``, ``optimizer``, ``learning_rate``, ``momentum``, ``batch_size``, ``shuffle`` and backend,
+        with no early stopping. Its weights and biases start encoder layer ``i`` and the decoder layer mirroring it
+        (an untied decoder layer gets the transposed weights). Then the whole stack is fine-tuned for ``epochs``
+        epochs. ``partial_fit`` and a ``fit`` that resumes from a checkpoint do not pretrain. ``None``: no
+        pretraining.
+    pretrain_epochs : int or None, default=None
+        Epochs (``≥ 0``) of pretraining for each layer; ``None`` means ``epochs``. Used only with
+        ``pretrain="layerwise"``.
+    optimizer : {"sgd", "momentum", "nesterov", "adam"}, default="adam"
+        Update rule, as in ``torch.optim``: ``"sgd"`` ``p ← p − lr g``; ``"momentum"`` (heavy ball)
+        ``v ← μ v + g``, ``p ← p − lr v``; ``"nesterov"`` the same ``v`` and ``p ← p − lr (g + μ v)``; ``"adam"``
+        with ``β₁ = 0.9``, ``β₂ = 0.999``, ``ε = 1e-8`` and bias correction. Changing it (``set_params``) between
+        ``partial_fit`` calls starts the new method with empty state.
+    learning_rate : float, default=1e-3
+        Step size ``lr > 0`` of the optimizer.
+    momentum : float, default=0.9
+        Momentum coefficient ``μ`` in [0, 1) of ``"momentum"`` and ``"nesterov"``; unused by ``"sgd"`` and
+        ``"adam"``.
+    batch_size : int, default=256
+        Rows per minibatch update (``≥ 1``); the last batch of an epoch holds the remaining rows and may be
+        smaller. Each batch's loss is averaged over its rows.
+    epochs : int, default=10
+        Passes (``≥ 0``) over the training data in ``fit``; fewer run when ``early_stopping`` stops it. 0 fits the
+        initial weights without training (pretraining, if asked for, still runs for ``pretrain_epochs`` epochs).
+        ``partial_fit`` makes one pass whatever ``epochs`` is.
+    shuffle : bool, default=True
+        Whether each epoch visits the rows in a new random order, a permutation drawn from the seeded shuffle
+        stream at the epoch count ``n_epochs_``; ``False`` visits them in the order given.
+    early_stopping : bool, default=False
+        Whether ``fit`` stops once the validation loss has not improved for ``patience`` epochs in a row, and
+        then puts back the weights of the epoch with the lowest validation loss (``t_``, ``n_epochs_``,
+        ``history_`` and the optimizer state stay those of the last epoch run). An epoch improves when its
+        validation loss is below the best so far minus ``tol``. The validation set is ``fit``'s ``validation_data``
+        when given, else ``validation_fraction`` of ``X``, held out and not trained on. The validation loss is
+        the mean of :meth:`score_samples` over the validation set (no noise, no penalty). ``partial_fit`` neither
+        validates nor stops early.
+    validation_fraction : float, default=0.1
+        Fraction in (0, 1) of the rows of ``X`` held out as the validation set when ``early_stopping=True`` and
+        ``fit`` gets no ``validation_data``: ``round(validation_fraction * n_samples)`` rows chosen by a seeded
+        permutation; each side must keep at least one row (``ValueError`` otherwise). Unused in every other case.
+    patience : int, default=5
+        With ``early_stopping``: the number (``≥ 1``) of consecutive epochs without improvement after which
+        ``fit`` stops.
+    tol : float, default=1e-4
+        With ``early_stopping``: the least decrease (``≥ 0``) of the validation loss that counts as an
+        improvement, absolute, in the units of the validation loss.
+    backend : str, default="auto"
+        The engine that runs the model: a name listed by :func:`fastae.available_backends` (such as ``"numba"``,
+        the compiled CPU kernels, or ``"numpy"``, the reference), or ``"auto"``, the first backend of the registry's
+        preference order (``"numba"``, then ``"numpy"``) that can run ``dtype`` here. Resolved when ``fit`` (or the
+        first ``partial_fit``) runs and recorded in ``backend_``; nothing falls back silently: an unknown backend,
+        or one that cannot run ``dtype`` here, raises ``ValueError``, and one that does not import ``ImportError``.
+        A later ``partial_fit`` refuses a ``backend`` that resolves to another one.
+    dtype : {"float32", "float64"}, default="float32"
+        Floating-point type of the weights and of every computation. Input is converted to it (float64 values too
+        large for float32 raise ``ValueError``), and the arrays returned are in it.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
+        Seed of all of the model's randomness (initial weights, shuffling, noise, the validation split), drawn
+        through fastae's counter-based Philox generator. An int in [0, 2**64) is the seed itself; a ``Generator``
+        or ``RandomState`` gives one draw in [0, 2**63) (advancing it) each time the model is initialised; ``None``
+        takes fresh entropy from the OS each time. The seed used is kept in ``seed_``: ``random_state=seed_``
+        repeats the fit.
+    verbose : bool, default=False
+        Whether ``fit`` shows a tqdm progress bar over the epochs (one per pretrained layer too) with the latest
+        loss and validation loss.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features (columns) of the data the model was fitted on.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names of ``X`` in ``fit`` (object dtype); set only when ``X`` was a data frame whose column names
+        are all strings. Later calls must then pass the same columns in the same order.
+    backend_ : str
+        Name of the backend that runs the model (what ``backend``, ``"auto"`` included, resolved to).
+    seed_ : int
+        The 64-bit seed taken from ``random_state`` when the model was initialised.
+    t_ : int
+        Number of optimizer updates (minibatches) of the fit so far, ``partial_fit`` included and pretraining
+        excluded.
+    n_epochs_ : int
+        Number of epochs of training so far: the epochs ``fit`` ran, plus one per ``partial_fit`` (pretraining
+        excluded).
+    history_ : dict of str to list
+        The per-epoch record of training; a key appears once something is recorded under it (after ``epochs=0``
+        the dict is empty):
+
+        * ``'loss'``: for each epoch of ``fit`` and each ``partial_fit``, the training loss of its batches
+          averaged over its rows: the objective minimised, i.e. the reconstruction error of the corrupted input
+          plus the sparsity, contractive and weight-decay penalties;
+        * ``'val_loss'``: for each epoch of ``fit`` with ``validation_data`` or ``early_stopping``, the mean
+          reconstruction error on the validation set after that epoch (no noise, no penalty);
+        * ``'pretrain_loss'``: with ``pretrain="layerwise"``, one list per encoder layer of its pretraining loss
+          per epoch.
+
+    See Also
+    --------
+    VAE : The variational autoencoder.
+    fastae.load : Read a model written by :meth:`save`.
+
+    Notes
+    -----
+    The training objective of a batch ``X_B`` of ``B`` rows is
+    ``(1/B) Σ_b ℓ(x̂(x̃_b), x_b) + sparsity + contractive + ½ wd Σ W²`` where ``x̃`` is the corrupted input
+    (``x`` without noise) and ``ℓ`` the cross-entropy or ``½ ‖x̂ − x‖²``.
 
     Variants (all combinable):
 
@@ -38,6 +191,22 @@ class Autoencoder(BaseModel):
 
     Optimizers: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (``momentum`` is the coefficient) and ``"adam"``
     (β = 0.9, 0.999, ε = 1e-8), with the update rules of ``torch.optim``.
+
+    Weights start as ``W ~ U(−a, a)`` with ``a = √(6 / (n_in + n_out))`` (Glorot), biases at zero.
+
+    Training stops with :class:`~fastae.DivergenceError` when a loss or an update is not finite or a batch loss
+    exceeds 10 times the first batch loss of the fit (see :meth:`fit`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastae
+    >>> X = np.random.default_rng(0).uniform(size=(100, 8))
+    >>> ae = fastae.Autoencoder(hidden=(3,), epochs=2, random_state=0).fit(X)
+    >>> ae.encode(X).shape
+    (100, 3)
+    >>> ae.reconstruct(X).dtype
+    dtype('float32')
     """
 
     _kind = "Autoencoder"
@@ -112,7 +281,7 @@ class Autoencoder(BaseModel):
         self._dims = dims
         self._encoder = [Dense(f"encoder.{i}.weight", f"encoder.{i}.bias",
                                self._code_activation() if i == k - 1 else self.activation) for i in range(k)]
-        out_act = self._B.output_activation(self._fitted_structure["loss"])
+        out_act = act.output_activation(self._fitted_structure["loss"])
         self._decoder = []
         for j in range(k):
             src = k - 1 - j  # decoder layer j inverts encoder layer k-1-j
@@ -176,14 +345,14 @@ class Autoencoder(BaseModel):
         return loss, grads
 
     def _fused_stepper(self):
-        """For a one-hidden-layer model without penalties on a backend with ``ae1_stepper``: a callable
+        """For a one-hidden-layer model without penalties on a backend with the ``fused_ae1_step`` capability: a callable
         ``(x, step, t)`` that runs update ``t`` in one backend call and returns ``(loss, None)`` after committing
         a finite update, ``(loss, name)`` naming the first parameter whose update was not finite (nothing
         committed), or ``None`` for a batch too large for it (the caller then runs the op-by-op path). ``None``
         instead of a callable when the model or backend has no fused step. Built once per epoch: the settings it
         binds are fixed for an epoch."""
         B = self._B
-        if (not hasattr(B, "ae1_stepper") or len(self._hidden) != 1 or self._sparsity is not None
+        if (not contract.supports(B, contract.FUSED_AE1_STEP) or len(self._hidden) != 1 or self._sparsity is not None
                 or self.contractive > 0 or self.weight_decay > 0):
             return None
         opt, P, k = self._optimizer, self._params, self._hidden[0]
@@ -261,11 +430,23 @@ class Autoencoder(BaseModel):
     # --- inference ------------------------------------------------------------------------------------------
     @consistent
     def encode(self, X, out=None):
-        """The code ``h_k`` of each row of ``X``: an array ``(n_samples, hidden[-1])`` in the model's dtype.
+        """The code ``h_k`` of each row of ``X``.
 
-        ``out``: an array of that shape and dtype (C-contiguous, writeable, separate from ``X`` and the weights; an
-        ``np.memmap`` works) that receives the codes and is returned, instead of a new array; it is checked before
-        anything is written."""
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Data, checked and converted as in :meth:`fit` (in [0, 1] for ``loss="bce"``; a data frame's column names
+            must be those of the fit).
+        out : ndarray of shape (n_samples, hidden[-1]) or None, default=None
+            Array that receives the codes and is returned, instead of a new array: in the model's dtype, C-contiguous,
+            writeable and sharing no memory with ``X`` or the weights (an ``np.memmap`` works). It is checked before
+            anything is written.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden[-1])
+            The codes, in the model's dtype; ``out`` itself when given.
+        """
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         if out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: a one-row encode has no time for more
@@ -278,7 +459,21 @@ class Autoencoder(BaseModel):
 
     @consistent
     def reconstruct(self, X, out=None):
-        """``decode(encode(X))``, without noise; ``out`` as in :meth:`decode`."""
+        """The reconstruction ``decode(encode(X))`` of each row of ``X``, without noise.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Data, checked and converted as in :meth:`encode`.
+        out : ndarray of shape (n_samples, n_features_in_) or None, default=None
+            Array that receives the reconstructions and is returned, as ``out`` of :meth:`decode`.
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features_in_)
+            ``x̂``: the sigmoid outputs for ``loss="bce"``, the linear ones for ``loss="mse"``, in the model's dtype;
+            ``out`` itself when given.
+        """
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
@@ -294,15 +489,43 @@ class Autoencoder(BaseModel):
 
     @consistent
     def score_samples(self, X):
-        """Per-row reconstruction error (cross-entropy or ``½ Σ (x̂ − x)²``, no noise, no penalty), shape
-        ``(n_samples,)``. Higher means worse reconstructed, so it serves directly as an anomaly score (note:
-        the opposite sign of scikit-learn's outlier detectors)."""
+        """Per-row reconstruction error, an anomaly score (higher is worse).
+
+        The error of row ``x`` is the cross-entropy ``−Σ_i [x_i log x̂_i + (1 − x_i) log(1 − x̂_i)]``
+        (``loss="bce"``) or ``½ Σ_i (x̂_i − x_i)²`` (``loss="mse"``) of ``x̂ = reconstruct(x)``: no noise, no penalty.
+        Higher means worse reconstructed, so it serves directly as an anomaly score (note: the opposite sign of
+        scikit-learn's outlier detectors).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Data, checked and converted as in :meth:`encode`.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            The error of each row, in the model's dtype. A row whose error overflows the dtype raises ``ValueError``
+            instead of returning inf.
+        """
         self._check_fitted()
         X = self._check_X(X, n_features=self.n_features_in_)
         return self._finite_rows(lambda: self._row_loss(X), "score_samples")
 
     def score(self, X, y=None):
-        """Minus the mean reconstruction error (higher is better, as scikit-learn expects)."""
+        """Minus the mean reconstruction error (higher is better, as scikit-learn expects).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Data, checked and converted as in :meth:`encode`.
+        y : None
+            Ignored; accepted for scikit-learn.
+
+        Returns
+        -------
+        score : float
+            ``−mean(score_samples(X))``.
+        """
         return -float(np.mean(self.score_samples(X)))
 
 

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from .. import io, rng, training
-from ..backends import resolve_backend
+from ..backends import contract, resolve_backend
 from ..concurrency import consistent, publishing, updating
 from ..errors import NotFittedError
 from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
@@ -35,18 +35,41 @@ class BaseModel:
         return sorted(p.name for p in sig.parameters.values() if p.name != "self")
 
     def get_params(self, deep=True):
-        """The constructor parameters, as scikit-learn's ``get_params``."""
+        """The constructor parameters, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for scikit-learn; without nested estimators it changes nothing.
+
+        Returns
+        -------
+        params : dict of str to object
+            Every constructor parameter's name and current value (set by the constructor or :meth:`set_params`).
+        """
         return {name: getattr(self, name) for name in self._get_param_names()}
 
     def set_params(self, **params):
-        """Set constructor parameters; returns ``self``. They are validated when they are next used.
+        """Set constructor parameters; they are validated when they are next used.
 
         On a fitted model the parameters that fix what the weights mean (``_STRUCTURAL``: the layer sizes, the
         activations, the loss, ``tied``, ``latent``, ``dtype``) take effect only at the next ``fit``: until then
         every method, ``save`` included, uses the values the model was fitted with, and ``partial_fit`` refuses
         to continue with different ones. The others (the learning rate, the optimizer, the batch size, the
         penalties and the noise, ``epochs``, ``verbose``, ...) take effect at once, for the next ``partial_fit``
-        or ``fit``."""
+        or ``fit``.
+
+        Parameters
+        ----------
+        **params : dict
+            Constructor parameters by name, with their new values; a name that is not a constructor parameter raises
+            ``ValueError`` (and nothing after it is set).
+
+        Returns
+        -------
+        self : Autoencoder or VAE
+            This model.
+        """
         valid = self._get_param_names()
         for key, value in params.items():
             if key not in valid:
@@ -83,7 +106,7 @@ class BaseModel:
         if opt is not None:
             state["_optimizer_state"] = opt.state
         if "_params" in state:
-            state["_params"] = {k: np.asarray(v) for k, v in state["_params"].items()}
+            state["_params"] = {k: self._B.to_numpy(v) for k, v in state["_params"].items()}
         return state
 
     def __setstate__(self, state):
@@ -122,9 +145,10 @@ class BaseModel:
             if type(X) is not np.ndarray or "feature_names_in_" in self.__dict__:  # a plain array has no names
                 self._check_feature_names(X, name)
             config = self._config()
+        B = self.__dict__.get("_B")
         return check_array(X, dtype=config["dtype"], name=name, n_features=n_features,
                            in_unit_interval=config["loss"] == "bce", owner=type(self).__name__,
-                           scan=getattr(getattr(self, "_B", None), "values_ok", None))
+                           scan=B.values_ok if B is not None and contract.VALUES_SCAN in B.CAPABILITIES else None)
 
     def _record_feature_names_from(self, names):
         """``feature_names_in_`` from a data frame's string column names (none for an array)."""
@@ -226,22 +250,60 @@ class BaseModel:
     @updating
     def fit(self, X, y=None, *, validation_data=None, on_divergence=None, checkpoint=None, checkpoint_every=1,
             resume=False):
-        """Train from scratch on ``X`` for ``epochs`` epochs; returns ``self``.
+        """Train from scratch on ``X`` for ``epochs`` epochs.
 
-        ``validation_data`` (an array like ``X``) is scored after every epoch into ``history_['val_loss']``;
-        with ``early_stopping`` and no ``validation_data``, ``validation_fraction`` of ``X`` is held out.
-        ``y`` is ignored (the model is unsupervised); it exists so that scikit-learn pipelines can pass it.
+        Every call starts over (unless it resumes from a checkpoint): a new seed from ``random_state``, new weights
+        (first pretrained layer by layer with an Autoencoder's ``pretrain="layerwise"``), a new optimizer state and
+        an empty ``history_``. Each epoch records its loss in ``history_['loss']``; ``validation_data`` (an array
+        like ``X``) is scored after every epoch into ``history_['val_loss']``; with ``early_stopping`` and no
+        ``validation_data``, ``validation_fraction`` of ``X`` is held out.
 
         Training stops with :class:`~fastae.DivergenceError` (naming the epoch and batch; the last weights whose
         loss was accepted are kept) when a loss or update is non-finite or a batch loss exceeds 10 times the
         first one. ``on_divergence(model, info)``, if given, is called first: returning True skips that batch and
         continues (typically after ``model.set_params(learning_rate=...)``); ``info`` is the error's ``info``.
 
-        ``checkpoint`` (a path) receives the whole training state every ``checkpoint_every`` epochs of
-        fine-tuning, written atomically (a model file that ``fastae.load`` also reads). With ``resume=True`` and
-        that file present, ``fit`` continues from it instead of starting over, and ends exactly where an
-        uninterrupted fit would, bit for bit, given the same ``X`` and parameters (the file's seed is used;
-        ``epochs`` may differ, to train on past the checkpoint's end).
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data: anything ``numpy.asarray`` turns into a 2-D array of real numbers (integer and boolean
+            values are converted), every value finite, and in [0, 1] for ``loss="bce"``; converted to ``dtype``
+            (without a copy when it already is a C-contiguous array of that dtype). Sparse matrices are refused. A data
+            frame's column names, when all are strings, are recorded in ``feature_names_in_``.
+        y : None
+            Ignored (the model is unsupervised); it exists so that scikit-learn pipelines can pass it. A 2-D array as
+            wide as ``X`` (of more than one column) raises ``TypeError``: pass it as ``validation_data``.
+        validation_data : array-like of shape (n_val_samples, n_features) or None, default=None
+            Data scored after every epoch into ``history_['val_loss']``, checked as ``X``; with ``early_stopping`` it is
+            the validation set (and ``validation_fraction`` is unused). ``None``: with ``early_stopping``,
+            ``validation_fraction`` of ``X`` is held out for it; without, nothing is validated.
+        on_divergence : callable or None, default=None
+            ``on_divergence(model, info) -> bool``, called when a batch diverges, before the error is raised:
+            returning True skips that batch (its update is not applied) and continues with the current
+            hyperparameters. ``info`` is the error's ``info`` (``epoch``, ``batch``, ``loss``, ``reason``). ``None``:
+            raise.
+        checkpoint : str or os.PathLike or None, default=None
+            File that receives the whole training state (weights, optimizer state, epoch reached, early stopping's
+            best weights and count) after every ``checkpoint_every``-th epoch of fine-tuning and after epoch
+            ``epochs``, written atomically: a model file that :func:`fastae.load` also reads. ``None``: no checkpoint.
+        checkpoint_every : int, default=1
+            Epochs (``≥ 1``) between checkpoint writes.
+        resume : bool, default=False
+            With the file ``checkpoint`` present, continue from it instead of starting over, and end exactly where an
+            uninterrupted fit would, bit for bit, given the same ``X`` and parameters (the file's seed is used;
+            ``epochs`` may differ, to train on past the checkpoint's end; other parameters, ``verbose`` and
+            ``random_state`` aside, must equal the file's, else ``ValueError``). Without the file, the fit starts from
+            scratch. Needs ``checkpoint`` (``ValueError`` otherwise).
+
+        Returns
+        -------
+        self : Autoencoder or VAE
+            The fitted model.
+
+        Raises
+        ------
+        DivergenceError
+            When a batch diverges and ``on_divergence`` does not skip it.
         """
         _reject_positional_validation(y, X)
         if resume and checkpoint is None:
@@ -283,7 +345,7 @@ class BaseModel:
         """The model file plus what resuming needs: the epoch reached, the guard's reference loss, early
         stopping's best loss, patience count and best weights."""
         best, best_params, wait = early
-        extra = {f"checkpoint.best.{k}": np.asarray(v) for k, v in (best_params or {}).items()}
+        extra = {f"checkpoint.best.{k}": self._B.to_numpy(v) for k, v in (best_params or {}).items()}
         state = {"epoch": epoch, "wait": wait,
                  "best": None if not math.isfinite(best) else best, "loss_ref": self._loss_ref_}
         self.save(path, _extra_tensors=extra, _checkpoint=state)
@@ -328,9 +390,29 @@ class BaseModel:
 
     @updating
     def partial_fit(self, X, y=None, *, on_divergence=None):
-        """One pass over ``X`` (in order when ``shuffle=False``), continuing from the current weights and
-        optimizer state; the first call initialises the model as ``fit`` would (without pretraining).
-        ``y`` is ignored; ``on_divergence`` as in :meth:`fit`."""
+        """One epoch over ``X``, continuing from the current weights and optimizer state.
+
+        The first call on a model that is not fitted initialises it as ``fit`` would (seed, weights, backend;
+        without pretraining). Later calls use the current non-structural parameters (see :meth:`set_params`) and
+        refuse to continue (``ValueError``) when a structural one changed or ``backend`` now resolves to another
+        backend. The batches come in order when ``shuffle=False``. Appends the epoch's loss to ``history_['loss']``
+        and adds one to ``n_epochs_``; ``epochs``, ``early_stopping`` and the validation parameters are not used.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, checked and converted as in :meth:`fit`; after the first call it must have
+            ``n_features_in_`` columns.
+        y : None
+            Ignored; as in :meth:`fit`.
+        on_divergence : callable or None, default=None
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self : Autoencoder or VAE
+            The model, one epoch further.
+        """
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
             self._validated()
@@ -394,7 +476,7 @@ class BaseModel:
         overflow itself is not warned about: this error reports it)."""
         with np.errstate(over="ignore", invalid="ignore"):
             rows = compute()
-        bad = np.flatnonzero(~np.isfinite(np.asarray(rows)))
+        bad = np.flatnonzero(~np.isfinite(self._B.to_numpy(rows)))
         if bad.size:
             dtype = self._fitted_structure["dtype"]
             raise ValueError(f"{what} overflows {dtype} for {bad.size} row(s) of finite input, the first "
@@ -403,7 +485,19 @@ class BaseModel:
         return rows
 
     def transform(self, X):
-        """Same as :meth:`encode` (scikit-learn's transformer name)."""
+        """Same as :meth:`encode` (scikit-learn's transformer name).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features_in_)
+            Data, checked and converted as in :meth:`encode`.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_codes)
+            ``encode(X)``: the codes (``n_codes`` is ``hidden[-1]`` for an Autoencoder, ``latent`` for a VAE, whose
+            codes are the means ``μ``), in the model's dtype.
+        """
         return self.encode(X)
 
     # The codes' name and units in messages: ``H`` and code units, or for a VAE ``Z`` and latent units.
@@ -411,8 +505,24 @@ class BaseModel:
 
     @consistent
     def decode(self, H, out=None):
-        """The reconstruction ``x̂`` from codes of shape ``(n_samples, code size)`` (a VAE's: the decoder's mean
-        for latent codes). ``out`` as in :meth:`encode`, of shape ``(n_samples, n_features_in_)``."""
+        """The reconstruction ``x̂`` of codes (a VAE's: the decoder's mean for latent codes).
+
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, n_codes)
+            Codes: ``hidden[-1]`` columns for an Autoencoder, ``latent`` for a VAE; any finite real values (no
+            [0, 1] requirement), converted to the model's dtype.
+        out : ndarray of shape (n_samples, n_features_in_) or None, default=None
+            Array that receives the reconstructions and is returned, instead of a new array: in the model's dtype,
+            C-contiguous, writeable and sharing no memory with ``H`` or the weights (an ``np.memmap`` works). It is
+            checked before anything is written.
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features_in_)
+            The decoder's output (sigmoid for ``loss="bce"``, linear for ``loss="mse"``) in the model's dtype; ``out``
+            itself when given.
+        """
         self._check_fitted()
         name, units = self._CODES
         H = check_array(H, dtype=self._config()["dtype"], name=name, n_features=self._code_size(),
@@ -425,15 +535,53 @@ class BaseModel:
         return network.forward(self._B, self._params, self._decoder, h, out)[-1]
 
     def inverse_transform(self, H):
-        """Same as :meth:`decode`."""
+        """Same as :meth:`decode`.
+
+        Parameters
+        ----------
+        H : array-like of shape (n_samples, n_codes)
+            Codes, as in :meth:`decode`.
+
+        Returns
+        -------
+        X_hat : ndarray of shape (n_samples, n_features_in_)
+            ``decode(H)``.
+        """
         return self.decode(H)
 
     def fit_transform(self, X, y=None, **fit_params):
-        """``fit(X).transform(X)``."""
+        """``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, as in :meth:`fit`.
+        y : None
+            Ignored; as in :meth:`fit`.
+        **fit_params : dict
+            Keyword arguments of :meth:`fit` (``validation_data``, ``on_divergence``, ``checkpoint``,
+            ``checkpoint_every``, ``resume``).
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_codes)
+            The codes of ``X`` under the fitted model, as :meth:`transform`.
+        """
         return self.fit(X, y, **fit_params).transform(X)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the code units: ``<classname><i>``."""
+        """Names of the code units: ``<classname><i>``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Accepted for scikit-learn; not used (the names of the code units do not depend on the input's).
+
+        Returns
+        -------
+        names : ndarray of str of shape (n_codes,)
+            ``"autoencoder0"``, ``"autoencoder1"``, ... (``"vae0"``, ... for a VAE), object dtype.
+        """
         self._check_fitted()
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(self._code_size())], dtype=object)
@@ -441,14 +589,36 @@ class BaseModel:
     # --- weights and files ------------------------------------------------------------------------------------
     @consistent
     def state_dict(self):
-        """The weights as ``{name: numpy array}`` with PyTorch-style names and ``nn.Linear`` shapes ``(out, in)``
-        (copies, C-contiguous, in the model's dtype)."""
+        """The weights as ``{name: numpy array}``, with PyTorch-style names.
+
+        Returns
+        -------
+        state_dict : dict of str to ndarray
+            Copies (C-contiguous, in the model's dtype) of every weight and bias, with the names and the ``nn.Linear``
+            shapes ``(out, in)`` of PyTorch: ``encoder.{i}.weight`` and ``encoder.{i}.bias`` for encoder layer ``i``,
+            ``decoder.{j}.weight`` (not for a tied Autoencoder, whose decoder uses the encoder's weights) and
+            ``decoder.{j}.bias`` for decoder layer ``j``, and a VAE's heads ``mu.weight``, ``mu.bias``,
+            ``logvar.weight`` and ``logvar.bias``.
+        """
         self._check_fitted()
-        return {k: np.ascontiguousarray(np.array(v, copy=True)) for k, v in self._params.items()}
+        return {k: np.ascontiguousarray(np.array(self._B.to_numpy(v), copy=True)) for k, v in self._params.items()}
 
     def load_state_dict(self, state_dict):
-        """Replace the weights; every name, shape and dtype must match this model exactly (no partial loads).
-        The optimizer state is reset."""
+        """Replace the weights of a fitted model; the optimizer state is reset.
+
+        Parameters
+        ----------
+        state_dict : dict of str to array-like
+            Every name of :meth:`state_dict`, none other, each an array (NumPy's, the model's backend's, or a tensor
+            with ``detach()`` such as PyTorch's, which is copied to the host) of exactly that name's shape and of the
+            model's dtype, with finite values (no partial loads; a mismatch raises ``ValueError`` and changes nothing).
+            The values are copied.
+
+        Returns
+        -------
+        self : Autoencoder or VAE
+            This model, with the new weights.
+        """
         self._check_fitted()
         weights = self._checked_weights(state_dict)
         with publishing(self):
@@ -469,7 +639,11 @@ class BaseModel:
         out = {}
         for name, shape in expected.items():
             a = state_dict[name]
-            a = np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a)
+            if isinstance(a, self._B.ARRAY_TYPES):
+                a = self._B.to_numpy(a)
+            elif hasattr(a, "detach"):  # a torch tensor: its values, on the host
+                a = a.detach().cpu().numpy()
+            a = np.asarray(a)
             if a.shape != shape:
                 raise ValueError(f"state_dict[{name!r}] has shape {a.shape}, expected {shape}")
             if a.dtype != np.dtype(dtype):
@@ -481,15 +655,23 @@ class BaseModel:
 
     @consistent
     def save(self, path, *, _extra_tensors=None, _checkpoint=None):
-        """Write the model to ``path``: safetensors weights (and optimizer state, so ``partial_fit`` resumes
-        exactly) plus the JSON config and fitted state in its metadata. Atomic: an existing file is replaced
-        only once the new one is complete. Never pickle."""
+        """Write the model to ``path`` (never with pickle): read it back with :func:`fastae.load`.
+
+        The file is safetensors: the weights and the optimizer state (so ``partial_fit`` resumes exactly), with the
+        JSON config (the constructor parameters, structural ones as fitted) and the fitted state in its metadata.
+        Atomic: an existing file is replaced only once the new one is complete.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write; its folder must exist.
+        """
         self._check_fitted()
         tensors = self.state_dict()
         tensors.update(_extra_tensors or {})
         for pname, st in self._optimizer.state.items():
             for sname, arr in st.items():
-                tensors[f"optimizer.{pname}.{sname}"] = np.asarray(arr)
+                tensors[f"optimizer.{pname}.{sname}"] = self._B.to_numpy(arr)
         state = {"n_features_in_": self.n_features_in_, "seed_": str(self.seed_), "t_": self.t_,
                  "n_epochs_": self.n_epochs_, "history_": self.history_, "backend_": self.backend_}
         if hasattr(self, "feature_names_in_"):

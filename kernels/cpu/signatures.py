@@ -61,14 +61,14 @@ _TABLE = {
         for x_ro, xin_ro in ((False, False), (True, True), (True, False))],
 }
 
-# Kernels with a parallel twin (``name + "_par"``) of the same signature, used under FASTAE_NUMBA_PARALLEL=1.
+# Kernels with a parallel twin (``name + "_par"``) of the same signature, used by the numba-pool backend.
 PARALLEL_TWINS = ("dense.bias_act", "dense.act_backward", "dense.col_sum", "loss.bce_output", "loss.mse_output",
                   "loss.output_rows", "noise.mask_noise", "noise.gaussian_noise", "latent.gaussian_latent",
                   "latent.gaussian_latent_backward", "latent.gaussian_kl_rows", "penalties.l1_penalty",
                   "penalties.contractive", "penalties.weight_decay", "optim.sgd", "optim.momentum", "optim.adam")
 
 
-# The one-pool ops (products.py), used under FASTAE_NUMBA_PARALLEL=1 only: ``transposed``/``need_dx``/``bce`` are
+# The one-pool ops (products.py), used by the numba-pool backend only: ``transposed``/``need_dx``/``bce`` are
 # Python bools, the activation code and the number of parts Python ints; ``x`` can be the caller's data.
 _POOL = {
     "products.linear_act": _data(lambda t, A1, A2, ro: [(A2(ro), A2(), b1, A1(), i8, A2(), i8)]),

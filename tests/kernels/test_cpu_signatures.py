@@ -6,23 +6,22 @@ scalar types of their own) cannot hide a gap.
 """
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from fastae.backends import numba_cpu
+from fastae.backends import registry
 from fastae.kernels.cpu import signatures
 
 SWEEP = r"""
 import json, sys, numpy as np, fastae
-from fastae.backends import numba_cpu
+from fastae.backends import registry
 from fastae.kernels.cpu import signatures as S
 
-assert numba_cpu.PARALLEL == (sys.argv[1] == "pool"), numba_cpu.describe()
-S.compile_all(numba_cpu.PARALLEL)
-table = S.signatures(numba_cpu.PARALLEL)
+backend = sys.argv[1]
+registry.get_backend(backend, "float32").warmup(("float32", "float64"))
+table = S.signatures(parallel=backend == "numba-pool")
 rng = np.random.default_rng(0)
 AE = [dict(hidden=(8,)),                                               # fused one-call step
       dict(hidden=(8,), tied=False, loss="mse", activation="relu", optimizer="momentum", shuffle=False),
@@ -39,7 +38,8 @@ for dtype in ("float32", "float64"):
         X = rng.random((300, 64)).astype(dtype)
         X.flags.writeable = not readonly
         for kw in AE:
-            m = fastae.Autoencoder(**{"epochs": 1, "batch_size": 32, "dtype": dtype, "random_state": 0, **kw})
+            m = fastae.Autoencoder(**{"epochs": 1, "batch_size": 32, "dtype": dtype, "random_state": 0,
+                                      "backend": backend, **kw})
             m.fit(X, validation_data=X[:40]).partial_fit(X)
             H = m.encode(X)
             m.decode(H), m.reconstruct(X), m.score_samples(X), m.score(X), m.encode(X[:1])
@@ -47,29 +47,29 @@ for dtype in ("float32", "float64"):
             m.reconstruct(X, out=np.empty(X.shape, dtype))
         for shuffle in (True, False):
             v = fastae.VAE(hidden=(8,), latent=2, epochs=1, batch_size=32, dtype=dtype, shuffle=shuffle,
-                           random_state=0).fit(X)
+                           random_state=0, backend=backend).fit(X)
             v.encode(X), v.encode(X, sample=True), v.elbo(X), v.score_samples(X), v.sample(3)
             v.reconstruct(X), v.decode(v.encode(X[:5]))
             v.encode(X, sample=True, out=np.empty((300, 2), dtype)), v.reconstruct(X, out=np.empty(X.shape, dtype))
             v.encode(X, out=np.empty((300, 2), dtype)), v.decode(v.encode(X), out=np.empty(X.shape, dtype))
-        v = fastae.VAE(hidden=(64,), latent=2, epochs=1, batch_size=300, dtype=dtype, random_state=0).fit(X)
+        v = fastae.VAE(hidden=(64,), latent=2, epochs=1, batch_size=300, dtype=dtype, random_state=0,
+                       backend=backend).fit(X)
         v.encode(X), v.elbo(X), v.reconstruct(X)
-    fastae.Autoencoder(hidden=(8,), epochs=1, dtype=dtype).fit(rng.random((50, 64)))  # float64 -> converted
+    fastae.Autoencoder(hidden=(8,), epochs=1, dtype=dtype, backend=backend).fit(rng.random((50, 64)))  # converted
 extra = {name: [str(s) for s in set(S.dispatcher(name).signatures) - set(sigs)] for name, sigs in table.items()}
 print(json.dumps({k: v for k, v in extra.items() if v}))
 """
 
 
-_NO_POOL = numba_cpu.pool_unavailable()
+_NO_POOL = registry.unavailable("numba-pool")
 
 
-@pytest.mark.parametrize("mode", ["serial", pytest.param("pool", marks=pytest.mark.skipif(
-    _NO_POOL is not None, reason=f"the one-pool mode cannot run here: {_NO_POOL}"))])
-def test_every_model_path_stays_inside_the_table(mode):
-    """Both modes of the backend: serial kernels, and one pool (FASTAE_NUMBA_PARALLEL=1: the ``_par`` twins and
-    the products)."""
-    env = dict(os.environ, FASTAE_NUMBA_PARALLEL="1" if mode == "pool" else "0")
-    out = subprocess.run([sys.executable, "-c", SWEEP, mode], capture_output=True, text=True, timeout=900, env=env)
+@pytest.mark.parametrize("backend", ["numba", pytest.param("numba-pool", marks=pytest.mark.skipif(
+    _NO_POOL is not None, reason=f"the numba-pool backend cannot run here: {_NO_POOL}"))])
+def test_every_model_path_stays_inside_the_table(backend):
+    """Both Numba backends: serial kernels, and one pool (the ``_par`` twins and the products). A fresh process,
+    so that specialisations compiled by other tests cannot hide a gap."""
+    out = subprocess.run([sys.executable, "-c", SWEEP, backend], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     extra = json.loads(out.stdout.strip().splitlines()[-1])
     assert extra == {}, f"specialisations compiled outside kernels/cpu/signatures.py: {extra}"
