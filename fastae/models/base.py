@@ -181,12 +181,13 @@ class BaseModel:
                 detail = "; the same names in another order"
             raise ValueError(f"The feature names should match those that were passed during fit{detail}")
 
-    def _validated(self):
-        """Check every hyperparameter without changing the model; returns the backend and the derived settings
-        (``_validate_model_params`` returns those instead of storing them, so a refused call changes nothing)."""
+    def _validated(self, like=None):
+        """Check every hyperparameter without changing the model; returns the backend (for ``"auto"``, the one
+        that takes ``like``'s array type) and the derived settings (``_validate_model_params`` returns those
+        instead of storing them, so a refused call changes nothing)."""
         self._validate_training_params()
         derived = self._validate_model_params()
-        return resolve_backend(self.backend, self.dtype), derived
+        return resolve_backend(self.backend, self.dtype, like), derived
 
     def _structure(self):
         """The parameters that fix the layout of the weights: ``partial_fit`` cannot change them."""
@@ -207,9 +208,10 @@ class BaseModel:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
 
     # --- fitting ----------------------------------------------------------------------------------------------
-    def _setup(self, n_features, init=True):
-        """Choose the backend, the seed and (with ``init``) fresh weights for ``n_features`` inputs."""
-        backend, derived = self._validated()
+    def _setup(self, n_features, init=True, like=None):
+        """Choose the backend (by ``like``'s array type, for ``"auto"``), the seed and (with ``init``) fresh weights
+        for ``n_features`` inputs."""
+        backend, derived = self._validated(like)
         seed = rng.resolve_seed(self.random_state)
         # Every check has passed: only from here on does the model change.
         with publishing(self):
@@ -313,7 +315,7 @@ class BaseModel:
         check_number("checkpoint_every", checkpoint_every, low=1, integer=True)
         self._validated()
         config = self._structure()
-        names = _feature_names(X)
+        names, raw = _feature_names(X), X
         X = self._check_X(X, config=config)
         X_val = None
         if validation_data is not None:
@@ -324,7 +326,7 @@ class BaseModel:
         if resume and os.path.exists(checkpoint):
             progress = self._resume_from(checkpoint, X.shape[1])
         else:
-            self._setup(X.shape[1])
+            self._setup(X.shape[1], like=raw)
         self._record_feature_names_from(names)
         if X_val is None and self.early_stopping:
             X, X_val = training.split_validation(self, X)
@@ -416,9 +418,9 @@ class BaseModel:
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
             self._validated()
-            names = _feature_names(X)
+            names, raw = _feature_names(X), X
             X = self._check_X(X, config=self._structure())
-            self._setup(X.shape[1])
+            self._setup(X.shape[1], like=raw)
             self._record_feature_names_from(names)
         else:
             backend, derived = self._validated()
