@@ -2,9 +2,9 @@
 
 The pool products (``fastae.kernels.cpu.products``) split an op among Numba's threads and make each part's product
 a BLAS call from compiled code, through SciPy's ``cython_blas``. Left alone, that BLAS starts threads of its own
-for each large part: two pools on the same cores, and a shallow encode took 32 ms instead of 8. It would also round
-differently, since OpenBLAS splits a product among its threads in its own way. So while any pool op runs, the
-library behind SciPy's BLAS is set to one thread, and set back when the last one ends.
+for each large part: two pools fighting over the same cores (docs/performance.md, *Kernel notes*). It would also
+round differently, since OpenBLAS splits a product among its threads in its own way. So while any pool op runs,
+the library behind SciPy's BLAS is set to one thread, and set back when the last one ends.
 
 Which library: pip wheels of SciPy ship their own OpenBLAS (under ``scipy.libs``), apart from NumPy's, and only
 it is capped; NumPy's BLAS, which the serial backend and the user's own ``@`` use, keeps its threads. Where SciPy
@@ -15,7 +15,7 @@ Only OpenBLAS built with its own threads (``pthreads``, what the wheels ship) is
 one process-wide setting, which this module sets through the library's own ``openblas_set_num_threads``. Not
 through threadpoolctl's controller: for this kind of OpenBLAS it lets only one thread change the count (the first
 that calls it, until one of threadpoolctl's own context managers releases it) and silently ignores the others, so
-a fit started from a worker thread would have run uncapped (measured: the count stayed at 2).
+a fit started from a worker thread would have run uncapped (docs/performance.md, *Kernel notes*).
 :meth:`BlasCap.unsupported` says why another BLAS cannot be capped, and the backend then runs its serial kernels.
 
 The cap is counted, under a lock, so nested and concurrent users (several Python threads fitting at once) keep it

@@ -40,8 +40,8 @@ xp = np
 # Dense layers
 # ---------------------------------------------------------------------------------------------------------------
 def _product(x, W, transpose, out=None):
-    """``x Wᵀ`` (``x W`` with ``transpose``), into ``out`` if given. The ``@`` form without ``out`` is 60 ns
-    quicker to call, which a one-row encode notices."""
+    """``x Wᵀ`` (``x W`` with ``transpose``), into ``out`` if given. The ``@`` form without ``out`` is quicker
+    to call, which a one-row encode notices (docs/performance.md, *Kernel notes*)."""
     if out is None:
         return x @ W if transpose else x @ W.T
     return np.matmul(x, W if transpose else W.T, out=out)
@@ -276,8 +276,7 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
 
     Written as torch computes it, ``p − s·(m / (√v·r + ε))`` with the scalars ``s = lr / (1 − β₁ᵗ)`` and
     ``r = 1 / √(1 − β₂ᵗ)`` formed in float64: one division and one square root per element instead of three
-    divisions and a root, which is what bounds the compiled kernels (measured: 0.39 → 0.28 ns per float32
-    parameter)."""
+    divisions and a root, which is what bounds the compiled kernels (docs/performance.md, *Kernel notes*)."""
     t = p.dtype.type
     m *= t(beta1)
     m += t(1 - beta1) * g

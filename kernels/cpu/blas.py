@@ -3,8 +3,8 @@
 Numba's ``np.dot`` reaches BLAS only for whole contiguous arrays. The thread-pool products
 (:mod:`.products`) need more: a block of rows of a matrix is contiguous, but a block of its columns (the
 hidden units whose weight gradient one thread computes, ``dW[j0:j1] = δ[:, j0:j1]ᵀ x``) is not, and copying
-it into a contiguous array cost more than the product saves (a 256×784 transpose took 288 µs). BLAS itself takes
-strided operands: each matrix is a pointer to its first element and a leading dimension.
+it into a contiguous array cost more than the product saves (docs/performance.md, *Kernel notes*). BLAS itself
+takes strided operands: each matrix is a pointer to its first element and a leading dimension.
 
 The routines are SciPy's ``cython_blas`` exports (LP64 ``?gemm``, the Fortran interface: every argument by
 reference), the same ones Numba's own ``np.dot`` calls. Their addresses are registered with LLVM under fixed

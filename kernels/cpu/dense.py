@@ -50,9 +50,9 @@ def _bias_act_vec(ar, b, act):
             ar[j] = ar[j] + b[j]
 
 
-# Narrow layers (a code of 16 units) make row-sized loops too short to vectorise well: measured 0.66 ns per
-# element at 16 columns against 0.35 at 256. Below WIDE columns, bias_act walks runs of whole rows against the
-# bias tiled to the run's length instead; the values are the same, element for element.
+# Narrow layers (a code of 16 units) make row-sized loops too short to vectorise well, so below WIDE columns
+# bias_act walks runs of whole rows against the bias tiled to the run's length; the values are the same, element
+# for element (docs/performance.md, *Kernel notes*).
 WIDE = 128
 RUN = 1024
 
@@ -60,8 +60,8 @@ RUN = 1024
 @njit(**JIT)
 def _bias_tile(b, rows):
     """``b`` repeated ``rows`` times. An element loop, not ``rows`` slice assignments: each slice assignment is a
-    call with its own checks, and for 32 rows of 16 they took most of the 0.55 µs a small layer's epilogue cost
-    (0.24 µs this way)."""
+    call with its own checks, which in a small layer's epilogue cost more than the rest of it
+    (docs/performance.md, *Kernel notes*)."""
     m = b.shape[0]
     bt = np.empty(rows * m, dtype=b.dtype)
     for r in range(rows):
@@ -148,8 +148,8 @@ def act_backward_par(dh, h, act):
 def _col_sum_cols(d, out, j0, j1):
     """``out[j] = Σ_i d[i, j]`` for ``j0 <= j < j1``, adding rows in row order. The loop over ``j`` is innermost
     (contiguous, vectorised); each ``out[j]`` is a separate running sum, so its order is fixed by ``i`` alone."""
-    # Work on slices indexed from 0: an index from range(j0, j1) may be negative as far as Numba knows, so every
-    # access would carry a wrap-around select, and the loop would not vectorise (measured: ~8x slower).
+    # Work on slices indexed from 0: an index from range(j0, j1) may be negative as far as Numba knows, so every access
+    # would carry a wrap-around select, and the loop would not vectorise (docs/performance.md, *Kernel notes*).
     acc = out[j0:j1]
     w = acc.shape[0]
     zero = fmath.cast(0.0, d)

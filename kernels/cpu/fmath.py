@@ -7,8 +7,9 @@ in float32 code is float64 in Numba and drags the whole expression to float64: s
 a different answer from the NumPy reference.)
 
 Why not ``math.exp``: it is a libm call per element, which stops LLVM from vectorising the kernel loops (Numba
-has no SVML here). The functions below are straight-line polynomial code plus bitcasts and selects, which LLVM
-inlines into the kernel loop and vectorises in both dtypes (``vfmadd...ps``/``pd`` on zmm registers here).
+vectorises libm calls only through Intel's SVML, which fastae does not require). The functions below are
+straight-line polynomial code plus bitcasts and selects, which LLVM inlines into the kernel loop and vectorises in
+both dtypes (docs/performance.md, *Kernel notes*).
 
 Accuracy (maxima measured by ``tests/kernels/test_cpu_fmath.py``; float32 against the float64 function of the
 same input on a dense sweep of the whole range, in float32 ulps of the correctly rounded result, subnormal
@@ -51,8 +52,8 @@ from ._config import JIT, ORDERED_FASTMATH, f32_as_i32, f64_as_i64, i32_as_f32, 
 
 # Error model "numpy": x / 0 gives inf, with no per-division exception check (which would block vectorisation).
 # forceinline marks the LLVM function `alwaysinline`: LLVM inlines it into the kernel loop even when its size
-# is above the inliner's threshold (float64 tanh and softplus were, and the loops calling them stayed scalar,
-# ~10x slower). This is LLVM-level inlining, so each instruction keeps the flags given here.
+# is above the inliner's threshold (float64 tanh and softplus were, and the loops calling them stayed scalar:
+# docs/performance.md, *Kernel notes*). This is LLVM-level inlining, so each instruction keeps the flags given here.
 _OV_JIT = dict(fastmath=set(ORDERED_FASTMATH), error_model="numpy", boundscheck=False, nogil=True, forceinline=True)
 
 _F32 = np.float32

@@ -32,8 +32,8 @@ from ._config import JIT, JIT_PARALLEL, JIT_ROW, njit
 
 # Rows per parallel task (each task allocates one scratch row).
 ROW_BLOCK = 16
-# _ordered_sum adds at most this many terms left to right (a dependent chain, ~4 cycles per add); longer rows are
-# first halved pairwise by vectorised elementwise loops.
+# _ordered_sum adds at most this many terms left to right (a dependent chain: each add waits for the one before);
+# longer rows are first halved pairwise by vectorised elementwise loops.
 SEQ_MAX = 32
 
 

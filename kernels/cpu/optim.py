@@ -7,10 +7,9 @@ the new parameters over the gradient ``g`` (never into ``p``), updates its state
 iff every new value is finite, so a diverging step can be refused with ``p`` intact.
 
 Why over ``g``: the gradient is dead once read, and its cache line is already loaded, so the new parameters cost
-no extra stream. A separate ``out`` array costs a read for ownership of every line it writes: measured on 2.83 M
-float32 parameters from cold caches, 1.16 ms over ``g`` against 1.41 ms into a separate ``out``. (Passing ``g``
-itself as ``out`` to a two-array kernel is no answer: LLVM's run-time overlap check then fails and the scalar
-loop runs, 5.0 ms.)
+no extra stream. A separate ``out`` array costs a read for ownership of every line it writes
+(docs/performance.md, *Kernel notes*). (Passing ``g`` itself as ``out`` to a two-array kernel is no answer: LLVM's
+run-time overlap check then fails and the scalar loop runs.)
 
 The finite test costs no branch per element: each block or-reduces ``bad |= fmath.nonfinite(o)``, an integer
 test of the exponent bits (all ones for ±inf and NaN). It is a plain integer reduction that LLVM vectorises,
@@ -21,10 +20,10 @@ cancels ``+o − o`` in the sum tree, ``acc`` stays 0 and an inf step reports fi
 State below the smallest normal number is stored as 0 (``fmath.flush_subnormal``), as the reference does. A unit
 whose gradient is 0 (a dead ReLU unit) has its momentum decay by ``β`` every step until it is subnormal, and there it
 stays: ``0.9·k·2⁻¹⁴⁹`` rounds back to ``k·2⁻¹⁴⁹`` for small ``k``. Every step then does arithmetic on subnormals,
-which x86 cores run far slower: measured on the VAE benchmark after 900 steps, 220,304 of the first layer's
-313,600 first moments were subnormal, and Adam's ten calls took 270 µs a step against 185 µs before. A moment
-that small moves its parameter by less than ``s·2⁻¹²⁶/ε`` with ``s = lr/(1 − β₁ᵗ)`` (about 1e-33 at ``lr = 1e-3``
-once ``t`` is large, ten times that at the first step), which no normal float32 parameter can register.
+which x86 cores run far slower, and in the VAE benchmark most of the first layer's first moments end up there
+(docs/performance.md, *Kernel notes*). A moment that small moves its parameter by less than ``s·2⁻¹²⁶/ε`` with
+``s = lr/(1 − β₁ᵗ)`` (about 1e-33 at ``lr = 1e-3`` once ``t`` is large, ten times that at the first step), which
+no normal float32 parameter can register.
 
 Scalar hyper-parameters are converted to the parameters' dtype on entry (``fmath.cast``), so a Python float
 cannot pull float32 arithmetic up to float64. ``1 − β`` is formed in float64 before that conversion, as the
@@ -55,8 +54,8 @@ OPT_BLOCK = 1 << 14
 # Block bodies: elements lo <= k < hi; each returns its non-finite flag (0 if every new value is finite, else 1).
 # ---------------------------------------------------------------------------------------------------------------
 # Each block body works on slices [lo:hi] indexed from 0: an index from range(lo, hi) may be negative as far as
-# Numba knows, so every access would carry a wrap-around select and the loop would not vectorise (measured ~8x
-# slower); slices index from a non-negative range and vectorise.
+# Numba knows, so every access would carry a wrap-around select and the loop would not vectorise
+# (docs/performance.md, *Kernel notes*); slices index from a non-negative range and vectorise.
 @njit(**JIT_ROW)
 def _sgd_block(p, g, lr, lo, hi):
     p, g = p[lo:hi], g[lo:hi]

@@ -1,6 +1,6 @@
 """A whole training step of a one-hidden-layer autoencoder in one compiled call, for models so small that the
-cost of a step is the cost of calling kernels (the benchmark's "small" 64 → 16 at batch 32: ~14 kernel and BLAS
-calls and 4 optimiser calls from Python took 22 µs against 6 µs of products; this one call takes 7 µs).
+cost of a step is the cost of calling kernels (the benchmark's "small" 64 → 16 at batch 32: its kernel, BLAS and
+optimiser calls from Python cost more than its products; docs/performance.md, *Kernel notes*).
 
 The math is the multi-call path's, op for op (:func:`fastae.backends.numpy_ref` is the spec); only the calls are
 fused. With ``h = f(x̃ Wᵀ + b)`` and the output pre-activation ``a = h W + c`` (tied) or ``a = h W_dᵀ + c``
