@@ -14,40 +14,14 @@ import functools  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from fastae.backends import registry  # noqa: E402
-from fastae.benchmark import configs, timing  # noqa: E402
+from fastae.benchmark import configs, lineup, timing  # noqa: E402
 from fastae.benchmark.contestants import Fastae, GemmFloor, vae_eps  # noqa: E402
 
 
-# --- contestants ----------------------------------------------------------------------------------------------
-def _peer_classes():
-    """The peers of :mod:`fastae.benchmark.peers` (``PEERS``: a mapping of lists, or a list), or a reason."""
-    try:
-        from fastae.benchmark import peers
-    except ImportError as exc:
-        return [], f"fastae.benchmark.peers is not available: {exc}"
-    found = getattr(peers, "PEERS", [])
-    if isinstance(found, dict):
-        found = [p for group in found.values() for p in (group if isinstance(group, (list, tuple)) else [group])]
-    return list(found), None
-
-
+# --- contestants: the list fastae bench uses (fastae.benchmark.lineup) -----------------------------------------
 def _contestants():
-    """``[(contestant, reason or None)]``: fastae on every registered backend, the GEMM floor, the peers."""
-    names = list(dict.fromkeys(list(registry.available_backends()) + list(registry.AUTO_ORDER)))
-    out = [Fastae(name) for name in names] + [GemmFloor()]
-    classes, reason = _peer_classes()
-    out += [cls() if isinstance(cls, type) else cls for cls in classes]
-    result = []
-    for c in out:
-        try:
-            why = c.unavailable()
-        except Exception as exc:  # a peer that breaks while asking is unavailable, with the reason
-            why = f"{type(exc).__name__}: {exc}"
-        if why is None:
-            c.threads(THREADS)
-        result.append((c, why))
-    return result, reason
+    """``[(contestant, reason or None)]``: fastae on every available backend, the peers, the GEMM floor."""
+    return [(c, c.unavailable()) for c in lineup.contestants(("torch", "jax"), THREADS)], None
 
 
 _CONTESTANTS, PEERS_NOTE = _contestants()

@@ -136,7 +136,7 @@ def write_model(path, kind: str, config: dict, tensors: dict, state: dict) -> No
     # Serialise before touching the filesystem, so a serialisation failure
     # cannot leave anything behind.
     blob = safetensors.numpy.save(arrays, metadata=metadata)
-    _atomic_write_bytes(path, blob)
+    atomic_write_bytes(path, blob)
 
 
 def _check_path(path) -> str:
@@ -235,7 +235,7 @@ def _to_json_value(value, where: str):
 _TMP_RE = re.compile(r"\.(?P<base>.+)\.[0-9a-f]{12}\.tmp")
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file beside it (locked while it is written), fsync,
     rename over ``path``, fsync of the directory.
 

@@ -206,20 +206,19 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     return total / n
 
 
-def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, noise_step=None, fused=None):
+def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, fused=None):
     """One minibatch update; returns its loss times its size. Random draws (noise, ε) are addressed by the update
-    number unless ``noise_step`` pins them (the benchmarks evaluate every step on the same draw). ``fused`` is
+    number. ``fused`` is
     the model's ``_fused_stepper()`` for this epoch, if it has one."""
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
     if t > MAX_UPDATES:
         raise ValueError(f"the model has taken {model.t_} updates, the most its 32-bit random-number steps "
                          f"can address; fit it again to start over")
-    draw = t if noise_step is None else noise_step
     accept = _loss_accepted(model)
-    done = fused(xb, draw, t, accept) if fused is not None else None
+    done = fused(xb, t, t, accept) if fused is not None else None
     if done is None:
-        loss, grads = model._loss_and_grads(xb, draw)
+        loss, grads = model._loss_and_grads(xb, t)
         loss = float(loss)
         bad = model._optimizer.step(model._params, grads, t) if accept(loss) else None
     else:  # the whole update ran in one backend call, committed only if finite and its loss was accepted

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from fastae import rng
 from fastae.benchmark import configs, runner, timing
 from fastae.benchmark.contestants import Contestant, EncodeCase, Fastae, GemmFloor, TrainCase
 
@@ -174,18 +175,39 @@ def test_a_step_that_does_nothing_is_caught():
         assert row["status"] == "WRONG", row
 
 
-def test_vae_benchmark_step_uses_fixed_eps_but_real_adam_steps():
-    """Each timed VAE step reuses step 1's ε (as the peers do) while Adam's bias correction counts up."""
-    cfg = configs.CONFIGS["vae"]
+@pytest.mark.parametrize("name", ["small", "vae"])
+def test_fastae_train_case_is_a_users_partial_fit(name):
+    """The timed fastae step is the public API's: ``step`` is one ``partial_fit`` of the batch and ``run`` one of
+    ``steps`` copies of it, exactly what a user's calls give (ε drawn at each update's own step)."""
+    cfg = configs.CONFIGS[name]
     params = configs.initial_weights(cfg)
     x = configs.data(cfg, cfg.batch)
-    case = Fastae("numpy").train(cfg, params, x, runner.vae_eps(cfg, cfg.batch))
-    for _ in range(3):
-        case.step()
-    assert case.model.t_ == 3
-    ref = Fastae("numpy").train(cfg, params, x, runner.vae_eps(cfg, cfg.batch)).model
-    for t in (1, 2, 3):
-        loss, grads = ref._loss_and_grads(x.astype(np.float32), 1)
-        ref._optimizer.step(ref._params, grads, t)
-    for k, v in ref._params.items():
-        np.testing.assert_array_equal(case.model._params[k], v)
+    eps = runner.vae_eps(cfg, cfg.batch) if cfg.kind == "vae" else None
+    case = Fastae("numpy").train(cfg, params, x, eps)
+    case.step()
+    case.run()
+    assert case.model.t_ == 1 + case.steps and (case.steps > 1) == (name == "small")
+    user = cfg.model(backend="numpy", random_state=0).set_params(epochs=0, shuffle=False)
+    user.fit(np.full((1, cfg.n_features), 0.5, np.float32)).load_state_dict(params)
+    user.partial_fit(x).partial_fit(np.tile(x, (case.steps, 1)))
+    for k, v in user.state_dict().items():
+        np.testing.assert_array_equal(case.model.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("name", ["shallow", "deep", "vae"])
+def test_the_check_objective_is_the_models_training_loss(name):
+    """``objective.loss``, written apart from the library, agrees with the float64 reference model's own loss at
+    step 1 (whose ε is ``vae_eps``)."""
+    from fastae.benchmark import objective
+
+    cfg = configs.CONFIGS[name]
+    params = configs.initial_weights(cfg)
+    x = configs.data(cfg, cfg.batch)
+    eps = runner.vae_eps(cfg, cfg.batch) if cfg.kind == "vae" else None
+    model = Fastae("numpy", "float64").train(cfg, params, x, None).model
+    want = float(model._loss_and_grads(x.astype(np.float64), 1)[0])
+    got = objective.loss(cfg, params, x, None if eps is None else
+                         rng.normal(model._key, rng.STREAM_EPS, 1, cfg.batch, cfg.latent, dtype=np.float64))
+    assert got == pytest.approx(want, rel=1e-12)
+    if eps is not None:
+        assert objective.loss(cfg, params, x, eps) == pytest.approx(want, rel=1e-5)  # eps in float32

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastae
-from fastae import cli
+from fastae import cli, demo
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -81,39 +81,39 @@ def test_demo_quick_end_to_end():
 
 
 def test_demo_configs_quick_overrides_and_seed():
-    full, quick = cli.demo_configs(quick=False, seed=3), cli.demo_configs(quick=True, seed=3)
-    assert set(full) == set(quick) == set(cli.DEMO_CONFIGS)
-    for name, entry in cli.DEMO_CONFIGS.items():
+    full, quick = demo.demo_configs(quick=False, seed=3), demo.demo_configs(quick=True, seed=3)
+    assert set(full) == set(quick) == set(demo.DEMO_CONFIGS)
+    for name, entry in demo.DEMO_CONFIGS.items():
         assert full[name][2]["random_state"] == 3
         for key, value in entry["quick"].items():
             assert quick[name][2][key] == value
         # Every demo configuration builds a valid estimator of its kind.
         model = getattr(fastae, full[name][0])(**full[name][2])
         assert model.get_params()["random_state"] == 3
-    assert cli.DEMO_CONFIGS["deep"]["params"]["pretrain"] == "layerwise"
+    assert demo.DEMO_CONFIGS["deep"]["params"]["pretrain"] == "layerwise"
 
 
 def test_split_is_fixed_disjoint_and_complete():
     X = np.arange(1797 * 2, dtype=np.float64).reshape(1797, 2)
-    tr, te = cli.split_digits(X)
-    tr2, te2 = cli.split_digits(X)
+    tr, te = demo.split_digits(X)
+    tr2, te2 = demo.split_digits(X)
     np.testing.assert_array_equal(tr, tr2)
-    assert tr.shape == (cli.DEMO_N_TRAIN, 2) and te.shape == (1797 - cli.DEMO_N_TRAIN, 2)
+    assert tr.shape == (demo.DEMO_N_TRAIN, 2) and te.shape == (1797 - demo.DEMO_N_TRAIN, 2)
     assert sorted(np.concatenate([tr[:, 0], te[:, 0]]).tolist()) == X[:, 0].tolist()
-    assert not np.array_equal(tr, X[:cli.DEMO_N_TRAIN])  # actually shuffled
+    assert not np.array_equal(tr, X[:demo.DEMO_N_TRAIN])  # actually shuffled
 
 
 def test_metrics():
     X = np.array([[0.0, 1.0, 0.5], [1.0, 1.0, 0.0]])
     R = np.array([[0.5, 1.0, 0.5], [0.0, 0.0, 0.0]])
-    assert cli.reconstruction_error(X, R) == pytest.approx((0.25 + 2.0) / 2)
+    assert demo.reconstruction_error(X, R) == pytest.approx((0.25 + 2.0) / 2)
     rng = np.random.default_rng(0)
     A = rng.random((50, 6))
-    assert cli.pca_error(A, A, 6) == pytest.approx(0.0, abs=1e-20)  # all components: exact reconstruction
-    assert cli.pca_error(A, A, 2) > cli.pca_error(A, A, 4) > 0
+    assert demo.pca_error(A, A, 6) == pytest.approx(0.0, abs=1e-20)  # all components: exact reconstruction
+    assert demo.pca_error(A, A, 2) > demo.pca_error(A, A, 4) > 0
     p = np.clip(A.mean(axis=0), 1e-7, 1 - 1e-7)
     expected = np.mean(np.sum(A * np.log(p) + (1 - A) * np.log(1 - p), axis=1))
-    assert cli.independent_pixel_loglik(A, A) == pytest.approx(expected)
+    assert demo.independent_pixel_loglik(A, A) == pytest.approx(expected)
 
 
 def test_demo_without_sklearn_fails_clearly(capsys, monkeypatch):

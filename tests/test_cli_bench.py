@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fastae import cli
-from fastae.benchmark import report, runner
+from fastae.benchmark import lineup, report, runner
 from fastae.benchmark.contestants import Contestant, EncodeCase, Fastae, GemmFloor
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ class _FastWrong(Contestant):
 
 
 def test_a_wrong_contestant_makes_the_bench_fail(monkeypatch, tmp_path, capsys, fast_runner):
-    monkeypatch.setattr(cli, "bench_contestants", lambda peers, threads, log: [Fastae("numpy"), _FastWrong()])
+    monkeypatch.setattr(lineup, "contestants", lambda peers, threads, log: [Fastae("numpy"), _FastWrong()])
     code = cli.main(["bench", "--quick", "--config", "small", "--suites", "latency", "--threads", "1", "--out",
                      str(tmp_path)])
     assert code == 1
@@ -142,7 +142,7 @@ def test_threads_are_set_before_contestants_are_built(monkeypatch, tmp_path, fas
         fast_runner.append(("contestants", peers, threads))
         return [GemmFloor()]
 
-    monkeypatch.setattr(cli, "bench_contestants", contestants)
+    monkeypatch.setattr(lineup, "contestants", contestants)
     monkeypatch.setattr(cli, "run_other_suite", lambda suite, quick, log: fast_runner.append(("suite", suite))
                         or [])
     args = cli._parser().parse_args(["bench", "--quick", "--config", "small", "--peers", "jax", "--suites",
@@ -155,15 +155,15 @@ def test_threads_are_set_before_contestants_are_built(monkeypatch, tmp_path, fas
 
 
 def test_contestants_fastae_backends_peers_and_floor(monkeypatch):
-    monkeypatch.setattr("fastae.available_backends", lambda: ["numpy"])
-    cs = cli.bench_contestants([], 1, _quiet)
+    monkeypatch.setattr("fastae.backends.available_backends", lambda: ["numpy"])
+    cs = lineup.contestants([], 1, _quiet)
     assert [(c.name, c.kind) for c in cs] == [("fastae[numpy]", "fastae"), ("GEMM-only floor", "floor")]
     assert all(getattr(c, "dtype", "float32") == "float32" for c in cs)  # the float64 reference is no contestant
 
 
 def test_missing_peers_module_gives_skipped_placeholders(monkeypatch):
     monkeypatch.setitem(sys.modules, "fastae.benchmark.peers", None)  # as if peers.py were not there
-    cs = cli.bench_peers(["torch", "jax"], _quiet)
+    cs = lineup.peers(["torch", "jax"], _quiet)
     assert [(c.name, c.kind) for c in cs] == [("torch", "peer"), ("jax", "peer")]
     assert all("not available yet" in c.unavailable() for c in cs)
 
@@ -196,7 +196,7 @@ def test_peers_from_the_table(monkeypatch):
     fake = types.ModuleType("fastae.benchmark.peers")
     fake.PEERS = {"torch": [inst, Cls], "jax": [Boom]}
     monkeypatch.setitem(sys.modules, "fastae.benchmark.peers", fake)
-    cs = cli.bench_peers(["torch", "jax", "mxnet"], _quiet)
+    cs = lineup.peers(["torch", "jax", "mxnet"], _quiet)
     assert [c.name for c in cs] == ["instance", "from a class", "boom", "mxnet"]
     assert cs[2].unavailable() == "cannot construct: OSError: no library"
     assert "no peer 'mxnet'" in cs[3].unavailable()
@@ -207,8 +207,8 @@ def test_peer_threads_are_set_and_a_failure_is_reported(monkeypatch):
     fake = types.ModuleType("fastae.benchmark.peers")
     fake.PEERS = {"torch": [good, bad]}
     monkeypatch.setitem(sys.modules, "fastae.benchmark.peers", fake)
-    monkeypatch.setattr("fastae.available_backends", lambda: [])
-    cs = cli.bench_contestants(["torch"], 2, _quiet)
+    monkeypatch.setattr("fastae.backends.available_backends", lambda: [])
+    cs = lineup.contestants(["torch"], 2, _quiet)
     assert good.set_to == 2 and [c.name for c in cs] == ["good", "bad", "GEMM-only floor"]
     with pytest.raises(RuntimeError, match="could not set 2 threads: RuntimeError: nope"):
         cs[1].train(None, None, None, None)
@@ -285,8 +285,8 @@ def test_a_crashing_availability_check_is_a_failure_not_a_skip(monkeypatch):
     fake = types.ModuleType("fastae.benchmark.peers")
     fake.PEERS = {"jax": [Crashy("crashy")]}
     monkeypatch.setitem(sys.modules, "fastae.benchmark.peers", fake)
-    monkeypatch.setattr("fastae.available_backends", lambda: [])
-    (crashy, _floor) = cli.bench_contestants(["jax"], 1, _quiet)
+    monkeypatch.setattr("fastae.backends.available_backends", lambda: [])
+    (crashy, _floor) = lineup.contestants(["jax"], 1, _quiet)
     assert crashy.name == "crashy" and crashy.unavailable() is None
     with pytest.raises(RuntimeError, match="unavailable\\(\\) raised ImportError: half-installed"):
         crashy.encode(None, None, None)

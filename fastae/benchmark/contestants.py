@@ -16,15 +16,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import rng, training
+from .. import rng
+from . import objective
 from .configs import Config
 
 FASTAE, PEER, FLOOR = "fastae", "peer", "floor"
 
 
 class TrainCase:
+    """``step()`` runs one training step; ``steps`` is how many steps one call of ``run()`` makes (the timed
+    call; by default ``step`` itself)."""
+
+    steps = 1
+
     def step(self) -> None:
         raise NotImplementedError
+
+    def run(self) -> None:
+        self.step()
 
     def loss(self) -> float:
         raise NotImplementedError
@@ -65,37 +74,40 @@ def vae_eps(cfg: Config, rows: int, step: int = 1) -> np.ndarray:
 
 
 # --- fastae ---------------------------------------------------------------------------------------------------
+# Steps per timed call: as many as make its work about STEP_WORK_FLOPS, so that a call's own cost (checking the
+# input, the epoch's set-up) is shared by the steps of an epoch as in a user's fit.
+STEP_WORK_FLOPS = 2e7
+MAX_STEPS = 64
+
+
 def fastae_model(cfg: Config, params: dict, backend: str, dtype: str = "float32"):
-    """A fastae model of ``cfg`` on ``backend`` holding ``params`` (cast to ``dtype``), ready to train."""
-    model = cfg.model(dtype=dtype, backend=backend, random_state=0)
-    model._setup(cfg.n_features, init=False)
-    model._params = model._checked_weights({k: v.astype(dtype) for k, v in params.items()})
-    return model
+    """A fastae model of ``cfg`` on ``backend`` holding ``params`` (cast to ``dtype``), through the public API: a
+    fit of no epoch sets it up, ``load_state_dict`` puts the shared weights in."""
+    model = cfg.model(dtype=dtype, backend=backend, random_state=0).set_params(epochs=0, shuffle=False)
+    model.fit(np.full((1, cfg.n_features), 0.5, dtype=dtype))
+    return model.load_state_dict({k: v.astype(dtype) for k, v in params.items()})
 
 
 class _FastaeTrain(TrainCase):
-    def __init__(self, model, x, eps):
-        self.model, self.x = model, np.ascontiguousarray(x, dtype=model.dtype)
-        self.fixed_step = None
-        if eps is not None:
-            # fastae draws ε inside the op from (seed, step, row); to evaluate the same function as the peers at
-            # every timed step, the VAE is always stepped at step 1, whose ε is exactly `eps`.
-            if not np.array_equal(eps, vae_eps_for(model, x.shape[0]).astype(eps.dtype)):
-                raise ValueError("eps differs from the noise fastae draws at step 1 with seed 0")
-            self.fixed_step = 1
-        self.fused = model._fused_stepper()  # as fit builds it once per epoch
+    """``step()`` is ``partial_fit`` on the batch (one minibatch: ``batch_size`` is the batch's size); ``run()`` is
+    ``partial_fit`` on ``steps`` copies of it, an epoch of ``steps`` minibatches, as a fit runs them. A VAE draws
+    its ``ε`` at each update's own step, as in a fit: the first update's is the ``eps`` every contestant checks
+    with (:func:`vae_eps`); later ones are other draws of the same cost."""
+
+    def __init__(self, cfg, model, x, eps):
+        self.cfg, self.model, self.eps = cfg, model, eps
+        self.x = np.ascontiguousarray(x, dtype=model.dtype)
+        self.steps = int(max(1, min(MAX_STEPS, round(STEP_WORK_FLOPS / cfg.train_flops()))))
+        self.epoch = np.ascontiguousarray(np.tile(self.x, (self.steps, 1)))
 
     def step(self):
-        training._step(self.model, self.x, None, 0, self.x.shape[0], 0, 1, 1, None, noise_step=self.fixed_step,
-                       fused=self.fused)
+        self.model.partial_fit(self.x)
+
+    def run(self):
+        self.model.partial_fit(self.epoch)
 
     def loss(self):
-        step = 1 if self.fixed_step is not None else self.model.t_ + 1
-        return float(self.model._loss_and_grads(self.x, step)[0])
-
-
-def vae_eps_for(model, rows):
-    return rng.normal(model._key, rng.STREAM_EPS, 1, rows, model.latent, dtype=np.dtype(model.dtype))
+        return objective.loss(self.cfg, self.model.state_dict(), self.x, self.eps)
 
 
 class _FastaeEncode(EncodeCase):
@@ -111,7 +123,7 @@ class _FastaeEncode(EncodeCase):
 
 
 class Fastae(Contestant):
-    """fastae through its public model on one backend (``train`` uses the same minibatch step as ``fit``)."""
+    """fastae through its public model on one backend: ``partial_fit`` trains, ``encode`` encodes."""
 
     kind = FASTAE
 
@@ -125,7 +137,7 @@ class Fastae(Contestant):
         return registry.unavailable(self.backend, self.dtype)
 
     def train(self, cfg, params, x, eps):
-        return _FastaeTrain(fastae_model(cfg, params, self.backend, self.dtype), x, eps)
+        return _FastaeTrain(cfg, fastae_model(cfg, params, self.backend, self.dtype), x, eps)
 
     def encode(self, cfg, params, x):
         return _FastaeEncode(fastae_model(cfg, params, self.backend, self.dtype), x)

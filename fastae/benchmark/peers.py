@@ -30,6 +30,7 @@ from ..constants import LOGVAR_MAX, LOGVAR_MIN
 from . import threads as _threads
 from .configs import LEARNING_RATE, Config
 from .contestants import PEER, Contestant, EncodeCase, TrainCase
+from .objective import layout
 
 # torch.optim.Adam's defaults, written out for the hand-written JAX twin.
 ADAM_BETAS = (0.9, 0.999)
@@ -49,28 +50,6 @@ def _missing(module: str, load: bool = True) -> str | None:
     except Exception as exc:  # a broken install that fails while importing
         return f"{module} cannot be imported (pip install fastae[bench]): {type(exc).__name__}: {exc}"
     return None
-
-
-def _layout(cfg: Config):
-    """The network as data: ``(encoder, heads, decoder)``, each a tuple of ``(weight, bias, activation, transpose)``
-    with names as in fastae's state dict; ``activation`` ``None`` marks the output logits. ``heads`` is empty for an
-    autoencoder and ``[mu, logvar]`` (linear) for a VAE."""
-    k = len(cfg.dims) - 1
-    if cfg.kind == "vae":
-        enc = [(f"encoder.{i}.weight", f"encoder.{i}.bias", cfg.activation, False) for i in range(k)]
-        heads = [("mu.weight", "mu.bias", "linear", False), ("logvar.weight", "logvar.bias", "linear", False)]
-        dec = [(f"decoder.{j}.weight", f"decoder.{j}.bias", None if j == k else cfg.activation, False)
-               for j in range(k + 1)]
-        return tuple(enc), tuple(heads), tuple(dec)
-    code_act = cfg.activation if cfg.code_activation is None else cfg.code_activation
-    enc = [(f"encoder.{i}.weight", f"encoder.{i}.bias", code_act if i == k - 1 else cfg.activation, False)
-           for i in range(k)]
-    dec = []
-    for j in range(k):
-        src = k - 1 - j  # decoder layer j inverts encoder layer k-1-j
-        weight = f"encoder.{src}.weight" if cfg.tied else f"decoder.{j}.weight"
-        dec.append((weight, f"decoder.{j}.bias", None if j == k - 1 else cfg.activation, cfg.tied))
-    return tuple(enc), (), tuple(dec)
 
 
 def _f32(a) -> np.ndarray:
@@ -184,7 +163,7 @@ class _TorchTrain(TrainCase):
         self.eps = None if eps is None else torch.from_numpy(_f32(eps))
         self.opt = torch.optim.Adam(list(self.P.values()), lr=LEARNING_RATE, betas=ADAM_BETAS, eps=ADAM_EPS,
                                     **TORCH_ADAM)
-        self._eager_loss, _ = _torch_fns(_layout(cfg))
+        self._eager_loss, _ = _torch_fns(layout(cfg))
         self._loss = _torch_compile(self._eager_loss) if compiled else self._eager_loss
         self._no_grad = torch.no_grad
 
@@ -206,7 +185,7 @@ class _TorchEncode(EncodeCase):
 
         self.P = {k: v.detach() for k, v in _torch_params(params).items()}
         self.x = torch.from_numpy(_f32(x))
-        _, encode = _torch_fns(_layout(cfg))
+        _, encode = _torch_fns(layout(cfg))
         self._fn = _torch_compile(encode) if compiled else encode
         self._inference_mode = torch.inference_mode
         self.out = None
@@ -351,7 +330,7 @@ class _JaxTrain(TrainCase):
         import jax
         import jax.numpy as jnp
 
-        self.layout = _layout(cfg)
+        self.layout = layout(cfg)
         f32 = jnp.float32
         self.P = {k: jnp.array(v, dtype=f32) for k, v in params.items()}  # a copy: donation consumes it
         zeros = {k: jnp.zeros(v.shape, f32) for k, v in params.items()}
@@ -376,7 +355,7 @@ class _JaxEncode(EncodeCase):
         import jax
         import jax.numpy as jnp
 
-        self.layout = _layout(cfg)
+        self.layout = layout(cfg)
         self.P = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in params.items()}
         self.x = jnp.asarray(x, dtype=jnp.float32)
         self._fn = jax.jit(functools.partial(_jax_encode, self.layout))

@@ -11,7 +11,7 @@ Not a speed measurement: ``seconds`` (training wall time) is reported beside the
   figures, :data:`PUBLISHED_AE` and :data:`PUBLISHED_PCA`, come from training on the full 60,000-image training
   set (and fine-tuning for far longer), so they are a reference point, not a target the 8k run can match.
 * **digits**: the ``fastae demo`` models (the tied and the deep autoencoder of
-  :data:`fastae.cli.DEMO_CONFIGS`) against PCA at the same code size, on the demo's fixed split.
+  :data:`fastae.demo.DEMO_CONFIGS`) against PCA at the same code size, on the demo's fixed split.
 
 When the MNIST folder is absent the MNIST row is ``skipped`` and its note lists the folders tried.
 """
@@ -59,7 +59,7 @@ def _layers(n_features, hidden):
 
 def _fit_and_score(cls, params, X_train, X_test):
     """Fit ``cls(**params)`` on ``X_train``; returns ``(model, held-out error, training error, seconds)``."""
-    from ..cli import reconstruction_error
+    from ..demo import reconstruction_error
 
     t0 = time.perf_counter()
     model = cls(**params).fit(X_train)
@@ -95,7 +95,7 @@ def mnist_row(quick: bool, log=print, overrides: dict | None = None, path=None) 
             f"{datasets.MNIST_ENV})")
         return {**row, "status": "skipped", "note": note}
     try:
-        from ..cli import pca_error
+        from ..demo import pca_error
     except ImportError as exc:  # pragma: no cover - the cli imports only numpy at module level
         return {**row, "status": "skipped", "note": str(exc)}
     X_train, X_test = split(X, MNIST_N_TRAIN, MNIST_SPLIT_SEED)
@@ -131,7 +131,7 @@ def digits_rows(quick: bool, log=print, overrides: dict | None = None, models=DI
     """The ``fastae demo`` autoencoders against PCA at the same code size on held-out digits."""
     import fastae
 
-    from ..cli import DEMO_BLAS_THREADS, demo_configs, pca_error, split_digits
+    from ..demo import DEMO_BLAS_THREADS, demo_configs, pca_error, split_digits
     from ..datasets import load_digits
 
     configs = demo_configs(quick=quick, seed=0)

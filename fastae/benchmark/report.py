@@ -115,9 +115,9 @@ def write_text(text: str, path) -> str:
 
 
 def _atomic_write(path, data: bytes) -> None:
-    from ..io import _atomic_write_bytes
+    from ..io import atomic_write_bytes
 
-    _atomic_write_bytes(os.fspath(path), data)
+    atomic_write_bytes(os.fspath(path), data)
 
 
 # --- status -----------------------------------------------------------------------------------------------------

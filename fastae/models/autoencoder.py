@@ -356,6 +356,11 @@ class Autoencoder(BaseModel):
                 or self.contractive > 0 or self.weight_decay > 0):
             return None
         opt, P, k = self._optimizer, self._params, self._hidden[0]
+        # Built again only when what it binds changes: partial_fit calls this once per call
+        binds = (opt.name, opt.lr, opt.momentum, self._noise)
+        cached = self.__dict__.get("_fused_cache")
+        if cached is not None and cached[0] is P and cached[1] is opt and cached[2] == binds:
+            return cached[3]
         tied = self._fitted_structure["tied"]
         names = _FUSED_TIED if tied else _FUSED_UNTIED
         run = B.ae1_stepper(tied, self._encoder[0].activation, self._fitted_structure["loss"], opt.name, opt.lr,
@@ -382,6 +387,7 @@ class Autoencoder(BaseModel):
                 opt.commit(P, names)
             return loss, (_FUSED_UNTIED[status - 1] if status > 0 else None)
 
+        self._fused_cache = (P, opt, binds, fused)
         return fused
 
     def _validation_loss(self, X):

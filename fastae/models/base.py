@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 import os
 
 import numpy as np
@@ -31,8 +32,12 @@ class BaseModel:
     # --- scikit-learn parameter protocol ------------------------------------------------------------------------
     @classmethod
     def _get_param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values() if p.name != "self")
+        names = cls.__dict__.get("_param_names")
+        if names is None:  # once per class: inspecting a signature costs more than a small training step
+            sig = inspect.signature(cls.__init__)
+            names = tuple(sorted(p.name for p in sig.parameters.values() if p.name != "self"))
+            cls._param_names = names
+        return list(names)
 
     def get_params(self, deep=True):
         """The constructor parameters, as scikit-learn's ``get_params``.
@@ -102,6 +107,7 @@ class BaseModel:
         state = self.__dict__.copy()
         state.pop("_B", None)
         state.pop("_locks", None)
+        state.pop("_fused_cache", None)  # closures over this process's buffers
         opt = state.pop("_optimizer", None)
         if opt is not None:
             state["_optimizer_state"] = opt.state
@@ -189,6 +195,18 @@ class BaseModel:
         derived = self._validate_model_params()
         return resolve_backend(self.backend, self.dtype, like), derived
 
+    def _param_snapshot(self):
+        """The constructor parameters as ``(type, value)`` pairs (lists as tuples): equal snapshots were validated
+        alike, so ``partial_fit`` checks them only when one changes."""
+        getter = type(self).__dict__.get("_param_getter")
+        if getter is None:
+            getter = type(self)._param_getter = operator.attrgetter(*self._get_param_names())
+        values = getter(self)
+        types = tuple(map(type, values))
+        if list in types:  # a list may change in place: keep what it holds now
+            values = tuple(tuple(v) if type(v) is list else v for v in values)
+        return values, types
+
     def _structure(self):
         """The parameters that fix the layout of the weights: ``partial_fit`` cannot change them."""
         return {name: getattr(self, name) for name in self._STRUCTURAL}
@@ -231,6 +249,7 @@ class BaseModel:
         self._optimizer = training.Optimizer(self._B, self.optimizer, self.learning_rate, self.momentum)
         self.t_ = 0
         self._loss_ref_ = None  # the first batch loss of this fit: the divergence guard's reference
+        self._checked_params = None
         self.n_epochs_ = 0
         self.history_ = {}
 
@@ -423,17 +442,20 @@ class BaseModel:
             self._setup(X.shape[1], like=raw)
             self._record_feature_names_from(names)
         else:
-            backend, derived = self._validated()
+            snapshot = self._param_snapshot()
+            if snapshot != self.__dict__.get("_checked_params"):  # checked once per change of the parameters
+                backend, derived = self._validated()
+                for name, before in self._fitted_structure.items():
+                    if not _same(getattr(self, name), before):
+                        raise ValueError(f"partial_fit continues the fitted model, whose {name} is {before!r}, "
+                                         f"but {name} is now {getattr(self, name)!r}; call fit to start over")
+                if backend.NAME != self.backend_:
+                    raise ValueError(f"partial_fit continues the fitted model on backend {self.backend_!r}, but "
+                                     f"backend={self.backend!r} now resolves to {backend.NAME!r}")
+                self.__dict__.update(derived)
+                self._optimizer.configure(self.optimizer, self.learning_rate, self.momentum)
+                self._checked_params = snapshot
             X = self._check_X(X, n_features=self.n_features_in_)
-            for name, before in self._fitted_structure.items():
-                if not _same(getattr(self, name), before):
-                    raise ValueError(f"partial_fit continues the fitted model, whose {name} is {before!r}, but "
-                                     f"{name} is now {getattr(self, name)!r}; call fit to start over")
-            if backend.NAME != self.backend_:
-                raise ValueError(f"partial_fit continues the fitted model on backend {self.backend_!r}, but "
-                                 f"backend={self.backend!r} now resolves to {backend.NAME!r}")
-            self.__dict__.update(derived)
-            self._optimizer.configure(self.optimizer, self.learning_rate, self.momentum)
         loss = training.run_epoch(self, self._B.xp.asarray(X), self.n_epochs_ + 1, on_divergence=on_divergence)
         self.history_.setdefault("loss", []).append(loss)
         return self
