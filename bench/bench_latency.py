@@ -12,5 +12,14 @@ def bench_latency(cfg, contestant, refs, error, timed):
     if contestant.kind != FLOOR:
         err = error(case.result(), want)
         assert err <= runner.ENCODE_TOL, f"{contestant.name} on {cfg.name}: code error {err:.3g}"
-    timed(case.run, group=f"latency {cfg.name} x1", round_s=0.002, config=cfg.name, contestant=contestant.name,
-          kind=contestant.kind, rows=1, flops=cfg.encode_flops(1), error=err)
+    timed(
+        case.run,
+        group=f"latency {cfg.name} x1",
+        round_s=0.002,
+        config=cfg.name,
+        contestant=contestant.name,
+        kind=contestant.kind,
+        rows=1,
+        flops=cfg.encode_flops(1),
+        error=err,
+    )

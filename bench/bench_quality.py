@@ -16,8 +16,9 @@ def _record(benchmark, row):
 @pytest.mark.parametrize("model", quality.DIGITS_MODELS)
 def bench_quality_digits(model, benchmark):
     benchmark.group = "quality digits"
-    (row,) = benchmark.pedantic(lambda: quality.digits_rows(quick=False, log=lambda s: None, models=(model,)),
-                                rounds=1, iterations=1)
+    (row,) = benchmark.pedantic(
+        lambda: quality.digits_rows(quick=False, log=lambda s: None, models=(model,)), rounds=1, iterations=1
+    )
     _record(benchmark, row)
     assert row["status"] == "ok", row.get("note")
     assert math.isfinite(row["ae_error"]) and math.isfinite(row["pca_error"])
@@ -29,11 +30,12 @@ def bench_quality_mnist(benchmark, full):
     from fastae import datasets
 
     if datasets.find_mnist() is None:
-        pytest.skip("the MNIST test set is not found (tried "
-                    f"{', '.join(str(c) for c in datasets.mnist_candidates())}; set {datasets.MNIST_ENV})")
+        pytest.skip(
+            "the MNIST test set is not found (tried "
+            f"{', '.join(str(c) for c in datasets.mnist_candidates())}; set {datasets.MNIST_ENV})"
+        )
     benchmark.group = "quality mnist"
-    row = benchmark.pedantic(lambda: quality.mnist_row(quick=not full, log=lambda s: None), rounds=1,
-                             iterations=1)
+    row = benchmark.pedantic(lambda: quality.mnist_row(quick=not full, log=lambda s: None), rounds=1, iterations=1)
     _record(benchmark, row)
     assert row["status"] == "ok", row.get("note")
     assert row["ae_error"] < row["pca_error"], row

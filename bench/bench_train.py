@@ -13,6 +13,14 @@ def bench_train_step(cfg, contestant, refs, timed):
         err = abs(case.loss() - want) / abs(want)
         assert err <= runner.TRAIN_TOL, f"{contestant.name} on {cfg.name}: loss error {err:.3g} after one step"
     # One timed call makes case.steps training steps (an epoch of them, for fastae): per step is time / steps.
-    timed(case.run, group=f"train {cfg.name}", config=cfg.name, contestant=contestant.name,
-          kind=contestant.kind, batch=cfg.batch, steps_per_call=case.steps, flops=cfg.train_flops() * case.steps,
-          error=err)
+    timed(
+        case.run,
+        group=f"train {cfg.name}",
+        config=cfg.name,
+        contestant=contestant.name,
+        kind=contestant.kind,
+        batch=cfg.batch,
+        steps_per_call=case.steps,
+        flops=cfg.train_flops() * case.steps,
+        error=err,
+    )

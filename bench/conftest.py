@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from fastae.benchmark import configs, lineup, timing  # noqa: E402
-from fastae.benchmark.contestants import Fastae, GemmFloor, vae_eps  # noqa: E402
+from fastae.benchmark.contestants import Fastae, vae_eps  # noqa: E402
 
 
 # --- contestants: the list fastae bench uses (fastae.benchmark.lineup) -----------------------------------------
@@ -26,13 +26,18 @@ def _contestants():
 
 _CONTESTANTS, PEERS_NOTE = _contestants()
 # pytest parameters: an unavailable contestant is collected and skipped with its reason, never silently dropped.
-contestants = [pytest.param(c, id=c.name, marks=[pytest.mark.skip(reason=why)] if why else [])
-               for c, why in _CONTESTANTS]
+contestants = [
+    pytest.param(c, id=c.name, marks=[pytest.mark.skip(reason=why)] if why else []) for c, why in _CONTESTANTS
+]
 
 
 def pytest_addoption(parser):
-    parser.addoption("--bench-full", action="store_true", default=False,
-                     help="fastae: full budgets (more rounds, full quality training) instead of quick ones")
+    parser.addoption(
+        "--bench-full",
+        action="store_true",
+        default=False,
+        help="fastae: full budgets (more rounds, full quality training) instead of quick ones",
+    )
 
 
 def pytest_report_header(config):

@@ -28,8 +28,10 @@ def main():
     from fastae.benchmark.configs import CONFIGS, ENCODE_BATCH, data, initial_weights
     from fastae.benchmark.contestants import Fastae, GemmFloor
 
-    print("| config | encode(X), previous result kept | encode(X), each result dropped | encode(X, out=buf) | "
-          "GEMM-only floor |")
+    print(
+        "| config | encode(X), previous result kept | encode(X), each result dropped | encode(X, out=buf) | "
+        "GEMM-only floor |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     with threadpool_limits(2):
         for name in args.configs.split(","):
@@ -46,10 +48,16 @@ def main():
             def kept():
                 last[0] = model.encode(x)
 
-            fns = {"kept": kept, "dropped": lambda: model.encode(x), "out": lambda: model.encode(x, out=buf),
-                   "floor": GemmFloor().encode(cfg, params, x).run}
-            t = {k: v["median_s"] for k, v in
-                 timing.interleaved(fns, samples=args.samples, target_s=0.1, settle_s=0.15).items()}
+            fns = {
+                "kept": kept,
+                "dropped": lambda: model.encode(x),
+                "out": lambda: model.encode(x, out=buf),
+                "floor": GemmFloor().encode(cfg, params, x).run,
+            }
+            t = {
+                k: v["median_s"]
+                for k, v in timing.interleaved(fns, samples=args.samples, target_s=0.1, settle_s=0.15).items()
+            }
             cells = [f"{t[k] * 1e6:.0f} µs ({t['floor'] / t[k]:.0%})" for k in ("kept", "dropped", "out")]
             print(f"| {name} | {' | '.join(cells)} | {t['floor'] * 1e6:.0f} µs |")
 

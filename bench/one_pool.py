@@ -71,8 +71,10 @@ def main():
     print("| case | numba: fastae / floor | numba-pool: fastae / floor |")
     print("| --- | --- | --- |")
     for case in runs[0]["numba"]:
-        cells = [", ".join(f"{o * 1e3:.3g} / {f * 1e3:.3g} ms = {o / f:.2f}x" for o, f in (r[b][case] for r in runs))
-                 for b in BACKENDS]
+        cells = [
+            ", ".join(f"{o * 1e3:.3g} / {f * 1e3:.3g} ms = {o / f:.2f}x" for o, f in (r[b][case] for r in runs))
+            for b in BACKENDS
+        ]
         print(f"| {case} | {cells[0]} | {cells[1]} |")
 
 

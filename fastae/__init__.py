@@ -45,5 +45,14 @@ def load(path, backend=None):
     return cls._from_file(config, tensors, state, backend=backend)
 
 
-__all__ = ["Autoencoder", "VAE", "load", "warmup", "available_backends", "describe", "DivergenceError",
-           "NotFittedError", "__version__"]
+__all__ = [
+    "Autoencoder",
+    "VAE",
+    "load",
+    "warmup",
+    "available_backends",
+    "describe",
+    "DivergenceError",
+    "NotFittedError",
+    "__version__",
+]

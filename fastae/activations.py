@@ -22,6 +22,7 @@ import numpy as np
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 
+
 def output_activation(loss: str) -> str:
     """The output nonlinearity that pairs with ``loss``: sigmoid for ``"bce"``, identity for ``"mse"`` (so that the
     gradient at the output pre-activation is ``x̂ − x`` for both)."""

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+
 def main(argv=None):
     """Run the ``fastae`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     args = _parser().parse_args(argv)
@@ -29,15 +30,23 @@ def _parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from .demo import DEMO_N_TRAIN
 
-    demo = sub.add_parser("demo", help="train autoencoders and a VAE on held-out digits and compare with PCA",
-                          description="Train a tied autoencoder, a deep autoencoder with layer-wise pretraining "
-                                      "and a VAE on scikit-learn's digits (fixed split: "
-                                      f"{DEMO_N_TRAIN} training images, the rest held out), and report "
-                                      "held-out reconstruction error beside PCA's at the same code size, and "
-                                      "the VAE's held-out ELBO. Needs scikit-learn (pip install fastae[demo]).")
+    demo = sub.add_parser(
+        "demo",
+        help="train autoencoders and a VAE on held-out digits and compare with PCA",
+        description="Train a tied autoencoder, a deep autoencoder with layer-wise pretraining "
+        "and a VAE on scikit-learn's digits (fixed split: "
+        f"{DEMO_N_TRAIN} training images, the rest held out), and report "
+        "held-out reconstruction error beside PCA's at the same code size, and "
+        "the VAE's held-out ELBO. Needs scikit-learn (pip install fastae[demo]).",
+    )
     demo.add_argument("--quick", action="store_true", help="smaller models and fewer epochs (a few seconds)")
-    demo.add_argument("--seed", type=_seed, default=0, metavar="N",
-                      help="random_state of the models (default 0; the data split stays fixed)")
+    demo.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        metavar="N",
+        help="random_state of the models (default 0; the data split stays fixed)",
+    )
     demo.set_defaults(func=_cmd_demo)
     info = sub.add_parser("info", help="versions, available backends and whether MNIST is found")
     info.set_defaults(func=_cmd_info)
@@ -68,10 +77,16 @@ _positive = _int_at_least(1, "a positive integer")
 def _cmd_info(args):
     from . import __version__, available_backends, datasets, machine
 
-    rows = [("fastae", __version__), ("python", f"{platform.python_version()} ({sys.executable})"),
-            ("numpy", np.__version__), ("numba", _version_of("numba")), ("scipy", _version_of("scipy")),
-            ("scikit-learn", _version_of("sklearn") + "  (optional: fastae demo)"),
-            ("backends", ", ".join(available_backends()) or "none"), *machine.summary_lines()]
+    rows = [
+        ("fastae", __version__),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("numpy", np.__version__),
+        ("numba", _version_of("numba")),
+        ("scipy", _version_of("scipy")),
+        ("scikit-learn", _version_of("sklearn") + "  (optional: fastae demo)"),
+        ("backends", ", ".join(available_backends()) or "none"),
+        *machine.summary_lines(),
+    ]
     folder = datasets.find_mnist()
     if folder is not None:
         rows.append(("MNIST", f"found at {folder.resolve()}"))
@@ -100,8 +115,11 @@ def _cmd_demo(args):
         try:
             __import__(module)
         except ImportError:
-            print(f"fastae demo: needs {module}, which is not installed; install the demo's dependencies with "
-                  f"`pip install fastae[demo]`", file=sys.stderr)
+            print(
+                f"fastae demo: needs {module}, which is not installed; install the demo's dependencies with "
+                f"`pip install fastae[demo]`",
+                file=sys.stderr,
+            )
             return 1
     from . import demo
 
@@ -124,24 +142,51 @@ def _add_bench_parser(sub):
     from .benchmark.configs import CONFIGS
 
     bench = sub.add_parser(
-        "bench", help="benchmark fastae against its peers (PyTorch, JAX) and the GEMM-only floor",
+        "bench",
+        help="benchmark fastae against its peers (PyTorch, JAX) and the GEMM-only floor",
         description="Check every contestant's answer against the float64 reference, then time them side by side "
-                    "on the standard configurations. Writes results.json, results.md and PNG plots into --out, "
-                    "prints the Markdown report, and exits with status 1 if any answer is WRONG or any "
-                    "contestant failed. Plots need matplotlib (pip install fastae[plot]).")
-    bench.add_argument("--quick", action="store_true",
-                       help="fewer and shorter samples, reduced quality budget (a few minutes in all)")
-    bench.add_argument("--config", type=_name_list("configuration", tuple(CONFIGS)), default=list(CONFIGS),
-                       metavar="NAMES", help=f"comma-separated configurations (default: all, {','.join(CONFIGS)})")
-    bench.add_argument("--peers", type=_name_list("peer", None, allow_none=True), default=list(BENCH_PEERS),
-                       metavar="NAMES", help=f"comma-separated peers, or 'none' (default: {','.join(BENCH_PEERS)})")
-    bench.add_argument("--suites", type=_name_list("suite", BENCH_SUITES), default=list(BENCH_SUITES),
-                       metavar="NAMES", help=f"comma-separated suites (default: all, {','.join(BENCH_SUITES)})")
-    bench.add_argument("--threads", type=_positive, default=_cpu_count(), metavar="N",
-                       help="threads for every contestant (BLAS, Numba, PyTorch, XLA); default: the cores this "
-                            f"process may use ({_cpu_count()} here)")
-    bench.add_argument("--out", default=BENCH_OUT, metavar="DIR",
-                       help=f"folder for results.json, results.md and the plots (default: ./{BENCH_OUT})")
+        "on the standard configurations. Writes results.json, results.md and PNG plots into --out, "
+        "prints the Markdown report, and exits with status 1 if any answer is WRONG or any "
+        "contestant failed. Plots need matplotlib (pip install fastae[plot]).",
+    )
+    bench.add_argument(
+        "--quick", action="store_true", help="fewer and shorter samples, reduced quality budget (a few minutes in all)"
+    )
+    bench.add_argument(
+        "--config",
+        type=_name_list("configuration", tuple(CONFIGS)),
+        default=list(CONFIGS),
+        metavar="NAMES",
+        help=f"comma-separated configurations (default: all, {','.join(CONFIGS)})",
+    )
+    bench.add_argument(
+        "--peers",
+        type=_name_list("peer", None, allow_none=True),
+        default=list(BENCH_PEERS),
+        metavar="NAMES",
+        help=f"comma-separated peers, or 'none' (default: {','.join(BENCH_PEERS)})",
+    )
+    bench.add_argument(
+        "--suites",
+        type=_name_list("suite", BENCH_SUITES),
+        default=list(BENCH_SUITES),
+        metavar="NAMES",
+        help=f"comma-separated suites (default: all, {','.join(BENCH_SUITES)})",
+    )
+    bench.add_argument(
+        "--threads",
+        type=_positive,
+        default=_cpu_count(),
+        metavar="N",
+        help="threads for every contestant (BLAS, Numba, PyTorch, XLA); default: the cores this "
+        f"process may use ({_cpu_count()} here)",
+    )
+    bench.add_argument(
+        "--out",
+        default=BENCH_OUT,
+        metavar="DIR",
+        help=f"folder for results.json, results.md and the plots (default: ./{BENCH_OUT})",
+    )
     bench.set_defaults(func=_cmd_bench)
     return bench
 
@@ -149,6 +194,7 @@ def _add_bench_parser(sub):
 def _name_list(what, choices, allow_none=False):
     """An argparse type: comma-separated names, each one of ``choices`` (any if ``None``), without repeats;
     ``none`` (if allowed) is the empty list."""
+
     def parse(text):
         if allow_none and text.strip().lower() == "none":
             return []
@@ -159,8 +205,8 @@ def _name_list(what, choices, allow_none=False):
             if choices is not None and name not in choices:
                 raise argparse.ArgumentTypeError(f"unknown {what} {name!r}; choose from {', '.join(choices)}")
         return list(dict.fromkeys(names))
-    return parse
 
+    return parse
 
 
 def _cpu_count():
@@ -183,8 +229,13 @@ def bench_command(args) -> str:
     unpinned = not any(k in os.environ for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
     parts = ["env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"] if unpinned else []
     parts += ["fastae bench"] + (["--quick"] if args.quick else [])
-    parts += [f"--config {','.join(args.config)}", f"--peers {','.join(args.peers) or 'none'}",
-              f"--suites {','.join(args.suites)}", f"--threads {args.threads}", f"--out {shlex.quote(args.out)}"]
+    parts += [
+        f"--config {','.join(args.config)}",
+        f"--peers {','.join(args.peers) or 'none'}",
+        f"--suites {','.join(args.suites)}",
+        f"--threads {args.threads}",
+        f"--out {shlex.quote(args.out)}",
+    ]
     return " ".join(parts)
 
 
@@ -209,8 +260,13 @@ def run_other_suite(suite, quick, log=print):
     out = []
     for row in rows:
         if not isinstance(row, dict):
-            out.append({**base, "status": "failed", "note": f"{module_name}.run returned a {type(row).__name__} "
-                                                              f"row, not a dict"})
+            out.append(
+                {
+                    **base,
+                    "status": "failed",
+                    "note": f"{module_name}.run returned a {type(row).__name__} row, not a dict",
+                }
+            )
         else:
             out.append({"suite": suite, **row})
     return out
@@ -223,9 +279,7 @@ def run_bench(args, log=print) -> dict:
 
     started = time.time()
     threads_info = bench_threads.set_threads(args.threads)
-    from .benchmark import runner
-
-    from .benchmark import lineup
+    from .benchmark import lineup, runner
 
     contestants = lineup.contestants(args.peers, args.threads, log)
     for c in contestants:
@@ -233,8 +287,7 @@ def run_bench(args, log=print) -> dict:
         if reason:
             log(f"  {c.name}: skipped, {reason}")
     runner_suites = [s for s in args.suites if s in BENCH_RUNNER_SUITES]
-    result = runner.run(configs=args.config, contestants=contestants, suites=runner_suites, quick=args.quick,
-                        log=log)
+    result = runner.run(configs=args.config, contestants=contestants, suites=runner_suites, quick=args.quick, log=log)
     rows = list(result["rows"])
     suite_seconds = {}
     for suite in args.suites:
@@ -262,11 +315,17 @@ def _bench_meta(args, threads_info):
     from . import __version__, machine
 
     info = machine.describe()
-    return {"command": bench_command(args), "threads": args.threads, "threads_info": threads_info,
-            "cpu": info["processor"]["model"], "system": f"{platform.system()} {platform.release()}",
-            "machine_info": info,
-            "versions": {"fastae": __version__, **versions}, "suites": list(args.suites),
-            "peers": list(args.peers)}
+    return {
+        "command": bench_command(args),
+        "threads": args.threads,
+        "threads_info": threads_info,
+        "cpu": info["processor"]["model"],
+        "system": f"{platform.system()} {platform.release()}",
+        "machine_info": info,
+        "versions": {"fastae": __version__, **versions},
+        "suites": list(args.suites),
+        "peers": list(args.peers),
+    }
 
 
 def write_bench(result, out_dir, log=print) -> list:
@@ -304,8 +363,14 @@ def _cmd_bench(args):
         log(f"fastae bench: done in {result['meta']['seconds']:.0f} s")
     bad = report.failures(result)
     if bad:
-        print(f"fastae bench: {len(bad)} row(s) WRONG or failed: "
-              + "; ".join(f"{r.get('suite')} {r.get('config')} {r.get('contestant')}: {r.get('status')} "
-                          f"({r.get('note')})" for r in bad), file=sys.stderr, flush=True)
+        print(
+            f"fastae bench: {len(bad)} row(s) WRONG or failed: "
+            + "; ".join(
+                f"{r.get('suite')} {r.get('config')} {r.get('contestant')}: {r.get('status')} ({r.get('note')})"
+                for r in bad
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
         return 1
     return 0

@@ -52,15 +52,18 @@ class publishing:
 
 def updating(method):
     """``method`` (``fit``, ``partial_fit``) under the model's update lock."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         with locks(self)[0]:
             return method(self, *args, **kwargs)
+
     return wrapper
 
 
 def consistent(method):
     """``method`` (a reader of the weights) run again if an update was published while it ran."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         v = self._version
@@ -73,4 +76,5 @@ def consistent(method):
             return result
         with locks(self)[1]:
             return method(self, *args, **kwargs)
+
     return wrapper

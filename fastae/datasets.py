@@ -48,8 +48,10 @@ def load_digits(return_labels=False):
     try:
         from sklearn.datasets import load_digits as _sk_load_digits
     except ImportError as exc:
-        raise ImportError("load_digits needs scikit-learn, which is not installed; install it with "
-                          "`pip install fastae[demo]` (or `pip install scikit-learn`)") from exc
+        raise ImportError(
+            "load_digits needs scikit-learn, which is not installed; install it with "
+            "`pip install fastae[demo]` (or `pip install scikit-learn`)"
+        ) from exc
     bunch = _sk_load_digits()
     # The digits' pixels are counts 0..16 (of a 4x4 block of the 32x32 original).
     X = np.ascontiguousarray(bunch.data, dtype=np.float64) / 16.0
@@ -141,7 +143,8 @@ def load_mnist(path=None, return_labels=False):
             f"the MNIST test set ({MNIST_IMAGES} and {MNIST_LABELS}) was not found. Folders tried:\n{tried}\n"
             f"Point fastae to the folder holding both files with load_mnist(path=...) or the environment "
             f"variable {MNIST_ENV}=/path/to/mnist. MNIST is optional: only loaders, tests and benchmarks that "
-            f"ask for it need it.")
+            f"ask for it need it."
+        )
     images = read_idx(folder / MNIST_IMAGES, IDX_IMAGES_MAGIC, (MNIST_TEST_SIZE, MNIST_SIDE, MNIST_SIDE))
     X = images.reshape(MNIST_TEST_SIZE, MNIST_SIDE * MNIST_SIDE).astype(np.float64) / 255.0
     if not return_labels:
@@ -193,8 +196,10 @@ def read_idx(file, magic, shape=None):
     expected = header + int(np.prod(dims, dtype=np.int64))
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise ValueError(f"{file}: {what}: expected {expected} bytes ({header}-byte header + data for dims "
-                         f"{tuple(dims)}), got {len(raw)}")
+        raise ValueError(
+            f"{file}: {what}: expected {expected} bytes ({header}-byte header + data for dims "
+            f"{tuple(dims)}), got {len(raw)}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 

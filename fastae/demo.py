@@ -21,23 +21,50 @@ DEMO_CONFIGS = {
     "tied": {
         "model": "Autoencoder",
         "label": "tied Autoencoder",
-        "params": dict(hidden=(12,), activation="sigmoid", code_activation="linear", loss="bce", tied=True,
-                       optimizer="adam", learning_rate=1e-2, batch_size=32, epochs=100),
+        "params": dict(
+            hidden=(12,),
+            activation="sigmoid",
+            code_activation="linear",
+            loss="bce",
+            tied=True,
+            optimizer="adam",
+            learning_rate=1e-2,
+            batch_size=32,
+            epochs=100,
+        ),
         "quick": dict(epochs=10),
     },
     "deep": {
         "model": "Autoencoder",
         "label": "deep Autoencoder, layerwise",
-        "params": dict(hidden=(256, 128, 12), activation="sigmoid", code_activation="linear", loss="bce",
-                       tied=True, pretrain="layerwise", pretrain_epochs=20, optimizer="adam",
-                       learning_rate=1e-2, batch_size=32, epochs=50),
+        "params": dict(
+            hidden=(256, 128, 12),
+            activation="sigmoid",
+            code_activation="linear",
+            loss="bce",
+            tied=True,
+            pretrain="layerwise",
+            pretrain_epochs=20,
+            optimizer="adam",
+            learning_rate=1e-2,
+            batch_size=32,
+            epochs=50,
+        ),
         "quick": dict(hidden=(128, 64, 12), pretrain_epochs=5, epochs=5),
     },
     "vae": {
         "model": "VAE",
         "label": "VAE",
-        "params": dict(hidden=(256, 128), latent=12, activation="relu", loss="bce", optimizer="adam",
-                       learning_rate=3e-3, batch_size=32, epochs=60),
+        "params": dict(
+            hidden=(256, 128),
+            latent=12,
+            activation="relu",
+            loss="bce",
+            optimizer="adam",
+            learning_rate=3e-3,
+            batch_size=32,
+            epochs=60,
+        ),
         "quick": dict(hidden=(128,), epochs=10),
     },
 }
@@ -49,7 +76,6 @@ DEMO_ELBO_SAMPLES = 10
 # The demo's matrices are small (batches of 32 rows, layers of at most 256 units): a second OpenBLAS thread buys
 # nothing, and on a busy 2-core machine its spinning made the deep model train 6-7x slower (15.5 s against 2.3 s).
 DEMO_BLAS_THREADS = 1
-
 
 
 def demo_configs(quick=False, seed=0):
@@ -112,15 +138,29 @@ def _run_demo(quick, seed):
     t_start = time.perf_counter()
     X = load_digits()
     X_train, X_test = split_digits(X)
-    results = {"n_train": X_train.shape[0], "n_test": X_test.shape[0], "n_features": X.shape[1],
-               "quick": quick, "seed": seed, "blas_threads": DEMO_BLAS_THREADS, "models": []}
+    results = {
+        "n_train": X_train.shape[0],
+        "n_test": X_test.shape[0],
+        "n_features": X.shape[1],
+        "quick": quick,
+        "seed": seed,
+        "blas_threads": DEMO_BLAS_THREADS,
+        "models": [],
+    }
     for name, (kind, label, params) in demo_configs(quick, seed).items():
         cls = getattr(fastae, kind)
         t0 = time.perf_counter()
         model = cls(**params).fit(X_train)
         fit_time = time.perf_counter() - t0
-        row = {"name": name, "label": label, "kind": kind, "params": params, "backend": model.backend_,
-               "dtype": model.dtype, "fit_time": fit_time}
+        row = {
+            "name": name,
+            "label": label,
+            "kind": kind,
+            "params": params,
+            "backend": model.backend_,
+            "dtype": model.dtype,
+            "fit_time": fit_time,
+        }
         if kind == "VAE":
             row["code"] = int(params["latent"])
             row["elbo"] = float(np.mean(model.elbo(X_test, n_samples=DEMO_ELBO_SAMPLES)))
@@ -139,28 +179,49 @@ def format_demo(results):
     """The demo's report as text: an aligned table for the autoencoders against PCA, then the VAE's ELBO."""
     r = results
     mode = "quick" if r["quick"] else "full"
-    lines = [f"fastae demo ({mode}): scikit-learn digits, {r['n_train']} training / {r['n_test']} held-out "
-             f"images of {r['n_features']} pixels in [0, 1]; model seed {r['seed']}; BLAS threads "
-             f"{r['blas_threads']}",
-             "",
-             "Held-out reconstruction error: squared error summed over pixels, averaged over images "
-             "(lower is better)"]
+    lines = [
+        f"fastae demo ({mode}): scikit-learn digits, {r['n_train']} training / {r['n_test']} held-out "
+        f"images of {r['n_features']} pixels in [0, 1]; model seed {r['seed']}; BLAS threads "
+        f"{r['blas_threads']}",
+        "",
+        "Held-out reconstruction error: squared error summed over pixels, averaged over images (lower is better)",
+    ]
     aes = [m for m in r["models"] if "error" in m]
     header = ("model", "layers", "code", "autoencoder", "PCA", "AE / PCA", "backend", "fit time")
     table = [header]
     for m in aes:
-        table.append((m["label"], _layers(m["params"]["hidden"]), str(m["code"]), f"{m['error']:.3f}",
-                      f"{m['pca_error']:.3f}", f"{m['error'] / m['pca_error']:.2f}",
-                      f"{m['backend']} {m['dtype']}", f"{m['fit_time']:.2f} s"))
+        table.append(
+            (
+                m["label"],
+                _layers(m["params"]["hidden"]),
+                str(m["code"]),
+                f"{m['error']:.3f}",
+                f"{m['pca_error']:.3f}",
+                f"{m['error'] / m['pca_error']:.2f}",
+                f"{m['backend']} {m['dtype']}",
+                f"{m['fit_time']:.2f} s",
+            )
+        )
     lines += _aligned(table)
-    lines += ["", "Held-out mean ELBO per image in nats (higher is better). The Bernoulli decoder on grey levels "
-              "makes it", "a cross-entropy bound, comparable between models but not a normalised "
-              "log-likelihood."]
+    lines += [
+        "",
+        "Held-out mean ELBO per image in nats (higher is better). The Bernoulli decoder on grey levels makes it",
+        "a cross-entropy bound, comparable between models but not a normalised log-likelihood.",
+    ]
     table = [("model", "layers", "latent", "held-out ELBO", "train ELBO", "backend", "fit time")]
     for m in r["models"]:
         if "elbo" in m:
-            table.append((m["label"], _layers(m["params"]["hidden"]), str(m["code"]), f"{m['elbo']:.2f}",
-                          f"{m['elbo_train']:.2f}", f"{m['backend']} {m['dtype']}", f"{m['fit_time']:.2f} s"))
+            table.append(
+                (
+                    m["label"],
+                    _layers(m["params"]["hidden"]),
+                    str(m["code"]),
+                    f"{m['elbo']:.2f}",
+                    f"{m['elbo_train']:.2f}",
+                    f"{m['backend']} {m['dtype']}",
+                    f"{m['fit_time']:.2f} s",
+                )
+            )
     table.append(("independent pixels", "-", "0", f"{r['baseline_loglik']:.2f}", "-", "-", "-"))
     lines += _aligned(table)
     lines += ["", f"total wall time {r['wall_time']:.1f} s"]

@@ -54,8 +54,8 @@ FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
 
 # Little-endian is what safetensors stores on disk, independent of the host.
-_WRITE_DTYPES = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
-_READ_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
+_WRITE_DTYPES: dict[int, np.dtype] = {4: np.dtype("<f4"), 8: np.dtype("<f8")}
+_READ_DTYPES: dict[str, np.dtype] = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 _METADATA_KEYS = ("format", "format_version", "kind", "config", "state")
 _VERSION_RE = re.compile(r"[0-9]+")
 
@@ -143,13 +143,9 @@ def _check_path(path) -> str:
     try:
         path = os.fspath(path)
     except TypeError:
-        raise TypeError(
-            f"path must be a str or os.PathLike, got {type(path).__name__}"
-        ) from None
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
     if not isinstance(path, str):
-        raise TypeError(
-            f"path must be a str or os.PathLike, got {type(path).__name__}"
-        )
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     if not path:
         raise ValueError("path must be a non-empty file path, got ''")
     return path
@@ -157,15 +153,11 @@ def _check_path(path) -> str:
 
 def _prepare_tensors(tensors) -> dict[str, np.ndarray]:
     if not isinstance(tensors, Mapping):
-        raise TypeError(
-            f"tensors must be a dict of name -> numpy array, got {type(tensors).__name__}"
-        )
+        raise TypeError(f"tensors must be a dict of name -> numpy array, got {type(tensors).__name__}")
     out = {}
     for name, arr in tensors.items():
         if not isinstance(name, str):
-            raise TypeError(
-                f"tensor names must be str, got {type(name).__name__} key {name!r}"
-            )
+            raise TypeError(f"tensor names must be str, got {type(name).__name__} key {name!r}")
         if not name:
             raise ValueError("tensor name must be a non-empty str, got ''")
         if name == "__metadata__":
@@ -173,14 +165,9 @@ def _prepare_tensors(tensors) -> dict[str, np.ndarray]:
             # for metadata and produce a file that cannot be read back.
             raise ValueError("tensor name '__metadata__' is reserved by safetensors")
         if not isinstance(arr, np.ndarray):
-            raise TypeError(
-                f"tensor {name!r} must be a numpy.ndarray of float32 or float64, "
-                f"got {type(arr).__name__}"
-            )
+            raise TypeError(f"tensor {name!r} must be a numpy.ndarray of float32 or float64, got {type(arr).__name__}")
         if arr.dtype.kind != "f" or arr.dtype.itemsize not in _WRITE_DTYPES:
-            raise TypeError(
-                f"tensor {name!r} must have dtype float32 or float64, got {arr.dtype}"
-            )
+            raise TypeError(f"tensor {name!r} must have dtype float32 or float64, got {arr.dtype}")
         # safetensors.numpy reads the raw buffer behind the data pointer, so a
         # non-C-contiguous array (e.g. a transposed view W.T) would be saved
         # with the wrong element order, or past its end for strided views.
@@ -211,17 +198,13 @@ def _to_json_value(value, where: str):
     if isinstance(value, (float, np.floating)):
         value = float(value)
         if not math.isfinite(value):
-            raise ValueError(
-                f"{where} must be a finite number (strict JSON has no NaN/inf), got {value!r}"
-            )
+            raise ValueError(f"{where} must be a finite number (strict JSON has no NaN/inf), got {value!r}")
         return value
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(
-                    f"{where} has a {type(key).__name__} key {key!r}; JSON object keys must be str"
-                )
+                raise TypeError(f"{where} has a {type(key).__name__} key {key!r}; JSON object keys must be str")
             out[key] = _to_json_value(item, f"{where}[{key!r}]")
         return out
     if isinstance(value, (list, tuple)):
@@ -296,6 +279,7 @@ def _remove_stale_temporaries(directory: str, base: str) -> None:
     """Remove ``.<base>.<hex>.tmp`` files in ``directory`` that no live writer holds locked."""
     try:
         import fcntl  # noqa: F401  (without locks, a live writer's temporary cannot be told from debris)
+
         names = os.listdir(directory)
     except (ImportError, OSError):
         return
@@ -368,9 +352,7 @@ def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
     try:
         entries = deserialize(data)
     except SafetensorError as exc:
-        raise ValueError(
-            f"{path!r} is not a readable fastae model file: {exc}"
-        ) from exc
+        raise ValueError(f"{path!r} is not a readable fastae model file: {exc}") from exc
 
     # safetensors validated the header but does not return the metadata; _read_bounded parsed it already
     metadata = header.get("__metadata__")
@@ -398,8 +380,7 @@ def read_model(path) -> tuple[str, dict, dict[str, np.ndarray], dict]:
         dtype = _READ_DTYPES.get(info["dtype"])
         if dtype is None:
             raise ValueError(
-                f"{path!r}: tensor {name!r} has dtype {info['dtype']}, "
-                f"expected F32 (float32) or F64 (float64)"
+                f"{path!r}: tensor {name!r} has dtype {info['dtype']}, expected F32 (float32) or F64 (float64)"
             )
         # astype copies, which gives a native-endian array that owns its
         # memory instead of a view on the buffer safetensors returned.
@@ -427,27 +408,40 @@ def _read_bounded(path: str) -> tuple[bytes, dict]:
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "expected a fastae model file, got a directory", path)
     if not stat.S_ISREG(st.st_mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a character device" if stat.S_ISCHR(st.st_mode)
-                else "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
-                else "not a regular file")
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a character device"
+            if stat.S_ISCHR(st.st_mode)
+            else "a block device"
+            if stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
         raise ValueError(f"{path!r} is {kind}, expected a regular fastae model file")
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(8)
         if len(head) < 8:
-            raise ValueError(f"{path!r} is not a readable fastae model file: {size} bytes, shorter than the "
-                             f"8-byte header length")
+            raise ValueError(
+                f"{path!r} is not a readable fastae model file: {size} bytes, shorter than the 8-byte header length"
+            )
         (n,) = struct.unpack("<Q", head)
         if n < 2 or n > MAX_HEADER_BYTES or 8 + n > size:
-            raise ValueError(f"{path!r} is not a readable fastae model file: its header declares {n} bytes, "
-                             f"but the file has {size - 8} after the length (and a header holds 2 to "
-                             f"{MAX_HEADER_BYTES})")
+            raise ValueError(
+                f"{path!r} is not a readable fastae model file: its header declares {n} bytes, "
+                f"but the file has {size - 8} after the length (and a header holds 2 to "
+                f"{MAX_HEADER_BYTES})"
+            )
         header_bytes = f.read(n)
         header = _parse_header(header_bytes, path)
         body = _declared_body_size(header, path)
         if 8 + n + body != size:
-            raise ValueError(f"{path!r} is not a readable fastae model file: its header declares {body} bytes "
-                             f"of tensor data, but the file holds {size - 8 - n}")
+            raise ValueError(
+                f"{path!r} is not a readable fastae model file: its header declares {body} bytes "
+                f"of tensor data, but the file holds {size - 8 - n}"
+            )
         rest = f.read(body + 1)
     if len(rest) != body:
         raise ValueError(f"{path!r} changed while it was read ({len(rest)} bytes of tensor data, expected {body})")
@@ -460,8 +454,10 @@ def _parse_header(raw: bytes, path: str) -> dict:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ValueError(f"{path!r} is not a readable fastae model file: bad header: {exc}") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{path!r} is not a readable fastae model file: its header is a "
-                         f"{type(header).__name__}, expected a JSON object")
+        raise ValueError(
+            f"{path!r} is not a readable fastae model file: its header is a "
+            f"{type(header).__name__}, expected a JSON object"
+        )
     return header
 
 
@@ -479,22 +475,24 @@ def _declared_body_size(header: dict, path: str) -> int:
         if not isinstance(dtype, str) or dtype not in _DTYPE_SIZES:
             shown = dtype if isinstance(dtype, str) else repr(dtype)
             raise ValueError(f"{bad} has dtype {shown}, expected F32 (float32) or F64 (float64)")
-        if (not isinstance(shape, list) or len(shape) > 8
-                or not all(type(d) is int and 0 <= d < 2**40 for d in shape)):
+        if not isinstance(shape, list) or len(shape) > 8 or not all(type(d) is int and 0 <= d < 2**40 for d in shape):
             raise ValueError(f"{bad} has shape {shape!r}, expected a list of at most 8 non-negative integers")
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(type(o) is int and o >= 0 for o in offsets)):
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int and o >= 0 for o in offsets):
             raise ValueError(f"{bad} has data_offsets {offsets!r}, expected [begin, end]")
         nbytes = math.prod(shape) * _DTYPE_SIZES[dtype]
         if offsets[1] - offsets[0] != nbytes:
-            raise ValueError(f"{bad} declares {offsets[1] - offsets[0]} bytes at {offsets}, but its shape "
-                             f"{shape} of {dtype} needs {nbytes}")
+            raise ValueError(
+                f"{bad} declares {offsets[1] - offsets[0]} bytes at {offsets}, but its shape "
+                f"{shape} of {dtype} needs {nbytes}"
+            )
         extents.append((offsets[0], offsets[1]))
     end = 0
     for begin, stop in sorted(extents):
         if begin != end:
-            raise ValueError(f"{path!r} is not a readable fastae model file: its tensors' data do not tile the "
-                             f"body (a gap or an overlap at byte {min(begin, end)})")
+            raise ValueError(
+                f"{path!r} is not a readable fastae model file: its tensors' data do not tile the "
+                f"body (a gap or an overlap at byte {min(begin, end)})"
+            )
         end = stop
     return end
 
@@ -502,15 +500,9 @@ def _declared_body_size(header: dict, path: str) -> int:
 def _check_version(version, path: str) -> None:
     supported = ", ".join(str(v) for v in SUPPORTED_FORMAT_VERSIONS)
     if version is None:
-        raise ValueError(
-            f"{path!r}: fastae metadata 'format_version' is missing "
-            f"(supported versions: {supported})"
-        )
+        raise ValueError(f"{path!r}: fastae metadata 'format_version' is missing (supported versions: {supported})")
     if not _VERSION_RE.fullmatch(version):
-        raise ValueError(
-            f"{path!r}: unknown fastae format_version {version!r} "
-            f"(supported versions: {supported})"
-        )
+        raise ValueError(f"{path!r}: unknown fastae format_version {version!r} (supported versions: {supported})")
     number = int(version)
     if number in SUPPORTED_FORMAT_VERSIONS:
         return
@@ -519,10 +511,7 @@ def _check_version(version, path: str) -> None:
             f"{path!r}: fastae format_version {number} is newer than this fastae "
             f"can read (supported versions: {supported}); upgrade fastae"
         )
-    raise ValueError(
-        f"{path!r}: unknown fastae format_version {number} "
-        f"(supported versions: {supported})"
-    )
+    raise ValueError(f"{path!r}: unknown fastae format_version {number} (supported versions: {supported})")
 
 
 def _reject_constant(name: str):
@@ -538,12 +527,7 @@ def _load_json_object(metadata: dict, key: str, path: str) -> dict:
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        raise ValueError(
-            f"{path!r}: fastae metadata {key!r} is not valid JSON: {exc}"
-        ) from exc
+        raise ValueError(f"{path!r}: fastae metadata {key!r} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise ValueError(
-            f"{path!r}: fastae metadata {key!r} must be a JSON object, "
-            f"got {type(value).__name__}"
-        )
+        raise ValueError(f"{path!r}: fastae metadata {key!r} must be a JSON object, got {type(value).__name__}")
     return value

@@ -77,8 +77,13 @@ def processor() -> dict:
         cores = os.cpu_count()
     fields = _cpuinfo_fields()
     family = "/".join(fields[k] for k in ("cpu family", "model", "stepping") if k in fields) or None
-    return {"model": model or platform.processor() or host, "family_model_stepping": family,
-            "machine": platform.machine(), "cores": cores, "isa": isa}
+    return {
+        "model": model or platform.processor() or host,
+        "family_model_stepping": family,
+        "machine": platform.machine(),
+        "cores": cores,
+        "isa": isa,
+    }
 
 
 def blas() -> list:
@@ -101,9 +106,15 @@ def blas() -> list:
     for lib in threadpool_info():
         if lib.get("user_api") != "blas":
             continue
-        out.append({"library": lib.get("internal_api"), "version": lib.get("version"),
-                    "kernels": lib.get("architecture"), "threads": lib.get("num_threads"),
-                    "path": lib.get("filepath")})
+        out.append(
+            {
+                "library": lib.get("internal_api"),
+                "version": lib.get("version"),
+                "kernels": lib.get("architecture"),
+                "threads": lib.get("num_threads"),
+                "path": lib.get("filepath"),
+            }
+        )
     pinned = os.environ.get("OPENBLAS_CORETYPE")
     if pinned:
         for lib in out:
@@ -130,9 +141,14 @@ def numba_target() -> dict:
     features = numba.config.CPU_FEATURES
     # Numba keeps the host's features unless NUMBA_CPU_FEATURES is set; empty means the named CPU's own set.
     features = "host" if features is None else (features or f"those of {name}")
-    return {"cpu": name, "host": host, "chosen_by": "NUMBA_CPU_NAME" if numba.config.CPU_NAME else "host",
-            "features": features, "cache_dir": numba.config.CACHE_DIR or "beside the code",
-            "version": numba.__version__}
+    return {
+        "cpu": name,
+        "host": host,
+        "chosen_by": "NUMBA_CPU_NAME" if numba.config.CPU_NAME else "host",
+        "features": features,
+        "cache_dir": numba.config.CACHE_DIR or "beside the code",
+        "version": numba.__version__,
+    }
 
 
 def describe() -> dict:
@@ -166,15 +182,25 @@ def summary_lines(info: dict | None = None) -> list:
     has = [k for k, v in isa.items() if v]
     lacks = [k for k, v in isa.items() if not v]
     fms = f", family/model/stepping {cpu['family_model_stepping']}" if cpu.get("family_model_stepping") else ""
-    rows = [("processor", f"{cpu['model']} ({cpu['machine']}{fms}, {cpu['cores']} cores)"),
-            ("ISA", (", ".join(has) or "none of " + ", ".join(isa))
-             + (f"; lacks {', '.join(lacks)}" if lacks and has else ""))]
+    rows = [
+        ("processor", f"{cpu['model']} ({cpu['machine']}{fms}, {cpu['cores']} cores)"),
+        (
+            "ISA",
+            (", ".join(has) or "none of " + ", ".join(isa)) + (f"; lacks {', '.join(lacks)}" if lacks and has else ""),
+        ),
+    ]
     for lib in info["blas"]:
         text = f"{lib['library']} {lib['version']}, {lib['kernels'] or 'unknown'} kernels, {lib['threads']} threads"
         if lib.get("pinned_by"):
             text += f" (pinned by {lib['pinned_by']})"
         rows.append(("BLAS", f"{text}: {lib['path']}"))
     nb = info["numba"]
-    rows.append(("numba target", f"{nb['cpu']}" + (" (NUMBA_CPU_NAME)" if nb["chosen_by"] != "host" else "")
-                 + f" with {nb['features']} features, host {nb['host']}; cache {nb['cache_dir']}"))
+    rows.append(
+        (
+            "numba target",
+            f"{nb['cpu']}"
+            + (" (NUMBA_CPU_NAME)" if nb["chosen_by"] != "host" else "")
+            + f" with {nb['features']} features, host {nb['host']}; cache {nb['cache_dir']}",
+        )
+    )
     return rows

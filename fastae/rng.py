@@ -96,9 +96,7 @@ _TWO_PI = 2.0 * np.pi
 # independently; the test suite checks this by shrinking it.
 _CHUNK_BLOCKS = 1 << 16
 
-_RANDOM_STATE_ACCEPTED = (
-    "None, an int in [0, 2**64), a numpy.random.Generator or a numpy.random.RandomState"
-)
+_RANDOM_STATE_ACCEPTED = "None, an int in [0, 2**64), a numpy.random.Generator or a numpy.random.RandomState"
 
 
 # ---------------------------------------------------------------------------
@@ -135,17 +133,13 @@ def _as_words(name: str, value, last_dim: int) -> np.ndarray:
     """Validate an array of 32-bit words with trailing dimension ``last_dim``; return it as uint64."""
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
-        raise TypeError(
-            f"{name} must be an array of unsigned 32-bit integers; got dtype {arr.dtype}"
-        )
+        raise TypeError(f"{name} must be an array of unsigned 32-bit integers; got dtype {arr.dtype}")
     if arr.ndim == 0 or arr.shape[-1] != last_dim:
         raise ValueError(f"{name} must have shape (..., {last_dim}); got shape {arr.shape}")
     if arr.dtype != np.uint32 and arr.size:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi >= _U32:
-            raise ValueError(
-                f"{name} words must lie in [0, 2**32); got values in [{lo}, {hi}]"
-            )
+            raise ValueError(f"{name} words must lie in [0, 2**32); got values in [{lo}, {hi}]")
     return arr.astype(np.uint64)
 
 
@@ -224,12 +218,9 @@ def philox4x32(counter, key, rounds: int = 10) -> np.ndarray:
         batch = np.broadcast_shapes(ctr.shape[:-1], k.shape[:-1])
     except ValueError:
         raise ValueError(
-            f"counter batch shape {ctr.shape[:-1]} and key batch shape {k.shape[:-1]} "
-            "do not broadcast"
+            f"counter batch shape {ctr.shape[:-1]} and key batch shape {k.shape[:-1]} do not broadcast"
         ) from None
-    words = _philox_rounds(
-        ctr[..., 0], ctr[..., 1], ctr[..., 2], ctr[..., 3], k[..., 0], k[..., 1], rounds
-    )
+    words = _philox_rounds(ctr[..., 0], ctr[..., 1], ctr[..., 2], ctr[..., 3], k[..., 0], k[..., 1], rounds)
     return np.stack([np.broadcast_to(w, batch) for w in words], axis=-1).astype(np.uint32)
 
 
@@ -257,8 +248,7 @@ def resolve_seed(random_state) -> int:
         return int(random_state.randint(0, 2**63, dtype=np.int64))
     if not _is_int(random_state):
         raise TypeError(
-            f"random_state must be {_RANDOM_STATE_ACCEPTED}; "
-            f"got {type(random_state).__name__} ({random_state!r})"
+            f"random_state must be {_RANDOM_STATE_ACCEPTED}; got {type(random_state).__name__} ({random_state!r})"
         )
     seed = int(random_state)
     if not 0 <= seed < _U64:

@@ -36,8 +36,12 @@ class Optimizer:
     they were.
     """
 
-    STATE_NAMES = {"sgd": (), "momentum": ("momentum_buffer",), "nesterov": ("momentum_buffer",),
-                   "adam": ("exp_avg", "exp_avg_sq")}
+    STATE_NAMES = {
+        "sgd": (),
+        "momentum": ("momentum_buffer",),
+        "nesterov": ("momentum_buffer",),
+        "adam": ("exp_avg", "exp_avg_sq"),
+    }
 
     def __init__(self, backend, name, learning_rate, momentum):
         self.B = backend
@@ -149,11 +153,11 @@ class Optimizer:
             if self.name == "sgd":
                 ok = B.sgd_update(p, g, g, self.lr)
             elif self.name == "adam":
-                ok = B.adam_update(p, g, st["exp_avg"], st["exp_avg_sq"], g, self.lr,
-                                   ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t)
+                ok = B.adam_update(
+                    p, g, st["exp_avg"], st["exp_avg_sq"], g, self.lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t
+                )
             else:
-                ok = B.momentum_update(p, g, st["momentum_buffer"], g, self.lr, self.momentum,
-                                       self.name == "nesterov")
+                ok = B.momentum_update(p, g, st["momentum_buffer"], g, self.lr, self.momentum, self.name == "nesterov")
             if not ok:
                 return name
         self._previous = {name: params[name] for name in grads}
@@ -213,8 +217,10 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, fused=None):
     xb = X[order[s:e]] if order is not None else X[s:e]
     t = model.t_ + 1
     if t > MAX_UPDATES:
-        raise ValueError(f"the model has taken {model.t_} updates, the most its 32-bit random-number steps "
-                         f"can address; fit it again to start over")
+        raise ValueError(
+            f"the model has taken {model.t_} updates, the most its 32-bit random-number steps "
+            f"can address; fit it again to start over"
+        )
     accept = _loss_accepted(model)
     done = fused(xb, t, t, accept) if fused is not None else None
     if done is None:
@@ -230,8 +236,13 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, fused=None):
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
         return loss * (e - s)
-    _diverged(model, loss, bad, f"at epoch {epoch_label}, batch {b + 1} of {n_batches}",
-              {"epoch": epoch_label, "batch": b + 1, "loss": loss})
+    _diverged(
+        model,
+        loss,
+        bad,
+        f"at epoch {epoch_label}, batch {b + 1} of {n_batches}",
+        {"epoch": epoch_label, "batch": b + 1, "loss": loss},
+    )
 
 
 def _diverged(model, loss, bad, where, info):
@@ -239,21 +250,30 @@ def _diverged(model, loss, bad, where, info):
     optimizer state and, for a loss grown past the limit, putting back the weights from before the update that
     led to it."""
     model._optimizer.reset(keep_previous=True)
-    keep = ("the model keeps the weights from before this batch and its optimizer state is reset. Try a smaller "
-            f"learning_rate (now {model.learning_rate})")
+    keep = (
+        "the model keeps the weights from before this batch and its optimizer state is reset. Try a smaller "
+        f"learning_rate (now {model.learning_rate})"
+    )
     if not math.isfinite(loss):
-        raise DivergenceError(f"the training loss became non-finite ({loss}) {where}; {keep} or check the data "
-                              f"scale", info={**info, "reason": "non-finite loss"})
+        raise DivergenceError(
+            f"the training loss became non-finite ({loss}) {where}; {keep} or check the data scale",
+            info={**info, "reason": "non-finite loss"},
+        )
     if bad is not None:
-        raise DivergenceError(f"the update of {bad!r} became non-finite {where} (loss was {loss}); {keep}",
-                              info={**info, "reason": f"non-finite update of {bad}"})
+        raise DivergenceError(
+            f"the update of {bad!r} became non-finite {where} (loss was {loss}); {keep}",
+            info={**info, "reason": f"non-finite update of {bad}"},
+        )
     if model._optimizer.restore_previous(model._params):  # the update that led here was the bad one
         model.t_ -= 1
-        keep = keep.replace("from before this batch", "from before the previous batch (the last whose loss was "
-                                                       "accepted)")
-    raise DivergenceError(f"the training loss diverged {where}: {loss:.6g} is more than {DIVERGENCE_GROWTH:g} "
-                          f"times the first batch's {model._loss_ref_:.6g}; {keep}",
-                          info={**info, "reason": "loss growth"})
+        keep = keep.replace(
+            "from before this batch", "from before the previous batch (the last whose loss was accepted)"
+        )
+    raise DivergenceError(
+        f"the training loss diverged {where}: {loss:.6g} is more than {DIVERGENCE_GROWTH:g} "
+        f"times the first batch's {model._loss_ref_:.6g}; {keep}",
+        info={**info, "reason": "loss growth"},
+    )
 
 
 def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None, progress=None, after_epoch=None):
@@ -304,8 +324,10 @@ def check_validation_split(n, fraction):
     """The number of rows ``split_validation`` holds out; raises unless both sides get at least one row."""
     n_val = int(round(fraction * n))
     if n_val < 1 or n - n_val < 1:
-        raise ValueError(f"early_stopping with validation_fraction={fraction} needs at least one "
-                         f"training and one validation row, but X has {n} row(s); pass validation_data instead")
+        raise ValueError(
+            f"early_stopping with validation_fraction={fraction} needs at least one "
+            f"training and one validation row, but X has {n} row(s); pass validation_data instead"
+        )
     return n_val
 
 

@@ -17,9 +17,17 @@ def _describe(a: np.ndarray) -> str:
     return f"{a.ndim}-D array of shape {a.shape}"
 
 
-def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None,
-                in_unit_interval: bool = False, what_features: str = "features",
-                owner: str = "the model", scan=None) -> np.ndarray:
+def check_array(
+    X,
+    *,
+    dtype: str,
+    name: str = "X",
+    n_features: int | None = None,
+    in_unit_interval: bool = False,
+    what_features: str = "features",
+    owner: str = "the model",
+    scan=None,
+) -> np.ndarray:
     """Validate a 2-D data matrix and return it C-contiguous in ``dtype``.
 
     Accepts anything ``np.asarray`` turns into a real numeric 2-D array: integer and boolean input is converted,
@@ -43,8 +51,16 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     """
     if isinstance(X, np.ndarray) and type(X) is not np.ndarray and not isinstance(X, np.ma.MaskedArray):
         X = np.asarray(X)  # np.memmap, np.matrix: a plain view of the same memory, never a copy of the whole
-    if scan is not None and type(X) is np.ndarray and X.ndim == 2 and X.dtype == dtype and X.flags.c_contiguous \
-            and X.shape[0] > 0 and X.shape[1] > 0 and (n_features is None or X.shape[1] == n_features):
+    if (
+        scan is not None
+        and type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype == dtype
+        and X.flags.c_contiguous
+        and X.shape[0] > 0
+        and X.shape[1] > 0
+        and (n_features is None or X.shape[1] == n_features)
+    ):
         # The common case, checked in one compiled pass; anything it does not accept goes through the detailed
         # checks below, which say what is wrong and where.
         if scan(X, in_unit_interval):
@@ -52,13 +68,16 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
     if X is None:
         raise TypeError(f"{name} must be a 2-D array of numbers, got None")
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
-        raise TypeError(f"{name} is a sparse matrix ({type(X).__name__}); fastae needs a dense array: "
-                        f"pass {name}.toarray()")
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(X).__name__}); fastae needs a dense array: pass {name}.toarray()"
+        )
     if isinstance(X, np.ma.MaskedArray) and np.ma.is_masked(X):  # the mask would be dropped silently
         bad = np.argwhere(np.ma.getmaskarray(X))
         where = f"; the first is at row {int(bad[0][0])}, column {int(bad[0][1])}" if X.ndim == 2 else ""
-        raise ValueError(f"{name} is a masked array with {len(bad)} masked value(s){where}; fastae needs every "
-                         f"value: pass {name}.filled(fill_value)")
+        raise ValueError(
+            f"{name} is a masked array with {len(bad)} masked value(s){where}; fastae needs every "
+            f"value: pass {name}.filled(fill_value)"
+        )
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}")
     try:
@@ -67,46 +86,56 @@ def check_array(X, *, dtype: str, name: str = "X", n_features: int | None = None
         raise ValueError(f"{name} could not be read as an array: {exc}") from exc
     kind = arr.dtype.kind
     if kind == "c":
-        raise ValueError(f"Complex data not supported: {name} has complex dtype {arr.dtype}; fastae needs real "
-                         f"numbers")
+        raise ValueError(f"Complex data not supported: {name} has complex dtype {arr.dtype}; fastae needs real numbers")
     if kind not in "biuf":
         raise TypeError(f"{name} has dtype {arr.dtype}; expected a real numeric dtype (float, int or bool)")
     one = what_features.removesuffix("s")  # "feature", "code unit", "latent unit"
     if arr.ndim != 2:
         hint = ""
         if arr.ndim == 1:
-            hint = (f". Reshape your data: {name}.reshape(1, -1) if it is one sample, {name}.reshape(-1, 1) if it "
-                    f"is one {one}")
-        raise ValueError(f"{name} must be 2-D of shape (n_samples, n_{what_features.replace(' ', '_')}), got "
-                         f"{_describe(arr)}{hint}")
+            hint = (
+                f". Reshape your data: {name}.reshape(1, -1) if it is one sample, {name}.reshape(-1, 1) if it "
+                f"is one {one}"
+            )
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, n_{what_features.replace(' ', '_')}), got {_describe(arr)}{hint}"
+        )
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={arr.shape}) while a minimum of 1 is "
-                         f"required.")
+        raise ValueError(f"{name} is empty: found 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} has no {what_features}: found 0 {one}(s) (shape={arr.shape}) while a minimum "
-                         f"of 1 is required.")
+        raise ValueError(
+            f"{name} has no {what_features}: found 0 {one}(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
     if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} {what_features}, but {owner} is expecting {n_features} "
-                         f"{what_features} as input (got {_describe(arr)})")
+        raise ValueError(
+            f"{name} has {arr.shape[1]} {what_features}, but {owner} is expecting {n_features} "
+            f"{what_features} as input (got {_describe(arr)})"
+        )
     if kind == "f":  # NaN/inf as given, reported with the values the caller passed
         count, r, c = _count_bad(arr, lambda block: ~np.isfinite(block))
         if count:
-            raise ValueError(f"{name} contains {count} non-finite value(s) (NaN or inf); the first is "
-                             f"{arr[r, c]} at row {r}, column {c}")
+            raise ValueError(
+                f"{name} contains {count} non-finite value(s) (NaN or inf); the first is "
+                f"{arr[r, c]} at row {r}, column {c}"
+            )
     with np.errstate(over="ignore"):  # an overflowing cast is reported below, not warned about
         out = np.ascontiguousarray(arr, dtype=dtype)  # a plain ndarray: arr is one (np.asarray above)
     if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:  # float64 -> float32 may overflow
         count, r, c = _count_bad(out, lambda block: ~np.isfinite(block))
         if count:
-            raise ValueError(f"{name} has {count} value(s) too large for dtype={dtype!r} (largest finite "
-                             f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column "
-                             f"{c}. Scale the data or use dtype='float64'")
+            raise ValueError(
+                f"{name} has {count} value(s) too large for dtype={dtype!r} (largest finite "
+                f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column "
+                f"{c}. Scale the data or use dtype='float64'"
+            )
     if in_unit_interval:
         count, r, c = _count_bad(out, lambda block: (block < 0) | (block > 1))
         if count:
-            raise ValueError(f"{name} has {count} value(s) outside [0, 1], which loss='bce' "
-                             f"(cross-entropy) needs as targets; the first is {arr[r, c]} at row {r}, column "
-                             f"{c}. Scale the data to [0, 1] or use loss='mse'")
+            raise ValueError(
+                f"{name} has {count} value(s) outside [0, 1], which loss='bce' "
+                f"(cross-entropy) needs as targets; the first is {arr[r, c]} at row {r}, column "
+                f"{c}. Scale the data to [0, 1] or use loss='mse'"
+            )
     return out
 
 
@@ -120,7 +149,7 @@ def _count_bad(arr, bad):
     rows = max(1, _CHECK_BLOCK_VALUES // max(arr.shape[1], 1))
     count, first = 0, (-1, -1)
     for s in range(0, arr.shape[0], rows):
-        mask = bad(arr[s:s + rows])
+        mask = bad(arr[s : s + rows])
         n = int(np.count_nonzero(mask))
         if n and not count:
             r, c = np.argwhere(mask)[0]
@@ -142,11 +171,14 @@ def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:
     if out.shape != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)} to receive {what}, got shape {out.shape}")
     if out.dtype != np.dtype(dtype):
-        raise ValueError(f"out must have dtype {np.dtype(dtype).name} (the model's dtype) to receive {what}, got "
-                         f"dtype {out.dtype}")
+        raise ValueError(
+            f"out must have dtype {np.dtype(dtype).name} (the model's dtype) to receive {what}, got dtype {out.dtype}"
+        )
     if not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous to receive {what}; got an array with strides {out.strides} "
-                         f"(use np.empty({tuple(shape)}, dtype={np.dtype(dtype).name!r}))")
+        raise ValueError(
+            f"out must be C-contiguous to receive {what}; got an array with strides {out.strides} "
+            f"(use np.empty({tuple(shape)}, dtype={np.dtype(dtype).name!r}))"
+        )
     if not out.flags.writeable:
         raise ValueError(f"out is read-only; it must be writeable to receive {what}")
     for name, x in inputs:
@@ -160,8 +192,7 @@ def check_choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
 
-def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False,
-                 integer=False) -> None:
+def check_number(name: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False) -> None:
     """Check a real (or integer) scalar lies in the interval; booleans are refused (``True`` is not a rate)."""
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
@@ -183,8 +214,9 @@ def check_layer_sizes(name: str, value, *, allow_empty: bool) -> tuple[int, ...]
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, (tuple, list)):
-        raise TypeError(f"{name} must be a tuple of positive integers such as (256,) or (1000, 500, 250, 30), "
-                        f"got {value!r}")
+        raise TypeError(
+            f"{name} must be a tuple of positive integers such as (256,) or (1000, 500, 250, 30), got {value!r}"
+        )
     sizes = tuple(value)
     if not sizes and not allow_empty:
         raise ValueError(f"{name} must name at least one layer, got {value!r}")

@@ -23,30 +23,45 @@ ROOT = Path(__file__).resolve().parents[1]
 # name: (file, text to replace, replacement, test paths, what the bug is)
 MUTATIONS = {
     "col-sum-drops-last-row": (
-        "kernels/cpu/dense.py", "    for i in range(d.shape[0]):\n        row = d[i, j0:j1]",
+        "kernels/cpu/dense.py",
+        "    for i in range(d.shape[0]):\n        row = d[i, j0:j1]",
         "    for i in range(d.shape[0] - 1):\n        row = d[i, j0:j1]",
-        ["tests/kernels/test_cpu_dense.py", "tests/kernels/test_cpu_products.py", "tests/test_parity.py",
-         "tests/kernels/test_cpu_step.py"],
-        "the column sums (bias gradients) skip the last row of the batch"),
+        [
+            "tests/kernels/test_cpu_dense.py",
+            "tests/kernels/test_cpu_products.py",
+            "tests/test_parity.py",
+            "tests/kernels/test_cpu_step.py",
+        ],
+        "the column sums (bias gradients) skip the last row of the batch",
+    ),
     "tied-gradient-drops-decoder-term": (
-        "kernels/cpu/step.py", "W_o[j, i] = gdec[j, i] + W_o[j, i]", "W_o[j, i] = W_o[j, i]",
+        "kernels/cpu/step.py",
+        "W_o[j, i] = gdec[j, i] + W_o[j, i]",
+        "W_o[j, i] = W_o[j, i]",
         ["tests/kernels/test_cpu_step.py", "tests/test_autoencoder.py", "tests/test_backend_models.py"],
-        "the fused step's tied weight gradient loses its decoder term h\u1d40 D"),
+        "the fused step's tied weight gradient loses its decoder term h\u1d40 D",
+    ),
     "pool-dx-transpose-swapped": (
-        "kernels/cpu/products.py", "gemm(False, transposed, r1 - r0, dx.shape[1], o, delta[r0:], o, W,",
+        "kernels/cpu/products.py",
+        "gemm(False, transposed, r1 - r0, dx.shape[1], o, delta[r0:], o, W,",
         "gemm(False, not transposed, r1 - r0, dx.shape[1], o, delta[r0:], o, W,",
         ["tests/kernels/test_cpu_products.py"],
-        "the one-pool backward multiplies by W where it needs W\u1d40 (and the reverse)"),
+        "the one-pool backward multiplies by W where it needs W\u1d40 (and the reverse)",
+    ),
     "backend-dW-transpose-swapped": (
-        "fastae/backends/numba_cpu.py", "    dW = x.T @ delta if transpose else delta.T @ x\n",
+        "fastae/backends/numba_cpu.py",
+        "    dW = x.T @ delta if transpose else delta.T @ x\n",
         "    dW = (x.T @ delta).T if transpose else (delta.T @ x).T\n",
         ["tests/test_parity.py", "tests/test_backend_models.py"],
-        "the serial backend returns dW transposed"),
+        "the serial backend returns dW transposed",
+    ),
     "row-loss-drops-a-term": (
-        "kernels/cpu/loss.py", "    for k in range(w):\n        s = s + t[k]",
+        "kernels/cpu/loss.py",
+        "    for k in range(w):\n        s = s + t[k]",
         "    for k in range(w - 1):\n        s = s + t[k]",
         ["tests/kernels/test_cpu_loss.py", "tests/test_parity.py"],
-        "the ordered row sum of the loss leaves out one term"),
+        "the ordered row sum of the loss leaves out one term",
+    ),
 }
 
 
@@ -63,8 +78,13 @@ def run(name, pytest_args, log=print):
         file.write_text(mutated, encoding="utf-8")
         with tempfile.TemporaryDirectory(prefix="fastae-mutant-") as cache:
             env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-            proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args, *tests],
-                                  cwd=ROOT, env=env, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args, *tests],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
     finally:
         file.write_bytes(original)
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.M)

@@ -33,13 +33,16 @@ COMBINATIONS = (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-_PROBE = ("import json, fastae.machine as m; d = m.describe(); "
-          "print(json.dumps({'blas': sorted({b['kernels'] for b in d['blas']}), 'numba': d['numba']}))")
+_PROBE = (
+    "import json, fastae.machine as m; d = m.describe(); "
+    "print(json.dumps({'blas': sorted({b['kernels'] for b in d['blas']}), 'numba': d['numba']}))"
+)
 
 
 def _env(coretype, cpu, cache):
-    env = dict(os.environ, OPENBLAS_CORETYPE=coretype, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="",
-               NUMBA_CACHE_DIR=str(cache))
+    env = dict(
+        os.environ, OPENBLAS_CORETYPE=coretype, NUMBA_CPU_NAME=cpu, NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=str(cache)
+    )
     env.pop("OPENBLAS_L2_SIZE", None)
     return env
 
@@ -51,13 +54,25 @@ def run(coretype, cpu, pytest_args, log=print):
         probe = subprocess.run([sys.executable, "-c", _PROBE], env=env, cwd=ROOT, capture_output=True, text=True)
         used = json.loads(probe.stdout) if probe.returncode == 0 else {"error": probe.stderr[-300:]}
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args], env=env,
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-300:]
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", proc.stdout, flags=re.M)
-    row = {"OPENBLAS_CORETYPE": coretype, "NUMBA_CPU_NAME": cpu, "used": used, "returncode": proc.returncode,
-           "summary": tail.strip("= "), "seconds": round(seconds), "failed": failed}
+    row = {
+        "OPENBLAS_CORETYPE": coretype,
+        "NUMBA_CPU_NAME": cpu,
+        "used": used,
+        "returncode": proc.returncode,
+        "summary": tail.strip("= "),
+        "seconds": round(seconds),
+        "failed": failed,
+    }
     log(f"{coretype}/{cpu}: {row['summary']} ({row['seconds']} s)")
     for name in failed[:20]:
         log(f"    {name}")
@@ -66,15 +81,19 @@ def run(coretype, cpu, pytest_args, log=print):
 
 def table(rows):
     """The rows as a Markdown table."""
-    lines = ["| OPENBLAS_CORETYPE | NUMBA_CPU_NAME | BLAS kernels used | Numba target | result | time |",
-             "| --- | --- | --- | --- | --- | ---: |"]
+    lines = [
+        "| OPENBLAS_CORETYPE | NUMBA_CPU_NAME | BLAS kernels used | Numba target | result | time |",
+        "| --- | --- | --- | --- | --- | ---: |",
+    ]
     for r in rows:
         used = r["used"]
         blas = ", ".join(used.get("blas", [])) or used.get("error", "?")
         nb = used.get("numba", {})
         target = f"{nb.get('cpu')} (features: {nb.get('features')})" if nb else "?"
-        lines.append(f"| {r['OPENBLAS_CORETYPE']} | {r['NUMBA_CPU_NAME']} | {blas} | {target} | {r['summary']} "
-                     f"| {r['seconds']} s |")
+        lines.append(
+            f"| {r['OPENBLAS_CORETYPE']} | {r['NUMBA_CPU_NAME']} | {blas} | {target} | {r['summary']} "
+            f"| {r['seconds']} s |"
+        )
     return "\n".join(lines)
 
 
@@ -85,8 +104,11 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     wanted = None if not args.only else {w.strip().lower() for w in args.only.split(",")}
-    rows = [run(core, cpu, args.pytest_args.split()) for core, cpu in COMBINATIONS
-            if wanted is None or core.lower() in wanted]
+    rows = [
+        run(core, cpu, args.pytest_args.split())
+        for core, cpu in COMBINATIONS
+        if wanted is None or core.lower() in wanted
+    ]
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")

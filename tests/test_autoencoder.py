@@ -40,8 +40,16 @@ def test_deep_pretrained_beats_pca_on_held_out_digits(digits_split):
     from sklearn.decomposition import PCA
 
     Xtr, Xte = digits_split
-    m = fastae.Autoencoder(hidden=(128, 64, 8), code_activation="linear", pretrain="layerwise", pretrain_epochs=20,
-                           epochs=60, learning_rate=3e-3, batch_size=32, random_state=0).fit(Xtr)
+    m = fastae.Autoencoder(
+        hidden=(128, 64, 8),
+        code_activation="linear",
+        pretrain="layerwise",
+        pretrain_epochs=20,
+        epochs=60,
+        learning_rate=3e-3,
+        batch_size=32,
+        random_state=0,
+    ).fit(Xtr)
     ae_err = ((m.reconstruct(Xte) - Xte) ** 2).sum(axis=1).mean()
     pca = PCA(8).fit(Xtr)
     pca_err = ((pca.inverse_transform(pca.transform(Xte)) - Xte) ** 2).sum(axis=1).mean()
@@ -56,8 +64,9 @@ def test_pretraining_sets_every_layer(digits_split):
     """After pretraining alone (epochs=0) each encoder layer holds its shallow autoencoder's weights and the
     untied decoder starts from their transposes."""
     Xtr, _ = digits_split
-    m = fastae.Autoencoder(hidden=(12, 6), tied=False, pretrain="layerwise", pretrain_epochs=2, epochs=0,
-                           random_state=1).fit(Xtr)
+    m = fastae.Autoencoder(
+        hidden=(12, 6), tied=False, pretrain="layerwise", pretrain_epochs=2, epochs=0, random_state=1
+    ).fit(Xtr)
     sd = m.state_dict()
     fresh = fastae.Autoencoder(hidden=(12, 6), tied=False, epochs=0, random_state=1).fit(Xtr).state_dict()
     for i, j in ((0, 1), (1, 0)):
@@ -68,8 +77,15 @@ def test_pretraining_sets_every_layer(digits_split):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_same_seed_gives_bit_identical_weights(dtype, digits_split):
     Xtr, _ = digits_split
-    kw = dict(hidden=(16, 8), noise=("mask", 0.2), pretrain="layerwise", pretrain_epochs=1, epochs=2,
-              dtype=dtype, random_state=42)
+    kw = dict(
+        hidden=(16, 8),
+        noise=("mask", 0.2),
+        pretrain="layerwise",
+        pretrain_epochs=1,
+        epochs=2,
+        dtype=dtype,
+        random_state=42,
+    )
     a = fastae.Autoencoder(**kw).fit(Xtr).state_dict()
     b = fastae.Autoencoder(**kw).fit(Xtr).state_dict()
     c = fastae.Autoencoder(**{**kw, "random_state": 43}).fit(Xtr).state_dict()
@@ -118,7 +134,7 @@ def test_partial_fit_in_order_without_shuffle(digits_split):
     one = fastae.Autoencoder(**kw).partial_fit(X)
     three = fastae.Autoencoder(**kw)
     for s in range(0, 300, 100):
-        three.partial_fit(X[s:s + 100])
+        three.partial_fit(X[s : s + 100])
     for k, v in one.state_dict().items():
         np.testing.assert_array_equal(three.state_dict()[k], v)
     assert one.t_ == 3 and len(one.history_["loss"]) == 1
@@ -128,8 +144,13 @@ def test_state_dict_names_and_shapes():
     X = np.random.default_rng(0).uniform(size=(10, 7))
     tied = fastae.Autoencoder(hidden=(5, 3), epochs=0, random_state=0).fit(X).state_dict()
     assert {k: v.shape for k, v in tied.items()} == {
-        "encoder.0.weight": (5, 7), "encoder.0.bias": (5,), "encoder.1.weight": (3, 5), "encoder.1.bias": (3,),
-        "decoder.0.bias": (5,), "decoder.1.bias": (7,)}
+        "encoder.0.weight": (5, 7),
+        "encoder.0.bias": (5,),
+        "encoder.1.weight": (3, 5),
+        "encoder.1.bias": (3,),
+        "decoder.0.bias": (5,),
+        "decoder.1.bias": (7,),
+    }
     untied = fastae.Autoencoder(hidden=(5, 3), tied=False, epochs=0, random_state=0).fit(X).state_dict()
     assert untied["decoder.0.weight"].shape == (5, 3) and untied["decoder.1.weight"].shape == (7, 5)
     assert all(v.flags.c_contiguous for v in untied.values())
@@ -216,8 +237,9 @@ def test_fused_and_op_by_op_steps_train_alike(name, monkeypatch, digits_split):
     """Three epochs through the one-call step and through the op-by-op path give the same float64 weights and
     losses (same products, same kernels; only the order of the loss's row sum differs)."""
     Xtr, _ = digits_split
-    kw = dict(hidden=(12,), epochs=3, batch_size=64, random_state=3, dtype="float64", backend="numba",
-              **FUSED_VARIANTS[name])
+    kw = dict(
+        hidden=(12,), epochs=3, batch_size=64, random_state=3, dtype="float64", backend="numba", **FUSED_VARIANTS[name]
+    )
     calls = _count_fused_calls(monkeypatch)
     fused = fastae.Autoencoder(**kw).fit(Xtr[:300])
     assert len(calls) == 3 * 5  # every step of every epoch took the fused path
@@ -229,17 +251,20 @@ def test_fused_and_op_by_op_steps_train_alike(name, monkeypatch, digits_split):
         np.testing.assert_allclose(fused.state_dict()[k], v, rtol=1e-12, atol=1e-14, err_msg=k)
 
 
-@pytest.mark.parametrize("kw,fused", [
-    (dict(), True),
-    (dict(hidden=(12, 6)), False),                      # two hidden layers
-    (dict(sparsity=("l1", 1e-3)), False),
-    (dict(sparsity=("kl", 0.1, 0.1)), False),
-    (dict(contractive=0.05, activation="tanh"), False),
-    (dict(weight_decay=1e-4), False),
-    (dict(hidden=(16,), batch_size=256), True),         # 256 x 64 x 16 multiply-adds: FUSED_MAX_MULADDS exactly
-    (dict(hidden=(16,), batch_size=300), False),        # 300 x 64 x 16: over it
-    (dict(backend="numpy"), False),                     # the reference has no fused op
-])
+@pytest.mark.parametrize(
+    "kw,fused",
+    [
+        (dict(), True),
+        (dict(hidden=(12, 6)), False),  # two hidden layers
+        (dict(sparsity=("l1", 1e-3)), False),
+        (dict(sparsity=("kl", 0.1, 0.1)), False),
+        (dict(contractive=0.05, activation="tanh"), False),
+        (dict(weight_decay=1e-4), False),
+        (dict(hidden=(16,), batch_size=256), True),  # 256 x 64 x 16 multiply-adds: FUSED_MAX_MULADDS exactly
+        (dict(hidden=(16,), batch_size=300), False),  # 300 x 64 x 16: over it
+        (dict(backend="numpy"), False),  # the reference has no fused op
+    ],
+)
 def test_fused_step_serves_exactly_the_models_it_covers(kw, fused, monkeypatch, digits_split):
     Xtr, _ = digits_split
     calls = _count_fused_calls(monkeypatch)

@@ -16,13 +16,17 @@ BACKENDS = [b for b in registry.available_backends() if b != "numpy"]
 pytestmark = pytest.mark.skipif(not BACKENDS, reason="no compiled backend imports here (numba missing?)")
 
 MODELS = {f"ae-{k}": (fastae.Autoencoder, v) for k, v in VARIANTS.items()}
-MODELS.update({
-    "ae-deep-untied-relu": (fastae.Autoencoder, dict(hidden=(12, 7, 3), tied=False, activation="relu",
-                                                   code_activation="linear")),
-    "vae-bce": (fastae.VAE, dict(hidden=(10,), latent=3)),
-    "vae-mse-deep": (fastae.VAE, dict(hidden=(10, 6), latent=2, loss="mse", activation="tanh", beta=0.5)),
-    "vae-no-hidden": (fastae.VAE, dict(hidden=(), latent=4, weight_decay=1e-3)),
-})
+MODELS.update(
+    {
+        "ae-deep-untied-relu": (
+            fastae.Autoencoder,
+            dict(hidden=(12, 7, 3), tied=False, activation="relu", code_activation="linear"),
+        ),
+        "vae-bce": (fastae.VAE, dict(hidden=(10,), latent=3)),
+        "vae-mse-deep": (fastae.VAE, dict(hidden=(10, 6), latent=2, loss="mse", activation="tanh", beta=0.5)),
+        "vae-no-hidden": (fastae.VAE, dict(hidden=(), latent=4, weight_decay=1e-3)),
+    }
+)
 
 
 def _model(cls, kw, backend, dtype, n_features):
@@ -61,8 +65,16 @@ def test_objective_and_gradients_match_the_reference(backend, dtype, name, n):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_training_curve_on_digits_matches_the_reference(backend, dtype, digits_split):
     Xtr, Xte = digits_split
-    kw = dict(hidden=(32, 8), code_activation="linear", noise=("mask", 0.1), epochs=5, batch_size=64,
-              learning_rate=3e-3, random_state=0, dtype=dtype)
+    kw = dict(
+        hidden=(32, 8),
+        code_activation="linear",
+        noise=("mask", 0.1),
+        epochs=5,
+        batch_size=64,
+        learning_rate=3e-3,
+        random_state=0,
+        dtype=dtype,
+    )
     got = fastae.Autoencoder(backend=backend, **kw).fit(Xtr)
     want = fastae.Autoencoder(backend="numpy", **kw).fit(Xtr)
     # These bound how far two training trajectories drift apart over many steps, not a single rounding.
@@ -77,10 +89,12 @@ needs_pool = pytest.mark.skipif(_NO_POOL is not None, reason=f"the numba-pool ba
 
 def _big_fits(backend, dtype="float64"):
     X = np.random.default_rng(0).uniform(size=(3000, 96)).astype(dtype)
-    m = fastae.Autoencoder(hidden=(200, 40), noise=("mask", 0.2), epochs=2, batch_size=1024, random_state=0,
-                           backend=backend, dtype=dtype).fit(X)
-    v = fastae.VAE(hidden=(120,), latent=8, epochs=2, batch_size=1500, random_state=0, backend=backend,
-                   dtype=dtype).fit(X)
+    m = fastae.Autoencoder(
+        hidden=(200, 40), noise=("mask", 0.2), epochs=2, batch_size=1024, random_state=0, backend=backend, dtype=dtype
+    ).fit(X)
+    v = fastae.VAE(
+        hidden=(120,), latent=8, epochs=2, batch_size=1500, random_state=0, backend=backend, dtype=dtype
+    ).fit(X)
     return X, m, v
 
 
@@ -121,8 +135,10 @@ def test_pool_runs_its_ops_and_agrees_with_the_serial_backend_and_across_threads
     W0, b0 = m._params["encoder.0.weight"], m._params["encoder.0.bias"]
     f = numba_pool.dense_forward
     np.testing.assert_array_equal(f(xs, W0, b0, "sigmoid"), f(np.ascontiguousarray(xs), W0, b0, "sigmoid"))
-    for a, b in zip(numba_pool.dense_backward(ds, xs, W0, need_dx=True),
-                    numba_pool.dense_backward(np.ascontiguousarray(ds), np.ascontiguousarray(xs), W0, need_dx=True)):
+    for a, b in zip(
+        numba_pool.dense_backward(ds, xs, W0, need_dx=True),
+        numba_pool.dense_backward(np.ascontiguousarray(ds), np.ascontiguousarray(xs), W0, need_dx=True),
+    ):
         np.testing.assert_array_equal(a, b)
     want = [m.encode(X), m.score_samples(X), v.encode(X)]
     chunk = fastae.models.base.INFERENCE_CHUNK
@@ -135,8 +151,11 @@ def test_pool_runs_its_ops_and_agrees_with_the_serial_backend_and_across_threads
         np.testing.assert_array_equal(m.decode(H, out=np.empty((3000, 96), np.float32)), m.decode(H))
     finally:
         fastae.models.base.INFERENCE_CHUNK = chunk
-    ran = {k for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
-           if getattr(pool, k).signatures}
+    ran = {
+        k
+        for k in ("linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par")
+        if getattr(pool, k).signatures
+    }
     assert ran == {"linear_act", "linear_act_cols", "output_loss", "output_rows", "backward", "values_ok_par"}
     got, errors = {}, []
 
@@ -174,7 +193,7 @@ def test_eight_threads_encoding_at_once_agree(backend):
     X = np.random.default_rng(0).uniform(size=(4000, 64))
     m = fastae.Autoencoder(hidden=(128, 16), epochs=1, random_state=0, backend=backend).fit(X[:500])
     v = fastae.VAE(hidden=(64,), latent=4, epochs=1, random_state=0, backend=backend).fit(X[:500])
-    inputs = {i: X[i * 100:] if i % 2 else X[i:i + 2] for i in range(8)}
+    inputs = {i: X[i * 100 :] if i % 2 else X[i : i + 2] for i in range(8)}
     want = {i: (m.encode(x), m.score_samples(x), v.encode(x)) for i, x in inputs.items()}
     errors, results = [], {}
     barrier = threading.Barrier(8)
@@ -204,8 +223,12 @@ def test_four_threads_training_their_own_models_agree(backend):
     """Four Python threads fit models at once (one-hidden-layer models take the one-call step, whose products
     are BLAS calls made from compiled code without the GIL): every model equals the same fit made alone."""
     X = np.random.default_rng(1).uniform(size=(400, 64))
-    kws = [dict(hidden=(16,)), dict(hidden=(16,), tied=False, noise=("mask", 0.2)),
-           dict(hidden=(32, 8)), dict(hidden=(16,), optimizer="momentum", dtype="float64")]
+    kws = [
+        dict(hidden=(16,)),
+        dict(hidden=(16,), tied=False, noise=("mask", 0.2)),
+        dict(hidden=(32, 8)),
+        dict(hidden=(16,), optimizer="momentum", dtype="float64"),
+    ]
 
     def fit(kw):
         return fastae.Autoencoder(epochs=3, batch_size=32, random_state=0, backend=backend, **kw).fit(X)

@@ -134,16 +134,22 @@ def test_tied_decoder_uses_the_encoder_weight_transposed(peer):
     case = c.train(cfg, params, x, None)
     assert "decoder.0.weight" not in case.P  # one weight, no copy to drift from it
     x64 = x.astype(np.float64)
-    want = _tied_loss(params["encoder.0.weight"].astype(np.float64), params["encoder.0.bias"].astype(np.float64),
-                      params["decoder.0.bias"].astype(np.float64), x64)
+    want = _tied_loss(
+        params["encoder.0.weight"].astype(np.float64),
+        params["encoder.0.bias"].astype(np.float64),
+        params["decoder.0.bias"].astype(np.float64),
+        x64,
+    )
     assert case.loss() == pytest.approx(want, rel=1e-5)
     case.step()
     W = _weights(case)["encoder.0.weight"]
     assert np.max(np.abs(W - params["encoder.0.weight"])) > 0.5 * LR  # the step moved the tied weight ...
     np.testing.assert_allclose(W, weights[0]["encoder.0.weight"], rtol=0, atol=WEIGHT_TOL)  # ... by both terms
     got = _weights(case)
-    assert case.loss() == pytest.approx(_tied_loss(*(got[k].astype(np.float64) for k in (
-        "encoder.0.weight", "encoder.0.bias", "decoder.0.bias")), x64), rel=1e-5)
+    assert case.loss() == pytest.approx(
+        _tied_loss(*(got[k].astype(np.float64) for k in ("encoder.0.weight", "encoder.0.bias", "decoder.0.bias")), x64),
+        rel=1e-5,
+    )
 
 
 def _vae_loss(cfg, params, x, eps):
@@ -166,8 +172,9 @@ def test_vae_uses_the_eps_it_is_given(peer):
     c = _peer(peer)
     cfg, params, x, eps, _, _ = _reference("vae")
     want = _vae_loss(cfg, params, x, eps)
-    assert want == pytest.approx(float(fastae_model(cfg, params, "numpy", "float64")._loss_and_grads(
-        x.astype(np.float64), 1)[0]), rel=1e-8)  # the helper is fastae's objective (eps rounded to float32)
+    assert want == pytest.approx(
+        float(fastae_model(cfg, params, "numpy", "float64")._loss_and_grads(x.astype(np.float64), 1)[0]), rel=1e-8
+    )  # the helper is fastae's objective (eps rounded to float32)
     rel = 1e-5
     assert c.train(cfg, params, x, eps).loss() == pytest.approx(want, rel=rel)
     for other in (np.random.default_rng(1).standard_normal(eps.shape).astype(np.float32), np.zeros_like(eps)):
@@ -182,7 +189,7 @@ def test_vae_clamps_logvar_as_the_reference(peer):
     c = _peer(peer)
     cfg, params, x, eps, _, _ = _reference("vae")
     params = dict(params, **{"logvar.bias": params["logvar.bias"].copy()})
-    params["logvar.bias"][:3] = 21.0   # above LOGVAR_MAX = 20
+    params["logvar.bias"][:3] = 21.0  # above LOGVAR_MAX = 20
     params["logvar.bias"][3:6] = -31.0  # below LOGVAR_MIN = -30
     model = fastae_model(cfg, params, "numpy", "float64")
     x64 = x.astype(np.float64)
@@ -231,32 +238,41 @@ def test_unavailable_gives_a_reason_and_never_raises(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name.split(".")[0] in ("torch", "jax", "jaxlib") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.split(".")[0] in ("torch", "jax", "jaxlib") else real(name, *a),
+    )
     for c in (peers.TorchEager(), peers.TorchCompile(), peers.JaxJit()):
         reason = c.unavailable()
         assert isinstance(reason, str) and "not installed" in reason and "pip install fastae[bench]" in reason
 
 
 def _python(code, **env):
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, **env})
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout
 
 
 def test_importing_peers_and_asking_availability_imports_neither_torch_nor_jax():
-    out = _python("import sys; from fastae.benchmark import peers; peers.JaxJit().unavailable(); "
-                  "print('torch' in sys.modules, 'jax' in sys.modules)")
+    out = _python(
+        "import sys; from fastae.benchmark import peers; peers.JaxJit().unavailable(); "
+        "print('torch' in sys.modules, 'jax' in sys.modules)"
+    )
     assert out.split() == ["False", "False"]  # so the XLA thread flags can still be set afterwards
 
 
 def test_xla_thread_flags_are_valid_for_the_installed_jax():
     """An unknown flag in XLA_FLAGS aborts the process; the old ``intra_op_parallelism_threads`` was one."""
     pytest.importorskip("jax", reason=JAX_REASON)
-    out = _python("import os; from fastae.benchmark import peers; peers.JaxJit().threads(1); "
-                  "import jax, jax.numpy as jnp; print(float(jax.jit(lambda a: a @ a)(jnp.ones((4, 4))).sum())); "
-                  "print(os.environ['XLA_FLAGS'])", XLA_FLAGS="")
+    out = _python(
+        "import os; from fastae.benchmark import peers; peers.JaxJit().threads(1); "
+        "import jax, jax.numpy as jnp; print(float(jax.jit(lambda a: a @ a)(jnp.ones((4, 4))).sum())); "
+        "print(os.environ['XLA_FLAGS'])",
+        XLA_FLAGS="",
+    )
     total, flags = out.strip().splitlines()
     assert float(total) == 64.0
     assert flags == "--xla_cpu_multi_thread_eigen=false"

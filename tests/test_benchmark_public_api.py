@@ -50,8 +50,14 @@ def test_no_module_outside_the_benchmark_imports_a_peer():
         if BENCHMARK in path.parents:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
-            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
-                      if n.split(".")[0] in ("torch", "jax", "jaxlib")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            )
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {n}"
+                for n in names
+                if n.split(".")[0] in ("torch", "jax", "jaxlib")
+            ]
     assert found == []

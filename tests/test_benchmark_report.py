@@ -13,31 +13,44 @@ PEAK = 250.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Per configuration: median seconds of the train step and of encoding 8192 rows, per contestant.
-_TRAIN = {"small": {"fastae[numpy]": 79e-6, "torch eager": 120e-6, "torch.compile": 61e-6,
-                    "GEMM-only floor": 8.2e-6},
-          "shallow": {"fastae[numpy]": 3.6e-3, "torch eager": 3.4e-3, "torch.compile": 3.0e-3,
-                      "GEMM-only floor": 2.4e-3},
-          "deep": {"fastae[numpy]": 41e-3, "torch eager": 35e-3, "torch.compile": 33e-3,
-                   "GEMM-only floor": 22e-3},
-          "vae": {"fastae[numpy]": 1.9e-3, "torch eager": 2.6e-3, "torch.compile": None,
-                  "GEMM-only floor": 1.6e-3}}
-_ENCODE = {"small": {"fastae[numpy]": 1.9e-3, "torch eager": 0.9e-3, "torch.compile": 0.5e-3,
-                     "GEMM-only floor": 87e-6},
-           "shallow": {"fastae[numpy]": 40e-3, "torch eager": 30e-3, "torch.compile": 28e-3,
-                       "GEMM-only floor": 14e-3},
-           "deep": {"fastae[numpy]": 0.21, "torch eager": 0.18, "torch.compile": "failed",
-                    "GEMM-only floor": 0.11},
-           "vae": {"fastae[numpy]": 30e-3, "torch eager": 28e-3, "torch.compile": 26e-3,
-                   "GEMM-only floor": 24e-3}}
-_KIND = {"fastae[numpy]": "fastae", "torch eager": "peer", "torch.compile": "peer", "jax jit": "peer",
-         "GEMM-only floor": "floor"}
+_TRAIN = {
+    "small": {"fastae[numpy]": 79e-6, "torch eager": 120e-6, "torch.compile": 61e-6, "GEMM-only floor": 8.2e-6},
+    "shallow": {"fastae[numpy]": 3.6e-3, "torch eager": 3.4e-3, "torch.compile": 3.0e-3, "GEMM-only floor": 2.4e-3},
+    "deep": {"fastae[numpy]": 41e-3, "torch eager": 35e-3, "torch.compile": 33e-3, "GEMM-only floor": 22e-3},
+    "vae": {"fastae[numpy]": 1.9e-3, "torch eager": 2.6e-3, "torch.compile": None, "GEMM-only floor": 1.6e-3},
+}
+_ENCODE = {
+    "small": {"fastae[numpy]": 1.9e-3, "torch eager": 0.9e-3, "torch.compile": 0.5e-3, "GEMM-only floor": 87e-6},
+    "shallow": {"fastae[numpy]": 40e-3, "torch eager": 30e-3, "torch.compile": 28e-3, "GEMM-only floor": 14e-3},
+    "deep": {"fastae[numpy]": 0.21, "torch eager": 0.18, "torch.compile": "failed", "GEMM-only floor": 0.11},
+    "vae": {"fastae[numpy]": 30e-3, "torch eager": 28e-3, "torch.compile": 26e-3, "GEMM-only floor": 24e-3},
+}
+_KIND = {
+    "fastae[numpy]": "fastae",
+    "torch eager": "peer",
+    "torch.compile": "peer",
+    "jax jit": "peer",
+    "GEMM-only floor": "floor",
+}
 
 
 def _timed(suite, cfg, name, median, flops, n_rows=None):
-    row = {"suite": suite, "config": cfg, "contestant": name, "kind": _KIND[name],
-           "error": None if _KIND[name] == "floor" else 2e-7, "status": "ok", "median_s": median,
-           "min_s": median * 0.97, "max_s": median * 1.1, "samples": 5, "inner": 10, "flops": flops,
-           "gflops": flops / median / 1e9, "frac_peak": flops / median / 1e9 / PEAK}
+    row = {
+        "suite": suite,
+        "config": cfg,
+        "contestant": name,
+        "kind": _KIND[name],
+        "error": None if _KIND[name] == "floor" else 2e-7,
+        "status": "ok",
+        "median_s": median,
+        "min_s": median * 0.97,
+        "max_s": median * 1.1,
+        "samples": 5,
+        "inner": 10,
+        "flops": flops,
+        "gflops": flops / median / 1e9,
+        "frac_peak": flops / median / 1e9 / PEAK,
+    }
     if n_rows:
         row["rows_per_s"] = n_rows / median
     return row
@@ -55,8 +68,9 @@ def _suite_rows(suite, table):
             if name == "jax jit":
                 suite_rows.append({**base, "status": "skipped", "note": "jax not installed"})
             elif t is None:
-                suite_rows.append({**base, "error": 0.37, "status": "WRONG",
-                                   "note": "error 0.37 against the reference exceeds 0.001"})
+                suite_rows.append(
+                    {**base, "error": 0.37, "status": "WRONG", "note": "error 0.37 against the reference exceeds 0.001"}
+                )
             elif t == "failed":
                 suite_rows.append({**base, "status": "failed", "note": "RuntimeError: out of memory | boom"})
             else:
@@ -72,27 +86,82 @@ def _suite_rows(suite, table):
 def synthetic_result():
     """A result as ``fastae bench`` would produce it with every suite, peers, a skipped peer, a WRONG answer and
     a crash, plus rows of suites the report does not know."""
-    rows = [{"suite": "gemm", "config": "2048x2048", "contestant": "numpy matmul", "kind": "floor",
-             "status": "ok", "flops": 2 * 2048**3, "gflops": PEAK, "frac_peak": 1.0, "median_s": 0.0687,
-             "min_s": 0.0680, "max_s": 0.0701, "samples": 5, "inner": 1}]
+    rows = [
+        {
+            "suite": "gemm",
+            "config": "2048x2048",
+            "contestant": "numpy matmul",
+            "kind": "floor",
+            "status": "ok",
+            "flops": 2 * 2048**3,
+            "gflops": PEAK,
+            "frac_peak": 1.0,
+            "median_s": 0.0687,
+            "min_s": 0.0680,
+            "max_s": 0.0701,
+            "samples": 5,
+            "inner": 1,
+        }
+    ]
     rows += _suite_rows("train", _TRAIN) + _suite_rows("encode", _ENCODE)
-    rows += [_timed("latency", "small", "fastae[numpy]", 12e-6, 2048, 1),
-             _timed("latency", "small", "GEMM-only floor", 1.0e-6, 2048, 1),
-             {"suite": "kernel", "op": "dense_forward", "shape": [256, 784, 256], "dtype": "float32",
-              "bytes": 1_200_000, "contestant": "fastae[numpy]", "status": "ok", "median_s": 3.3e-4,
-              "gbytes_per_s": 3.6, "error": 1e-7},
-             {"suite": "coldstart", "contestant": "fastae[numpy]", "status": "ok", "median_s": 0.41,
-              "note": "import + first fit", "over_baseline_s": 0.0, "epilogue_frac": 0.6488},
-             {"suite": "quality", "config": "digits", "contestant": "fastae[numpy]", "status": "ok",
-              "metric": "held-out reconstruction error", "value": 0.8312, "pca": 1.03},
-             {"suite": "mystery", "config": "x", "contestant": "someone", "status": "skipped",
-              "note": "module not available yet", "weird_column": True}]
-    meta = {"machine": "x86_64", "cpu": "AMD EPYC", "system": "Linux 6.1", "python": "3.11.7",
-            "versions": {"numpy": "2.1", "torch": "2.13.0"}, "quick": True,
-            "settings": {"samples": 5, "target_s": 0.02, "warmup": 2}, "seconds": 93.2, "gemm_peak_gflops": PEAK,
-            "started": "2026-11-24 06:00:00", "configs": list(CONFIGS), "threads": 2,
-            "threads_info": {"threads": 2, "blas": ["openblas 0.3.31 (2 threads)"], "numba": 2},
-            "command": "fastae bench --quick --config small,shallow,deep,vae --peers torch,jax --threads 2"}
+    rows += [
+        _timed("latency", "small", "fastae[numpy]", 12e-6, 2048, 1),
+        _timed("latency", "small", "GEMM-only floor", 1.0e-6, 2048, 1),
+        {
+            "suite": "kernel",
+            "op": "dense_forward",
+            "shape": [256, 784, 256],
+            "dtype": "float32",
+            "bytes": 1_200_000,
+            "contestant": "fastae[numpy]",
+            "status": "ok",
+            "median_s": 3.3e-4,
+            "gbytes_per_s": 3.6,
+            "error": 1e-7,
+        },
+        {
+            "suite": "coldstart",
+            "contestant": "fastae[numpy]",
+            "status": "ok",
+            "median_s": 0.41,
+            "note": "import + first fit",
+            "over_baseline_s": 0.0,
+            "epilogue_frac": 0.6488,
+        },
+        {
+            "suite": "quality",
+            "config": "digits",
+            "contestant": "fastae[numpy]",
+            "status": "ok",
+            "metric": "held-out reconstruction error",
+            "value": 0.8312,
+            "pca": 1.03,
+        },
+        {
+            "suite": "mystery",
+            "config": "x",
+            "contestant": "someone",
+            "status": "skipped",
+            "note": "module not available yet",
+            "weird_column": True,
+        },
+    ]
+    meta = {
+        "machine": "x86_64",
+        "cpu": "AMD EPYC",
+        "system": "Linux 6.1",
+        "python": "3.11.7",
+        "versions": {"numpy": "2.1", "torch": "2.13.0"},
+        "quick": True,
+        "settings": {"samples": 5, "target_s": 0.02, "warmup": 2},
+        "seconds": 93.2,
+        "gemm_peak_gflops": PEAK,
+        "started": "2026-11-24 06:00:00",
+        "configs": list(CONFIGS),
+        "threads": 2,
+        "threads_info": {"threads": 2, "blas": ["openblas 0.3.31 (2 threads)"], "numba": 2},
+        "command": "fastae bench --quick --config small,shallow,deep,vae --peers torch,jax --threads 2",
+    }
     return {"meta": meta, "rows": rows}
 
 
@@ -108,8 +177,11 @@ def test_markdown_has_a_row_for_every_row():
     md = report.markdown(result)
     lines = md.splitlines()
     # A table is its header line, the alignment line, then one line per row.
-    data_rows = [ln for prev, ln in zip(lines, lines[1:])
-                 if ln.startswith("|") and prev.startswith("|") and not re.match(r"\|( -+:? \|)+$", ln)]
+    data_rows = [
+        ln
+        for prev, ln in zip(lines, lines[1:])
+        if ln.startswith("|") and prev.startswith("|") and not re.match(r"\|( -+:? \|)+$", ln)
+    ]
     summary_rows = len(_TRAIN)
     assert len(data_rows) == summary_rows + len([r for r in result["rows"] if r["suite"] != "gemm"])
     for r in result["rows"]:
@@ -193,19 +265,31 @@ def test_markdown_shows_unknown_suites_and_columns_generically():
     assert "410 ms" in cold and "ok: import + first fit" in cold and "| 0 | 65% |" in cold
     # Known suites come first, in the report's order; the GEMM peak is in the header, not a table.
     order = [m for m in re.findall(r"^## (.+)$", md, re.M)]
-    assert order == ["Training step: fastae vs best peer vs GEMM floor", "Training step",
-                     "Encode throughput at batch 8192", "Single-row latency", "Kernels", "Cold start", "Quality",
-                     "mystery"]
+    assert order == [
+        "Training step: fastae vs best peer vs GEMM floor",
+        "Training step",
+        "Encode throughput at batch 8192",
+        "Single-row latency",
+        "Kernels",
+        "Cold start",
+        "Quality",
+        "mystery",
+    ]
 
 
 def test_markdown_of_a_bare_result():
-    md = report.markdown({"meta": {}, "rows": [{"suite": "train", "config": "small", "contestant": "x",
-                                                "status": "ok", "median_s": 1e-3}]})
+    md = report.markdown(
+        {
+            "meta": {},
+            "rows": [{"suite": "train", "config": "small", "contestant": "x", "status": "ok", "median_s": 1e-3}],
+        }
+    )
     assert "| small | x | 1.00 ms |" in md and "not recorded" in md
 
 
-@pytest.mark.parametrize("value, text", [(812e-9, "812 ns"), (79.4e-6, "79.4 µs"), (1.87e-3, "1.87 ms"),
-                                         (2.314, "2.31 s"), (None, "–")])
+@pytest.mark.parametrize(
+    "value, text", [(812e-9, "812 ns"), (79.4e-6, "79.4 µs"), (1.87e-3, "1.87 ms"), (2.314, "2.31 s"), (None, "–")]
+)
 def test_fmt_time(value, text):
     assert report.fmt_time(value) == text
 
@@ -266,8 +350,12 @@ def test_plots_write_png_files(tmp_path):
 def test_plots_of_a_small_result_and_of_nothing(tmp_path):
     pytest.importorskip("matplotlib")
     result = synthetic_result()
-    result["rows"] = [r for r in result["rows"] if r.get("config") in ("small", "2048x2048")
-                      and r.get("contestant") in ("fastae[numpy]", "GEMM-only floor", "numpy matmul")]
+    result["rows"] = [
+        r
+        for r in result["rows"]
+        if r.get("config") in ("small", "2048x2048")
+        and r.get("contestant") in ("fastae[numpy]", "GEMM-only floor", "numpy matmul")
+    ]
     paths = report.plots(result, tmp_path)
     assert len(paths) == 2
     for p in paths:

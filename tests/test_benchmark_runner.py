@@ -88,8 +88,12 @@ class _Crashing(Contestant):
 
 
 def test_wrong_missing_and_crashing_contestants_are_reported_not_timed():
-    res = runner.run(configs=["small"], contestants=[Fastae("numpy"), GemmFloor(), _Wrong(), _Missing(),
-                                                    _Crashing()], quick=True, log=lambda s: None)
+    res = runner.run(
+        configs=["small"],
+        contestants=[Fastae("numpy"), GemmFloor(), _Wrong(), _Missing(), _Crashing()],
+        quick=True,
+        log=lambda s: None,
+    )
     rows = {(r["suite"], r["contestant"]): r for r in res["rows"]}
     for suite in runner.SUITES:
         ok = rows[(suite, "fastae[numpy]")]
@@ -97,9 +101,15 @@ def test_wrong_missing_and_crashing_contestants_are_reported_not_timed():
         assert rows[(suite, "GEMM-only floor")]["status"] == "ok"
         wrong = rows[(suite, "wrong")]
         assert wrong["status"] == "WRONG" and "median_s" not in wrong and "exceeds" in wrong["note"]
-        assert rows[(suite, "missing")] == {"suite": suite, "config": "small", "contestant": "missing",
-                                            "kind": "peer", "error": None, "status": "skipped",
-                                            "note": "not installed here"}
+        assert rows[(suite, "missing")] == {
+            "suite": suite,
+            "config": "small",
+            "contestant": "missing",
+            "kind": "peer",
+            "error": None,
+            "status": "skipped",
+            "note": "not installed here",
+        }
         assert rows[(suite, "crashing")]["status"] == "failed" and "boom" in rows[(suite, "crashing")]["note"]
         assert "ratio_to_best_peer" not in ok  # no peer produced a valid time
     assert len(res["wrong"]) == 6
@@ -112,12 +122,14 @@ def test_ratio_to_best_peer():
         train = Fastae("numpy").train
         encode = Fastae("numpy").encode
 
-    res = runner.run(configs=["small"], suites=("latency",), contestants=[Fastae("numpy"), Peer()], quick=True,
-                     log=lambda s: None)
+    res = runner.run(
+        configs=["small"], suites=("latency",), contestants=[Fastae("numpy"), Peer()], quick=True, log=lambda s: None
+    )
     rows = {r["contestant"]: r for r in res["rows"] if r["suite"] == "latency"}
     assert rows["peer"]["ratio_to_best_peer"] == 1.0
     assert rows["fastae[numpy]"]["ratio_to_best_peer"] == pytest.approx(
-        rows["fastae[numpy]"]["median_s"] / rows["peer"]["median_s"])
+        rows["fastae[numpy]"]["median_s"] / rows["peer"]["median_s"]
+    )
 
 
 def test_interleaved_timing_reports_per_call_statistics():
@@ -206,8 +218,12 @@ def test_the_check_objective_is_the_models_training_loss(name):
     eps = runner.vae_eps(cfg, cfg.batch) if cfg.kind == "vae" else None
     model = Fastae("numpy", "float64").train(cfg, params, x, None).model
     want = float(model._loss_and_grads(x.astype(np.float64), 1)[0])
-    got = objective.loss(cfg, params, x, None if eps is None else
-                         rng.normal(model._key, rng.STREAM_EPS, 1, cfg.batch, cfg.latent, dtype=np.float64))
+    got = objective.loss(
+        cfg,
+        params,
+        x,
+        None if eps is None else rng.normal(model._key, rng.STREAM_EPS, 1, cfg.batch, cfg.latent, dtype=np.float64),
+    )
     assert got == pytest.approx(want, rel=1e-12)
     if eps is not None:
         assert objective.loss(cfg, params, x, eps) == pytest.approx(want, rel=1e-5)  # eps in float32

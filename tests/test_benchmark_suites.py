@@ -30,8 +30,16 @@ def _common(row, suite):
 def test_kernel_rows_declare_op_shape_bytes_and_small_errors():
     rows = kernels.run(quick=True, log=lambda s: None, settings=TINY)
     ops = {r["op"] for r in rows}
-    assert {"dense_forward", "gemm", "output_loss_grad", "activation_backward", "gaussian_latent",
-            "gaussian_latent_backward", "adam_update", "mask_noise"} <= ops
+    assert {
+        "dense_forward",
+        "gemm",
+        "output_loss_grad",
+        "activation_backward",
+        "gaussian_latent",
+        "gaussian_latent_backward",
+        "adam_update",
+        "mask_noise",
+    } <= ops
     fastae_rows = [r for r in rows if r["kind"] == "fastae"]
     assert {r["contestant"] for r in fastae_rows} >= {"fastae[numpy]"}
     for r in rows:
@@ -62,8 +70,11 @@ def test_a_wrong_kernel_is_reported_not_timed(monkeypatch):
 
     real = numpy_ref.activation_backward
     # float32 only: the float64 reference stays right, so the float32 answer is 1% off
-    monkeypatch.setattr(numpy_ref, "activation_backward",
-                        lambda dh, h, a: real(dh, h, a) * (h.dtype.type(1.01) if h.dtype == np.float32 else 1))
+    monkeypatch.setattr(
+        numpy_ref,
+        "activation_backward",
+        lambda dh, h, a: real(dh, h, a) * (h.dtype.type(1.01) if h.dtype == np.float32 else 1),
+    )
     rows = kernels.run(quick=True, log=lambda s: None, settings=TINY, ops={"activation_backward"})
     wrong = [r for r in rows if r["contestant"] == "fastae[numpy]"]
     assert wrong and all(r["status"] == "WRONG" and "median_s" not in r and r["error"] > 1e-3 for r in wrong)
@@ -92,8 +103,12 @@ def test_coldstart_reports_a_missing_peer(monkeypatch):
     monkeypatch.setattr(coldstart, "run_once", lambda code, cwd, numba_cache=None: 0.01)
     monkeypatch.setattr(coldstart, "check_encode", lambda *a: {"heavy": [], "error": 0.0})
     rows = {r["contestant"]: r for r in coldstart.run(quick=True, log=lambda s: None, repeats=1)}
-    assert rows["import jax"] == {**rows["import jax"], "status": "skipped", "note": "jax is not installed",
-                                  "kind": "peer"}
+    assert rows["import jax"] == {
+        **rows["import jax"],
+        "status": "skipped",
+        "note": "jax is not installed",
+        "kind": "peer",
+    }
     assert "median_s" not in rows["import jax"]
 
 
@@ -107,8 +122,9 @@ def test_quality_without_mnist_gives_a_skipped_row_with_the_folders_tried(monkey
 
 
 def test_quality_digits_on_a_tiny_budget_gives_both_errors():
-    rows = quality.run(quick=True, log=lambda s: None, datasets=("digits",),
-                       digits_overrides={"epochs": 1, "pretrain_epochs": 1})
+    rows = quality.run(
+        quick=True, log=lambda s: None, datasets=("digits",), digits_overrides={"epochs": 1, "pretrain_epochs": 1}
+    )
     assert [r["config"] for r in rows] == ["digits", "digits"]
     for r in rows:
         _common(r, "quality")
@@ -120,11 +136,15 @@ def test_quality_digits_on_a_tiny_budget_gives_both_errors():
 
 
 def test_bench_folder_collects():
-    out = subprocess.run([sys.executable, "-m", "pytest", "bench/", "--collect-only", "-q", "-p", "no:cacheprovider"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench/", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     names = out.stdout
-    for module in ("bench_train", "bench_encode", "bench_latency", "bench_kernels", "bench_coldstart",
-                   "bench_quality"):
+    for module in ("bench_train", "bench_encode", "bench_latency", "bench_kernels", "bench_coldstart", "bench_quality"):
         assert f"{module}.py::" in names, module
     assert "fastae[numpy]" in names and "GEMM-only floor" in names

@@ -11,7 +11,6 @@ import pytest
 from fastae.backends import blas_threads
 from fastae.backends.blas_threads import CAP, BlasCap
 
-
 pytestmark = pytest.mark.skipif(CAP.unsupported() is not None, reason=f"no cap here: {CAP.unsupported()}")
 
 

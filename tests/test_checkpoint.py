@@ -32,7 +32,8 @@ def _model(name, **kw):
 
 def _same(a, b):
     return a.state_dict().keys() == b.state_dict().keys() and all(
-        np.array_equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+        np.array_equal(v, b.state_dict()[k]) for k, v in a.state_dict().items()
+    )
 
 
 class _Killed(Exception):
@@ -109,8 +110,9 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_repro
     delays = np.random.default_rng(7).uniform(0.0, 0.6, 20)
     kills = 0
     for delay in delays:
-        child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path), str(ROOT), str(epochs)],
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(path), str(ROOT), str(epochs)], stdout=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 60
         while not path.exists() and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.01)  # the first child runs until its first checkpoint is on disk
@@ -122,8 +124,9 @@ def test_sigkill_at_random_moments_leaves_a_loadable_checkpoint_and_resume_repro
         child.stdout.close()
         assert fastae.load(path).n_epochs_ >= 1  # loadable after every kill
     assert kills >= 15, f"only {kills} of 20 children were still training when killed"
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(ROOT), str(epochs)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), str(ROOT), str(epochs)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0 and "done" in done.stdout, done.stderr[-2000:]
     full = _model("deep-denoising", epochs=epochs).fit(X)
     assert _same(fastae.load(path), full)

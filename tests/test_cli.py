@@ -22,8 +22,9 @@ FLOAT = r"-?\d+\.\d+"
 def _run(*args, timeout=120):
     """``python -m fastae ARGS`` in a subprocess from the repository root."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "fastae", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fastae", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 # --- fastae info --------------------------------------------------------------------------------------------
@@ -60,8 +61,12 @@ def test_demo_quick_end_to_end():
     rows = {}
     for label in ("tied Autoencoder", "deep Autoencoder, layerwise"):
         # label, layers, code, autoencoder error, PCA error, ratio, backend, dtype, fit time
-        m = re.search(rf"^\s*{re.escape(label)}\s+[\d-]+\s+(\d+)\s+({FLOAT})\s+({FLOAT})\s+({FLOAT})\s+(\w+) "
-                      rf"(float32|float64)\s+({FLOAT}) s$", out, re.M)
+        m = re.search(
+            rf"^\s*{re.escape(label)}\s+[\d-]+\s+(\d+)\s+({FLOAT})\s+({FLOAT})\s+({FLOAT})\s+(\w+) "
+            rf"(float32|float64)\s+({FLOAT}) s$",
+            out,
+            re.M,
+        )
         assert m, f"no table row for {label!r} in:\n{out}"
         code, ae, pca, ratio, backend = int(m[1]), float(m[2]), float(m[3]), float(m[4]), m[5]
         assert backend in fastae.available_backends()
@@ -100,7 +105,7 @@ def test_split_is_fixed_disjoint_and_complete():
     np.testing.assert_array_equal(tr, tr2)
     assert tr.shape == (demo.DEMO_N_TRAIN, 2) and te.shape == (1797 - demo.DEMO_N_TRAIN, 2)
     assert sorted(np.concatenate([tr[:, 0], te[:, 0]]).tolist()) == X[:, 0].tolist()
-    assert not np.array_equal(tr, X[:demo.DEMO_N_TRAIN])  # actually shuffled
+    assert not np.array_equal(tr, X[: demo.DEMO_N_TRAIN])  # actually shuffled
 
 
 def test_metrics():
@@ -124,8 +129,9 @@ def test_demo_without_sklearn_fails_clearly(capsys, monkeypatch):
 
 
 # --- argument errors and help -------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [[], ["bogus"], ["demo", "--seed", "x"], ["demo", "--seed", "-1"],
-                                  ["demo", "--bogus"], ["info", "extra"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["bogus"], ["demo", "--seed", "x"], ["demo", "--seed", "-1"], ["demo", "--bogus"], ["info", "extra"]]
+)
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -165,8 +171,17 @@ README_PYTHON = _readme_blocks("python")
 def test_readme_has_an_example_per_model_kind():
     text = "\n".join(README_PYTHON)
     assert len(README_PYTHON) >= 6
-    for needle in ('pretrain="layerwise"', "noise=(", "sparsity=(", "contractive=", "fastae.VAE(", ".sample(",
-                   ".elbo(", ".save(", "fastae.load("):
+    for needle in (
+        'pretrain="layerwise"',
+        "noise=(",
+        "sparsity=(",
+        "contractive=",
+        "fastae.VAE(",
+        ".sample(",
+        ".elbo(",
+        ".save(",
+        "fastae.load(",
+    ):
         assert needle in text, f"README examples do not show {needle}"
 
 
@@ -183,9 +198,13 @@ def test_readme_quick_start_commands_and_ci_agree():
     demo = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[demo]" && fastae demo'
     tests = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && python -m pytest -q'
     assert bash == [demo, tests]
-    # CI runs the README's test command, step for step (pip quieted and upgraded first).
-    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
-          if line.strip() and not line.lstrip().startswith("#")]
+    # CI runs the README's test command, step for step (pip quieted and upgraded first; the lint extra and its
+    # checks before the tests).
+    ci = [
+        line.strip()
+        for line in (REPO / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert "python3 -m venv .venv" in ci and ". .venv/bin/activate" in ci
-    assert 'python -m pip install --quiet -e ".[test]"' in ci
-    assert ci[-1] == "python -m pytest -q"
+    assert 'python -m pip install --quiet -e ".[test,lint]"' in ci
+    assert ci[-4:] == ["ruff check .", "ruff format --check .", "mypy", "python -m pytest -q"]

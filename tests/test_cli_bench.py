@@ -38,9 +38,21 @@ def fast_runner(monkeypatch):
     calls = []
 
     def fake_peak(quick):
-        return {"suite": "gemm", "config": "2048x2048", "contestant": "numpy matmul", "kind": "floor",
-                "status": "ok", "flops": 2 * 2048**3, "gflops": 100.0, "frac_peak": 1.0, "median_s": 0.17,
-                "min_s": 0.17, "max_s": 0.18, "samples": 1, "inner": 1}
+        return {
+            "suite": "gemm",
+            "config": "2048x2048",
+            "contestant": "numpy matmul",
+            "kind": "floor",
+            "status": "ok",
+            "flops": 2 * 2048**3,
+            "gflops": 100.0,
+            "frac_peak": 1.0,
+            "median_s": 0.17,
+            "min_s": 0.17,
+            "max_s": 0.18,
+            "samples": 1,
+            "inner": 1,
+        }
 
     def fake_set_threads(n):
         calls.append(("set_threads", n))
@@ -55,20 +67,42 @@ def fast_runner(monkeypatch):
 def test_bench_quick_small_end_to_end(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "fastae", "bench", "--quick", "--config", "small", "--peers",
-                           "none", "--suites", "train,encode,latency", "--threads", "2", "--out", str(out)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastae",
+            "bench",
+            "--quick",
+            "--config",
+            "small",
+            "--peers",
+            "none",
+            "--suites",
+            "train,encode,latency",
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     md = proc.stdout
     for title in ("## Training step", "## Encode throughput at batch 8192", "## Single-row latency"):
         section = md.split(title + "\n", 1)[1].split("\n## ", 1)[0]
-        assert any(ln.startswith("| small | fastae[numpy] | ") and ln.endswith("| ok |")
-                   for ln in section.splitlines()), section
+        assert any(
+            ln.startswith("| small | fastae[numpy] | ") and ln.endswith("| ok |") for ln in section.splitlines()
+        ), section
         assert any(ln.startswith("| small | *GEMM-only floor* | ") for ln in section.splitlines()), section
-    assert ("fastae bench --quick --config small --peers none --suites train,encode,latency --threads 2 --out "
-            f"{out}`") in md
-    expected = {"results.json", "results.md"} | ({"train_step.png", "throughput.png"} if _has("matplotlib")
-                                                  else set())
+    assert (
+        f"fastae bench --quick --config small --peers none --suites train,encode,latency --threads 2 --out {out}`"
+    ) in md
+    expected = {"results.json", "results.md"} | ({"train_step.png", "throughput.png"} if _has("matplotlib") else set())
     assert {p.name for p in out.iterdir()} == expected
     assert f"wrote {out / 'results.json'}, {out / 'results.md'}" in md
     result = json.loads((out / "results.json").read_text())
@@ -86,11 +120,31 @@ def test_bench_quick_small_end_to_end(tmp_path):
 
 # --- exit status ----------------------------------------------------------------------------------------------
 def _result(status="ok", note=None):
-    rows = [{"suite": "train", "config": "small", "contestant": "fastae[numpy]", "kind": "fastae", "status": "ok",
-             "median_s": 1e-4, "min_s": 1e-4, "max_s": 1e-4, "gflops": 3.0, "frac_peak": 0.03, "error": 1e-8},
-            {"suite": "train", "config": "small", "contestant": "fast but wrong", "kind": "peer", "status": status,
-             "error": 0.5 if status == "WRONG" else 1e-8, "note": note,
-             **({"median_s": 1e-6, "min_s": 1e-6, "max_s": 1e-6} if status == "ok" else {})}]
+    rows = [
+        {
+            "suite": "train",
+            "config": "small",
+            "contestant": "fastae[numpy]",
+            "kind": "fastae",
+            "status": "ok",
+            "median_s": 1e-4,
+            "min_s": 1e-4,
+            "max_s": 1e-4,
+            "gflops": 3.0,
+            "frac_peak": 0.03,
+            "error": 1e-8,
+        },
+        {
+            "suite": "train",
+            "config": "small",
+            "contestant": "fast but wrong",
+            "kind": "peer",
+            "status": status,
+            "error": 0.5 if status == "WRONG" else 1e-8,
+            "note": note,
+            **({"median_s": 1e-6, "min_s": 1e-6, "max_s": 1e-6} if status == "ok" else {}),
+        },
+    ]
     return {"meta": {"quick": True, "threads": 1, "gemm_peak_gflops": 100.0}, "rows": rows}
 
 
@@ -124,15 +178,18 @@ class _FastWrong(Contestant):
 
 def test_a_wrong_contestant_makes_the_bench_fail(monkeypatch, tmp_path, capsys, fast_runner):
     monkeypatch.setattr(lineup, "contestants", lambda peers, threads, log: [Fastae("numpy"), _FastWrong()])
-    code = cli.main(["bench", "--quick", "--config", "small", "--suites", "latency", "--threads", "1", "--out",
-                     str(tmp_path)])
+    code = cli.main(
+        ["bench", "--quick", "--config", "small", "--suites", "latency", "--threads", "1", "--out", str(tmp_path)]
+    )
     assert code == 1
     cap = capsys.readouterr()
     (line,) = [ln for ln in cap.out.splitlines() if "fast wrong" in ln and ln.startswith("| small")]
     assert "**WRONG**: error 1 against the reference exceeds" in line and "| – | – | – |" in line
     rows = report.load_json(tmp_path / "results.json")["rows"]
-    assert {r["contestant"]: r["status"] for r in rows if r["suite"] == "latency"} == {"fastae[numpy]": "ok",
-                                                                                      "fast wrong": "WRONG"}
+    assert {r["contestant"]: r["status"] for r in rows if r["suite"] == "latency"} == {
+        "fastae[numpy]": "ok",
+        "fast wrong": "WRONG",
+    }
     assert fast_runner == [("set_threads", 1)]
 
 
@@ -143,10 +200,23 @@ def test_threads_are_set_before_contestants_are_built(monkeypatch, tmp_path, fas
         return [GemmFloor()]
 
     monkeypatch.setattr(lineup, "contestants", contestants)
-    monkeypatch.setattr(cli, "run_other_suite", lambda suite, quick, log: fast_runner.append(("suite", suite))
-                        or [])
-    args = cli._parser().parse_args(["bench", "--quick", "--config", "small", "--peers", "jax", "--suites",
-                                     "latency,quality", "--threads", "3", "--out", str(tmp_path)])
+    monkeypatch.setattr(cli, "run_other_suite", lambda suite, quick, log: fast_runner.append(("suite", suite)) or [])
+    args = cli._parser().parse_args(
+        [
+            "bench",
+            "--quick",
+            "--config",
+            "small",
+            "--peers",
+            "jax",
+            "--suites",
+            "latency,quality",
+            "--threads",
+            "3",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     result = cli.run_bench(args, _quiet)
     assert fast_runner == [("set_threads", 3), ("contestants", ["jax"], 3), ("suite", "quality")]
     meta = result["meta"]
@@ -242,8 +312,13 @@ def test_other_suites_missing_failing_and_working(monkeypatch):
     monkeypatch.setitem(sys.modules, "fastae.benchmark.quality", working)
     rows = cli.run_other_suite("quality", False, _quiet)
     assert seen == [False]
-    assert rows[0] == {"suite": "quality", "config": "digits", "contestant": "fastae[numpy]", "status": "ok",
-                       "value": 0.8}
+    assert rows[0] == {
+        "suite": "quality",
+        "config": "digits",
+        "contestant": "fastae[numpy]",
+        "status": "ok",
+        "value": 0.8,
+    }
     assert rows[1]["status"] == "failed" and "not a dict" in rows[1]["note"]
 
 
@@ -255,12 +330,22 @@ def test_arguments_and_defaults(monkeypatch):
     assert args.suites == list(cli.BENCH_SUITES) and args.out == "fastae-bench" and not args.quick
     args = cli._parser().parse_args(["bench", "--peers", "none", "--config", "deep,small,deep", "--threads", "1"])
     assert args.peers == [] and args.config == ["deep", "small"] and args.threads == 1
-    assert cli.bench_command(args) == ("fastae bench --config deep,small --peers none --suites "
-                                       "train,encode,latency,kernel,coldstart,quality --threads 1 --out fastae-bench")
+    assert cli.bench_command(args) == (
+        "fastae bench --config deep,small --peers none --suites "
+        "train,encode,latency,kernel,coldstart,quality --threads 1 --out fastae-bench"
+    )
 
 
-@pytest.mark.parametrize("argv", [["bench", "--config", "huge"], ["bench", "--suites", "train,speed"],
-                                  ["bench", "--threads", "0"], ["bench", "--config", ","], ["bench", "extra"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bench", "--config", "huge"],
+        ["bench", "--suites", "train,speed"],
+        ["bench", "--threads", "0"],
+        ["bench", "--config", ","],
+        ["bench", "extra"],
+    ],
+)
 def test_bad_bench_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)

@@ -10,8 +10,7 @@ import fastae
 
 X = np.random.default_rng(0).uniform(0.05, 0.95, (64, 24)).astype(np.float32)
 PROBE = X[:5]
-MODELS = {"shallow (fused step)": dict(hidden=(16,)), "deep": dict(hidden=(16, 8)),
-          "vae": dict(hidden=(12,), latent=3)}
+MODELS = {"shallow (fused step)": dict(hidden=(16,)), "deep": dict(hidden=(16, 8)), "vae": dict(hidden=(12,), latent=3)}
 
 
 def _model(kind):

@@ -141,15 +141,21 @@ def test_trailing_bytes_rejected(tmp_path):
 def test_bad_magic(tmp_path):
     # The labels' magic where images belong: a swapped file must not be read as pixels.
     folder = _write_mnist(tmp_path, images=_idx_bytes(2049, (N,), bytes(N)))
-    with pytest.raises(ValueError, match=rf"{datasets.MNIST_IMAGES}: bad IDX magic number: expected 2051.* "
-                                         r"got 2049"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{datasets.MNIST_IMAGES}: bad IDX magic number: expected 2051.* "
+        r"got 2049",
+    ):
         datasets.load_mnist(folder)
 
 
 def test_wrong_dimensions(tmp_path):
     folder = _write_mnist(tmp_path, images=_idx_bytes(2051, (N, 27, 29), bytes(N * 27 * 29)))
-    with pytest.raises(ValueError, match=r"IDX dimensions \(10000, 27, 29\) differ from the expected "
-                                         r"\(10000, 28, 28\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"IDX dimensions \(10000, 27, 29\) differ from the expected "
+        r"\(10000, 28, 28\)",
+    ):
         datasets.load_mnist(folder)
 
 
@@ -195,8 +201,10 @@ def test_default_candidates_without_environment_variable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     repo = Path(datasets.__file__).resolve().parent.parent
     got = [c.resolve() for c in datasets.mnist_candidates()]
-    assert got == [(repo / ".." / "shared" / "data" / "mnist").resolve(),
-                   (tmp_path / ".." / "shared" / "data" / "mnist").resolve()]
+    assert got == [
+        (repo / ".." / "shared" / "data" / "mnist").resolve(),
+        (tmp_path / ".." / "shared" / "data" / "mnist").resolve(),
+    ]
 
 
 def test_path_must_be_pathlike():
@@ -208,9 +216,12 @@ def test_path_must_be_pathlike():
 _REAL = datasets.find_mnist()
 
 
-@pytest.mark.skipif(_REAL is None, reason="MNIST test set not found (tried "
-                    + ", ".join(str(c) for c in datasets.mnist_candidates())
-                    + f"); it is optional: set {datasets.MNIST_ENV} to run this test")
+@pytest.mark.skipif(
+    _REAL is None,
+    reason="MNIST test set not found (tried "
+    + ", ".join(str(c) for c in datasets.mnist_candidates())
+    + f"); it is optional: set {datasets.MNIST_ENV} to run this test",
+)
 def test_real_mnist():
     X, y = datasets.load_mnist(return_labels=True)
     assert X.shape == (10000, 784) and X.dtype == np.float64

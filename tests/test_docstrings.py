@@ -21,13 +21,16 @@ _ENTRY = re.compile(r"^(?P<names>\*{0,2}[A-Za-z_]\w*(?:\s*,\s*\*{0,2}[A-Za-z_]\w
 def _sections(doc):
     """``{header: [(line, text)]}`` of a cleaned docstring: a header is a line followed by a line of dashes."""
     lines = inspect.cleandoc(doc or "").splitlines()
-    heads = [i for i in range(len(lines) - 1)
-             if lines[i].strip() and set(lines[i + 1].strip()) == {"-"} and len(lines[i + 1].strip()) >= 3]
+    heads = [
+        i
+        for i in range(len(lines) - 1)
+        if lines[i].strip() and set(lines[i + 1].strip()) == {"-"} and len(lines[i + 1].strip()) >= 3
+    ]
     out = {}
     for j, i in enumerate(heads):
         end = heads[j + 1] if j + 1 < len(heads) else len(lines)
         indent = len(lines[i]) - len(lines[i].lstrip())
-        out[lines[i].strip()] = (indent, lines[i + 2:end])
+        out[lines[i].strip()] = (indent, lines[i + 2 : end])
     return out
 
 
@@ -45,9 +48,10 @@ def _entries(doc, section, where):
         assert m, f"{where}: malformed {section} entry {line.strip()!r} (expected 'name : type')"
         group = [n.strip() for n in m.group("names").split(",")]
         if not m.group("type"):
-            assert all(n.startswith("*") for n in group), \
+            assert all(n.startswith("*") for n in group), (
                 f"{where}: {section} entry {line.strip()!r} has no type (expected 'name : type')"
-        rest = body[k + 1:]
+            )
+        rest = body[k + 1 :]
         described = rest and rest[0].strip() and len(rest[0]) - len(rest[0].lstrip()) > indent
         assert described, f"{where}: {section} entry {line.strip()!r} has no description below it"
         names += [n.lstrip("*") for n in group]
@@ -55,8 +59,9 @@ def _entries(doc, section, where):
 
 
 def _signature_names(func):
-    return {p.name for p in inspect.signature(func).parameters.values()
-            if p.name != "self" and not p.name.startswith("_")}
+    return {
+        p.name for p in inspect.signature(func).parameters.values() if p.name != "self" and not p.name.startswith("_")
+    }
 
 
 def _public_methods(cls):
@@ -97,14 +102,35 @@ TARGETS = _targets()
 
 def test_targets_cover_the_api():
     ids = {t[0] for t in TARGETS}
-    expected = {"Autoencoder", "VAE", "load", "warmup", "describe", "available_backends", "Autoencoder.fit",
-                "Autoencoder.partial_fit", "Autoencoder.encode", "Autoencoder.decode", "Autoencoder.reconstruct",
-                "Autoencoder.transform", "Autoencoder.inverse_transform", "Autoencoder.fit_transform",
-                "Autoencoder.score", "Autoencoder.score_samples", "Autoencoder.state_dict",
-                "Autoencoder.load_state_dict", "Autoencoder.save", "Autoencoder.get_params",
-                "Autoencoder.set_params", "Autoencoder.get_feature_names_out", "VAE.elbo", "VAE.sample",
-                "VAE.encode", "fastae.datasets.load_mnist",
-                "fastae.machine.describe"}
+    expected = {
+        "Autoencoder",
+        "VAE",
+        "load",
+        "warmup",
+        "describe",
+        "available_backends",
+        "Autoencoder.fit",
+        "Autoencoder.partial_fit",
+        "Autoencoder.encode",
+        "Autoencoder.decode",
+        "Autoencoder.reconstruct",
+        "Autoencoder.transform",
+        "Autoencoder.inverse_transform",
+        "Autoencoder.fit_transform",
+        "Autoencoder.score",
+        "Autoencoder.score_samples",
+        "Autoencoder.state_dict",
+        "Autoencoder.load_state_dict",
+        "Autoencoder.save",
+        "Autoencoder.get_params",
+        "Autoencoder.set_params",
+        "Autoencoder.get_feature_names_out",
+        "VAE.elbo",
+        "VAE.sample",
+        "VAE.encode",
+        "fastae.datasets.load_mnist",
+        "fastae.machine.describe",
+    }
     assert expected <= ids, sorted(expected - ids)
 
 
@@ -120,8 +146,10 @@ def test_parameters_section_matches_signature(where, owner, func):
     expected = _signature_names(func)
     missing = sorted(expected - set(documented))
     extra = sorted(set(documented) - expected)
-    assert not missing and not extra, (f"{where}: Parameters section does not match the signature: undocumented "
-                                       f"{missing}, documented but not parameters {extra}")
+    assert not missing and not extra, (
+        f"{where}: Parameters section does not match the signature: undocumented "
+        f"{missing}, documented but not parameters {extra}"
+    )
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=[c.__name__ for c in ESTIMATORS])

@@ -15,8 +15,17 @@ def _fitted(cls=fastae.Autoencoder, **kw):
     return cls(**{**KW, **kw}).fit(X)
 
 
-@pytest.mark.parametrize("change", [dict(hidden=(9,)), dict(activation="relu"), dict(code_activation="linear"),
-                                    dict(tied=False), dict(loss="mse"), dict(dtype="float64")])
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(hidden=(9,)),
+        dict(activation="relu"),
+        dict(code_activation="linear"),
+        dict(tied=False),
+        dict(loss="mse"),
+        dict(dtype="float64"),
+    ],
+)
 def test_structural_changes_wait_for_the_next_fit(tmp_path, change):
     m = _fitted()
     codes, scores = m.encode(X), m.score_samples(X)
@@ -112,8 +121,10 @@ def test_no_data_frame_library_is_imported():
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np, fastae; X = np.random.default_rng(0).uniform(size=(30, 5)); "
-            "fastae.Autoencoder(hidden=(2,), epochs=1).fit(X).encode(X); "
-            "print([m for m in ('pandas', 'polars', 'pyarrow') if m in sys.modules])")
+    code = (
+        "import sys, numpy as np, fastae; X = np.random.default_rng(0).uniform(size=(30, 5)); "
+        "fastae.Autoencoder(hidden=(2,), epochs=1).fit(X).encode(X); "
+        "print([m for m in ('pandas', 'polars', 'pyarrow') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

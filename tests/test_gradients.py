@@ -61,8 +61,9 @@ def test_denoising_noise_is_applied():
     assert m._loss_and_grads(X_UNIT, 1)[0] != clean._loss_and_grads(X_UNIT, 1)[0]
 
 
-@pytest.mark.parametrize("sparsity,activation", [(("l1", 0.1), "relu"), (("l1", 0.05), "tanh"),
-                                                 (("kl", 0.1, 0.5), "sigmoid")])
+@pytest.mark.parametrize(
+    "sparsity,activation", [(("l1", 0.1), "relu"), (("l1", 0.05), "tanh"), (("kl", 0.1, 0.5), "sigmoid")]
+)
 def test_sparse(sparsity, activation):
     check_gradients(fitted_model(ae(hidden=(4, 5), activation=activation, sparsity=sparsity), 7), X_UNIT)
 
@@ -97,8 +98,9 @@ def test_weight_decay():
 
 
 def test_all_variants_together():
-    m = fitted_model(ae(hidden=(5,), noise=("mask", 0.2), sparsity=("kl", 0.2, 0.3), contractive=0.1,
-                        weight_decay=0.05), 7)
+    m = fitted_model(
+        ae(hidden=(5,), noise=("mask", 0.2), sparsity=("kl", 0.2, 0.3), contractive=0.1, weight_decay=0.05), 7
+    )
     check_gradients(m, X_UNIT)
 
 
@@ -113,8 +115,7 @@ def vae(**kw):
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_vae(loss, hidden, activation):
     x = X_UNIT if loss == "bce" else X_REAL
-    m = fitted_model(vae(hidden=hidden, latent=3, loss=loss, activation=activation, beta=0.7,
-                         weight_decay=0.01), 7)
+    m = fitted_model(vae(hidden=hidden, latent=3, loss=loss, activation=activation, beta=0.7, weight_decay=0.01), 7)
     check_gradients(m, x)
 
 

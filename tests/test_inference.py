@@ -65,8 +65,7 @@ def test_chunked_results_match_one_call(backend, monkeypatch):
     m, X = _fitted("ae-deep", backend)
     whole = [method(inp) for method, inp, _ in _methods(m, X)]
     x, H = X.astype(m.dtype), whole[0]
-    errs = [_layers_err(m, m._encoder, x), _layers_err(m, m._decoder, H),
-            _layers_err(m, m._encoder + m._decoder, x)]
+    errs = [_layers_err(m, m._encoder, x), _layers_err(m, m._decoder, H), _layers_err(m, m._encoder + m._decoder, x)]
     monkeypatch.setattr(base, "INFERENCE_CHUNK", 50)
     for (method, inp, _), want, err in zip(_methods(m, X), whole, errs):
         close(method(inp), want, m.dtype, err=err, what=method.__name__)
@@ -153,8 +152,11 @@ def test_scores_of_finite_inputs_are_finite_or_name_the_rows_that_overflow(cls):
     big = X.copy()
     big[3] = 3e38  # finite in float32, but its squared error is not
     big[7, 1] = -3e38
-    with pytest.raises(ValueError, match=r"score_samples overflows float32 for 2 row\(s\) of finite input, the "
-                                         r"first \[3, 7\].*dtype='float64'"):
+    with pytest.raises(
+        ValueError,
+        match=r"score_samples overflows float32 for 2 row\(s\) of finite input, the "
+        r"first \[3, 7\].*dtype='float64'",
+    ):
         m.score_samples(big)
     scores = cls(hidden=(3,), loss="mse", epochs=1, random_state=0, dtype="float64").fit(X).score_samples(big)
     assert np.isfinite(scores).all()

@@ -2,8 +2,8 @@
 
 import ast
 import json
-import re
 import os
+import re
 import struct
 import sys
 from pathlib import Path
@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-safetensors = pytest.importorskip("safetensors")
+pytest.importorskip("safetensors")
 import safetensors.numpy  # noqa: E402
 
 from fastae import io as fio  # noqa: E402
-
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -219,9 +218,7 @@ def test_config_and_state_round_trip(tmp_path):
 
 def test_metadata_layout_exact(tmp_path):
     path = tmp_path / "m.fae"
-    fio.write_model(
-        path, "VAE", {"latent": (2, 3)}, {"W": np.zeros((2, 2), np.float32)}, {"n": 1}
-    )
+    fio.write_model(path, "VAE", {"latent": (2, 3)}, {"W": np.zeros((2, 2), np.float32)}, {"n": 1})
     with safetensors.safe_open(str(path), framework="np") as f:
         md = f.metadata()
         keys = list(f.keys())
@@ -283,9 +280,7 @@ def test_rejected_tensor_leaves_existing_file_untouched(tmp_path):
     _write_good(path)
     before = _snapshot(tmp_path)
     with pytest.raises(TypeError, match=r"tensor 'bad' must have dtype float32 or float64, got int64"):
-        fio.write_model(
-            path, "VAE", {}, {"ok": np.ones(3), "bad": np.arange(3, dtype=np.int64)}, {}
-        )
+        fio.write_model(path, "VAE", {}, {"ok": np.ones(3), "bad": np.arange(3, dtype=np.int64)}, {})
     assert _snapshot(tmp_path) == before
 
 
@@ -364,7 +359,11 @@ def test_failure_during_write_without_existing_file_creates_nothing(tmp_path, mo
         ({"tensors": {"__metadata__": np.ones(2)}}, ValueError, r"'__metadata__' is reserved"),
         ({"tensors": {"W": [1.0, 2.0]}}, TypeError, r"tensor 'W' must be a numpy.ndarray .* got list"),
         ({"tensors": {"W": 1.0}}, TypeError, r"tensor 'W' must be a numpy.ndarray .* got float"),
-        ({"tensors": {"W": np.ones(2, np.float16)}}, TypeError, r"tensor 'W' must have dtype float32 or float64, got float16"),
+        (
+            {"tensors": {"W": np.ones(2, np.float16)}},
+            TypeError,
+            r"tensor 'W' must have dtype float32 or float64, got float16",
+        ),
         ({"tensors": {"W": np.ones(2, np.int32)}}, TypeError, r"tensor 'W' .* got int32"),
         ({"tensors": {"W": np.ones(2, np.complex64)}}, TypeError, r"tensor 'W' .* got complex64"),
         ({"tensors": {"W": np.ones(2, bool)}}, TypeError, r"tensor 'W' .* got bool"),
@@ -671,7 +670,7 @@ def test_read_refuses_a_large_sparse_file_from_its_first_bytes(tmp_path):
 
 def test_read_refuses_declared_sizes_that_do_not_fit_the_file(tmp_path):
     data, n = _good_bytes(tmp_path)
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     name = next(k for k in header if k != "__metadata__")
     path = tmp_path / "lie.fae"
     # a tensor claiming far more data than the file holds
@@ -679,7 +678,7 @@ def test_read_refuses_declared_sizes_that_do_not_fit_the_file(tmp_path):
     header[name]["shape"] = [2**30]
     header[name]["data_offsets"] = [0, size * 2**30]
     raw = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
     _refused_quickly(path, r"declares .* bytes of tensor data, but the file holds|do not tile")
     # trailing bytes after the declared tensors
     path.write_bytes(data + b"\0" * 16)
@@ -732,10 +731,12 @@ def test_save_killed_mid_write_keeps_the_old_file_and_the_next_save_cleans_up(tm
 
     path = tmp_path / "m.fae"
     _save_one(path, 1.0)
-    code = (f"import os, sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
-            "import numpy as np; from fastae import io\n"
-            "os.fsync = lambda fd: (print('writing', flush=True), time.sleep(60))\n"
-            f"io.write_model({str(path)!r}, 'Autoencoder', {{'v': 9.0}}, {{'W': np.zeros(2**20, np.float32)}}, {{}})\n")
+    code = (
+        f"import os, sys, time; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "import numpy as np; from fastae import io\n"
+        "os.fsync = lambda fd: (print('writing', flush=True), time.sleep(60))\n"
+        f"io.write_model({str(path)!r}, 'Autoencoder', {{'v': 9.0}}, {{'W': np.zeros(2**20, np.float32)}}, {{}})\n"
+    )
     for _ in range(5):
         child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert child.stdout.readline().strip() == "writing"

@@ -26,9 +26,13 @@ SEED = int(os.environ.get("FASTAE_FUZZ_SEED", "20261201"))
 def _valid_files(tmp_path):
     X = np.random.default_rng(0).uniform(0.05, 0.95, (40, 10))
     out = []
-    for i, model in enumerate([fastae.Autoencoder(hidden=(4,), epochs=1, random_state=0),
-                               fastae.Autoencoder(hidden=(5, 3), tied=False, noise=("mask", 0.1), epochs=1),
-                               fastae.VAE(hidden=(5,), latent=2, epochs=1, random_state=0)]):
+    for i, model in enumerate(
+        [
+            fastae.Autoencoder(hidden=(4,), epochs=1, random_state=0),
+            fastae.Autoencoder(hidden=(5, 3), tied=False, noise=("mask", 0.1), epochs=1),
+            fastae.VAE(hidden=(5,), latent=2, epochs=1, random_state=0),
+        ]
+    ):
         path = tmp_path / f"valid{i}.safetensors"
         model.fit(X).save(path)
         out.append(path.read_bytes())
@@ -38,7 +42,7 @@ def _valid_files(tmp_path):
 def _mutate_header(data, r):
     """A change inside the JSON header: a number, a string or a structure replaced by another JSON value."""
     (n,) = struct.unpack("<Q", data[:8])
-    text = data[8:8 + n].decode("utf-8")
+    text = data[8 : 8 + n].decode("utf-8")
     header = json.loads(text)
     meta = header.get("__metadata__", {})
     choices = [None, -1, 0, 2**40, 1.5, "x", [], {}, [[[]]], True, "NaN", 1e308]
@@ -59,12 +63,15 @@ def _mutate_header(data, r):
         names = [k for k in header if k != "__metadata__"]
         name = names[r.integers(len(names))]
         field = ["dtype", "shape", "data_offsets"][r.integers(3)]
-        header[name][field] = choices[r.integers(len(choices))] if r.random() < 0.5 else \
-            ["F16", "I64", [1], [0, 0], [2**31, 2], "BF16"][r.integers(6)]
+        header[name][field] = (
+            choices[r.integers(len(choices))]
+            if r.random() < 0.5
+            else ["F16", "I64", [1], [0, 0], [2**31, 2], "BF16"][r.integers(6)]
+        )
     raw = json.dumps(header).encode()
     if r.random() < 0.3:  # keep the old length: the header and the body now disagree
-        return data[:8] + raw + data[8 + n:]
-    return struct.pack("<Q", len(raw)) + raw + data[8 + n:]
+        return data[:8] + raw + data[8 + n :]
+    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
 
 
 def _mutate(data, r):
@@ -79,20 +86,20 @@ def _mutate(data, r):
         j = min(len(b), i + r.integers(1, 64))
         b[i:j] = r.bytes(j - i)
     elif kind == 2:  # truncate
-        b = b[:r.integers(len(b))]
+        b = b[: r.integers(len(b))]
     elif kind == 3:  # insert or delete bytes
         i = r.integers(len(b))
         if r.random() < 0.5:
             b[i:i] = r.bytes(r.integers(1, 32))
         else:
-            del b[i:i + r.integers(1, 32)]
+            del b[i : i + r.integers(1, 32)]
     elif kind == 4:  # the length field
         b[:8] = struct.pack("<Q", int(r.choice([0, 1, 7, len(b), 2**32, 2**63, r.integers(2**20)])))
     elif kind == 5:
         return _mutate_header(data, r)
     else:  # a stretch duplicated
         i = r.integers(len(b))
-        b[i:i] = b[i:i + r.integers(1, 256)]
+        b[i:i] = b[i : i + r.integers(1, 256)]
     return bytes(b)
 
 

@@ -46,8 +46,9 @@ def test_the_fallback_without_cpuinfo_uses_llvm(monkeypatch):
 
 def _in_env(env):
     code = "import json, fastae; print(json.dumps(fastae.describe()))"
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 

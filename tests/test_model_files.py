@@ -19,8 +19,10 @@ def saved(tmp_path_factory):
     """A fitted Autoencoder and VAE (Adam state present), saved once."""
     d = tmp_path_factory.mktemp("models")
     paths = {}
-    for name, model in (("ae", fastae.Autoencoder(hidden=(4,), epochs=1, random_state=0)),
-                        ("vae", fastae.VAE(hidden=(5,), latent=2, epochs=1, random_state=0))):
+    for name, model in (
+        ("ae", fastae.Autoencoder(hidden=(4,), epochs=1, random_state=0)),
+        ("vae", fastae.VAE(hidden=(5,), latent=2, epochs=1, random_state=0)),
+    ):
         paths[name] = d / f"{name}.safetensors"
         model.fit(X).save(paths[name])
     return paths
@@ -57,19 +59,35 @@ CASES = {
     "seed-not-a-number": ("ae", dict(state=lambda s: _with(s, seed_="x")), r"seed_ is 'x'"),
     "history-not-numbers": ("ae", dict(state=lambda s: _with(s, history_={"loss": ["a"]})), r"history_"),
     "sample-calls-negative": ("vae", dict(state=lambda s: _with(s, sample_calls_=-3)), r"sample_calls_ is -3"),
-    "unknown-optimizer-tensor": ("ae", dict(tensors=lambda t: _with(t, **{"optimizer.encoder.0.weight.velocity":
-                                                                        t["encoder.0.weight"]})),
-                                 r"'optimizer.encoder.0.weight.velocity' is not a state"),
-    "optimizer-tensor-of-no-weight": ("ae", dict(tensors=lambda t: _with(t, **{"optimizer.nothing.exp_avg":
-                                                                             t["encoder.0.bias"]})),
-                                      r"'optimizer.nothing.exp_avg' is not a state"),
-    "missing-optimizer-entry": ("ae", dict(tensors=lambda t: _without(t, "optimizer.encoder.0.weight.exp_avg_sq")),
-                                r"optimizer state of 'encoder.0.weight' has \['exp_avg'\]"),
-    "float64-optimizer-state": ("ae", dict(tensors=lambda t: _with(t, **{
-        "optimizer.encoder.0.bias.exp_avg": t["optimizer.encoder.0.bias.exp_avg"].astype(np.float64)})),
-        r"dtype float64, expected \(4,\) and float32"),
-    "wrongly-shaped-optimizer-state": ("ae", dict(tensors=lambda t: _with(t, **{
-        "optimizer.encoder.0.bias.exp_avg": np.zeros(3, np.float32)})), r"shape \(3,\)"),
+    "unknown-optimizer-tensor": (
+        "ae",
+        dict(tensors=lambda t: _with(t, **{"optimizer.encoder.0.weight.velocity": t["encoder.0.weight"]})),
+        r"'optimizer.encoder.0.weight.velocity' is not a state",
+    ),
+    "optimizer-tensor-of-no-weight": (
+        "ae",
+        dict(tensors=lambda t: _with(t, **{"optimizer.nothing.exp_avg": t["encoder.0.bias"]})),
+        r"'optimizer.nothing.exp_avg' is not a state",
+    ),
+    "missing-optimizer-entry": (
+        "ae",
+        dict(tensors=lambda t: _without(t, "optimizer.encoder.0.weight.exp_avg_sq")),
+        r"optimizer state of 'encoder.0.weight' has \['exp_avg'\]",
+    ),
+    "float64-optimizer-state": (
+        "ae",
+        dict(
+            tensors=lambda t: _with(
+                t, **{"optimizer.encoder.0.bias.exp_avg": t["optimizer.encoder.0.bias.exp_avg"].astype(np.float64)}
+            )
+        ),
+        r"dtype float64, expected \(4,\) and float32",
+    ),
+    "wrongly-shaped-optimizer-state": (
+        "ae",
+        dict(tensors=lambda t: _with(t, **{"optimizer.encoder.0.bias.exp_avg": np.zeros(3, np.float32)})),
+        r"shape \(3,\)",
+    ),
 }
 
 
@@ -88,11 +106,11 @@ def test_a_deeply_nested_config_is_a_value_error(saved, tmp_path):
 
     data = saved["ae"].read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8 : 8 + n])
     header["__metadata__"]["config"] = "[" * 50000 + "]" * 50000
     raw = json.dumps(header).encode()
     bad = tmp_path / "deep.safetensors"
-    bad.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
+    bad.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n :])
     with pytest.raises(ValueError, match="config"):
         fastae.load(bad)
 

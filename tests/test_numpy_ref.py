@@ -20,8 +20,7 @@ def test_activation_derivatives_match_finite_differences(name):
     if name in activations.CONTRACTIVE_ACTIVATIONS:
         d1 = lambda v: activations.derivative_from_output(name, activations.apply(name, v))  # noqa: E731
         numeric2 = (d1(a + 1e-6) - d1(a - 1e-6)) / 2e-6
-        np.testing.assert_allclose(activations.second_derivative_from_output(name, h), numeric2, rtol=1e-5,
-                                   atol=1e-8)
+        np.testing.assert_allclose(activations.second_derivative_from_output(name, h), numeric2, rtol=1e-5, atol=1e-8)
 
 
 def test_sigmoid_is_stable_at_extremes():
@@ -68,9 +67,17 @@ def test_ops_keep_the_dtype(dtype):
     b = np.zeros(4, dtype)
     h = ref.dense_forward(x, W, b, "sigmoid")
     value, delta = ref.output_loss_grad(h, W, np.zeros(5, dtype), x, "bce", transpose=True)
-    outs = [h, delta, *ref.dense_backward(delta, h, W, transpose=True), ref.activation_backward(h, h, "tanh"),
-            ref.l1_penalty(h, 0.1)[1], ref.kl_sparsity(h, 0.1, 1.0)[1], *ref.contractive_penalty(h, W, "sigmoid", 1)[1:],
-            ref.mask_noise(x, 0.5, KEY, 1), ref.gaussian_noise(x, 0.5, KEY, 1)]
+    outs = [
+        h,
+        delta,
+        *ref.dense_backward(delta, h, W, transpose=True),
+        ref.activation_backward(h, h, "tanh"),
+        ref.l1_penalty(h, 0.1)[1],
+        ref.kl_sparsity(h, 0.1, 1.0)[1],
+        *ref.contractive_penalty(h, W, "sigmoid", 1)[1:],
+        ref.mask_noise(x, 0.5, KEY, 1),
+        ref.gaussian_noise(x, 0.5, KEY, 1),
+    ]
     z, kl = ref.gaussian_latent(h, h, 1.0, KEY, 1)
     outs += [z, *ref.gaussian_latent_backward(h, z, h, h, 1.0), ref.gaussian_kl_rows(h, h)]
     for o in outs:

@@ -8,10 +8,22 @@ from fastae import activations, rng
 from fastae.backends import numpy_ref as ref
 from fastae.backends import registry
 
-from .tolerances import (activation_backward_err, close, contractive_penalty_err, dense_backward_err,
-                         dense_forward_err, gaussian_kl_rows_err, gaussian_latent_backward_err, gaussian_latent_err,
-                         gaussian_noise_err, kl_sparsity_err, l1_penalty_err, output_err, update_err,
-                         weight_decay_err)
+from .tolerances import (
+    activation_backward_err,
+    close,
+    contractive_penalty_err,
+    dense_backward_err,
+    dense_forward_err,
+    gaussian_kl_rows_err,
+    gaussian_latent_backward_err,
+    gaussian_latent_err,
+    gaussian_noise_err,
+    kl_sparsity_err,
+    l1_penalty_err,
+    output_err,
+    update_err,
+    weight_decay_err,
+)
 
 BACKENDS = [b for b in registry.available_backends() if b != "numpy"]
 DTYPES = ["float32", "float64"]
@@ -42,9 +54,9 @@ def B(request):
 @pytest.mark.parametrize("activation", activations.ACTIVATIONS)
 @pytest.mark.parametrize("transpose", [False, True])
 def test_dense_forward_and_backward(B, dtype, n, activation, transpose):
-    (x, W, b, dh), (x64, W64, b64, dh64) = cast(dtype, *_inputs(n, (n, 9 if transpose else 11), (9, 11),
-                                                                 (11 if transpose else 9,),
-                                                                 (n, 11 if transpose else 9)))
+    (x, W, b, dh), (x64, W64, b64, dh64) = cast(
+        dtype, *_inputs(n, (n, 9 if transpose else 11), (9, 11), (11 if transpose else 9,), (n, 11 if transpose else 9))
+    )
     h = B.dense_forward(x, W, b, activation, transpose)
     h64 = ref.dense_forward(x64, W64, b64, activation, transpose)
     close(h, h64, dtype, dense_forward_err(x, W, b, dtype, transpose), "h")
@@ -53,8 +65,13 @@ def test_dense_forward_and_backward(B, dtype, n, activation, transpose):
         assert backend.dense_forward(*args, activation, transpose, out=out) is out
         np.testing.assert_array_equal(out, want)
     want = ref.activation_backward(dh64, h.astype(np.float64), activation)
-    close(B.activation_backward(dh.copy(), h, activation), want, dtype, activation_backward_err(dh, h, dtype),
-          "activation_backward")
+    close(
+        B.activation_backward(dh.copy(), h, activation),
+        want,
+        dtype,
+        activation_backward_err(dh, h, dtype),
+        "activation_backward",
+    )
     for need_dx in (True, False):
         got = B.dense_backward(dh, x, W, transpose, need_dx)
         exp = ref.dense_backward(dh64, x64, W64, transpose, need_dx)
@@ -79,8 +96,13 @@ def test_output_loss_grad_and_rows(B, dtype, n, loss, transpose):
     err_v, err_d, err_rows = output_err(h, W, c, x, loss, dtype, transpose)
     close(value, v64, dtype, err_v, "loss")
     close(delta, d64, dtype, err_d, "delta")
-    close(B.output_row_loss(h, W, c, x, loss, transpose), ref.output_row_loss(h64, W64, c64, x64, loss, transpose),
-          dtype, err_rows, "row loss")
+    close(
+        B.output_row_loss(h, W, c, x, loss, transpose),
+        ref.output_row_loss(h64, W64, c64, x64, loss, transpose),
+        dtype,
+        err_rows,
+        "row loss",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -127,8 +149,9 @@ def test_regularisers(B, dtype, n):
 @pytest.mark.parametrize("row0", [0, 5])
 def test_noise_is_the_reference_stream(B, dtype, n, row0):
     (x,), (x64,) = cast(dtype, *_inputs(n + 5, (n, 13)))
-    np.testing.assert_array_equal(B.mask_noise(x, 0.3, KEY, 7, row0),
-                                  ref.mask_noise(x, 0.3, KEY, 7, row0))  # same bits, same mask, same dtype
+    np.testing.assert_array_equal(
+        B.mask_noise(x, 0.3, KEY, 7, row0), ref.mask_noise(x, 0.3, KEY, 7, row0)
+    )  # same bits, same mask, same dtype
     want = ref.gaussian_noise(x64, 0.2, KEY, 7, row0)
     close(B.gaussian_noise(x, 0.2, KEY, 7, row0), want, dtype, gaussian_noise_err(x, want, dtype), "gaussian noise")
 
@@ -150,8 +173,13 @@ def test_gaussian_latent(B, dtype, n):
     err_mu, err_lv = gaussian_latent_backward_err(dz, z, mu, lv, 0.8, dtype)
     close(got[0], want[0], dtype, err_mu, "dmu")
     close(got[1], want[1], dtype, err_lv, "dlogvar")
-    close(B.gaussian_kl_rows(mu, lv), ref.gaussian_kl_rows(mu64, lv64), dtype, gaussian_kl_rows_err(mu, lv, dtype),
-          "kl rows")
+    close(
+        B.gaussian_kl_rows(mu, lv),
+        ref.gaussian_kl_rows(mu64, lv64),
+        dtype,
+        gaussian_kl_rows_err(mu, lv, dtype),
+        "kl rows",
+    )
     z_s, _ = B.gaussian_latent(mu, lv, 0.0, KEY, 3, 2, stream=rng.STREAM_SAMPLE)
     want_s = ref.gaussian_latent(mu64, lv64, 0.0, KEY, 3, 2, stream=rng.STREAM_SAMPLE)[0]
     close(z_s, want_s, dtype, gaussian_latent_err(mu, lv, 0.0, want_s, dtype)[0], "z")
@@ -167,8 +195,7 @@ def test_optimizers(B, dtype, size, method):
     for step in (1, 2, 3):
         out, out64 = np.empty_like(p), np.empty_like(p64)
         lr = 0.01 if method == "adam" else 0.1
-        errs = update_err(method, p64, g64, (s164, s264), dtype, lr, 0.9, 0.9, 0.999, 1e-8, step, err_p, 0.0,
-                          err_state)
+        errs = update_err(method, p64, g64, (s164, s264), dtype, lr, 0.9, 0.9, 0.999, 1e-8, step, err_p, 0.0, err_state)
         if method == "sgd":
             ok = B.sgd_update(p, g, out, lr)
             ref.sgd_update(p64, g64, out64, lr)

@@ -16,8 +16,11 @@ def test_every_registered_backend_meets_the_contract():
 
 
 def test_the_contract_lists_the_reference_ops_and_nothing_else():
-    public = {n for n, v in vars(numpy_ref).items() if callable(v) and not n.startswith("_")
-              and getattr(v, "__module__", None) == numpy_ref.__name__}
+    public = {
+        n
+        for n, v in vars(numpy_ref).items()
+        if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == numpy_ref.__name__
+    }
     helpers = {"adam_scalars", "clamp_logvar"}  # the reference's own pieces of math, not ops a model calls
     assert public - helpers == set(contract.OPS) | set(contract.LIFECYCLE)
     assert contract.CAPABILITIES.keys() == {contract.FUSED_AE1_STEP, contract.VALUES_SCAN}
@@ -65,14 +68,25 @@ def test_a_backend_breaking_the_contract_is_refused_naming_each_problem(fake_bac
     def sgd_update(p, g, out, lr=None):
         return numpy_ref.sgd_update(p, g, out, lr)
 
-    fake = _copy_of(numpy_ref, NAME="", DTYPES=("float16",), CAPABILITIES=frozenset({"fused_ae1_step", "warp"}),
-                    dense_forward=dense_forward, sgd_update=sgd_update)
+    fake = _copy_of(
+        numpy_ref,
+        NAME="",
+        DTYPES=("float16",),
+        CAPABILITIES=frozenset({"fused_ae1_step", "warp"}),
+        dense_forward=dense_forward,
+        sgd_update=sgd_update,
+    )
     del fake.gaussian_kl_rows, fake.warmup
     found = contract.problems(fake)
-    for expected in ("NAME must be a non-empty string", "DTYPES must be a non-empty tuple",
-                     "dense_forward('x', 'W', 'b', 'act', 'transpose', 'out') should take", "gaussian_kl_rows is missing",
-                     "warmup is missing", "capability 'warp' is unknown",
-                     "capability 'fused_ae1_step': ae1_stepper is missing"):
+    for expected in (
+        "NAME must be a non-empty string",
+        "DTYPES must be a non-empty tuple",
+        "dense_forward('x', 'W', 'b', 'act', 'transpose', 'out') should take",
+        "gaussian_kl_rows is missing",
+        "warmup is missing",
+        "capability 'warp' is unknown",
+        "capability 'fused_ae1_step': ae1_stepper is missing",
+    ):
         assert any(expected in p for p in found), (expected, found)
     assert not any("sgd_update" in p for p in found)  # an extra default is allowed
     name = fake_backend(fake)

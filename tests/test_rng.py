@@ -31,20 +31,38 @@ OTHER_KEY = rng.key_from_seed(0x0123456789ABCDEE)
 # kat_vectors (E. Sarmas, philox.py TEST_CASES), which agrees word for word.
 KAT_PHILOX4X32 = {
     10: [
-        ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
-         (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-        ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
-         (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-        ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-         (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+        (
+            (0x00000000, 0x00000000, 0x00000000, 0x00000000),
+            (0x00000000, 0x00000000),
+            (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8),
+        ),
+        (
+            (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
+            (0xFFFFFFFF, 0xFFFFFFFF),
+            (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+        ),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            (0xA4093822, 0x299F31D0),
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+        ),
     ],
     7: [
-        ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
-         (0x5F6FB709, 0x0D893F64, 0x4F121F81, 0x4F730A48)),
-        ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
-         (0x5207DDC2, 0x45165E59, 0x4D8EE751, 0x8C52F662)),
-        ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-         (0x4DFCCABA, 0x190A87F0, 0xC47362BA, 0xB6B5242A)),
+        (
+            (0x00000000, 0x00000000, 0x00000000, 0x00000000),
+            (0x00000000, 0x00000000),
+            (0x5F6FB709, 0x0D893F64, 0x4F121F81, 0x4F730A48),
+        ),
+        (
+            (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
+            (0xFFFFFFFF, 0xFFFFFFFF),
+            (0x5207DDC2, 0x45165E59, 0x4D8EE751, 0x8C52F662),
+        ),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            (0xA4093822, 0x299F31D0),
+            (0x4DFCCABA, 0x190A87F0, 0xC47362BA, 0xB6B5242A),
+        ),
     ],
 }
 
@@ -287,7 +305,9 @@ def test_normal_matches_box_muller_from_random_bits():
 def test_normal_column_value_does_not_depend_on_n_cols():
     full = rng.normal(KEY, rng.STREAM_NOISE, 0, 7, 12, dtype=np.float64)
     for n_cols in (1, 2, 3, 5, 9, 11):
-        np.testing.assert_array_equal(rng.normal(KEY, rng.STREAM_NOISE, 0, 7, n_cols, dtype=np.float64), full[:, :n_cols])
+        np.testing.assert_array_equal(
+            rng.normal(KEY, rng.STREAM_NOISE, 0, 7, n_cols, dtype=np.float64), full[:, :n_cols]
+        )
     np.testing.assert_array_equal(rng.normal(KEY, rng.STREAM_NOISE, 0, 2, 5, dtype=np.float64, row0=4), full[4:6, :5])
 
 
@@ -478,7 +498,9 @@ def test_key_from_seed_rejects(seed, exc, match):
 def test_seed_to_draw_pipeline_is_reproducible():
     key_a = rng.key_from_seed(rng.resolve_seed(np.random.default_rng(11)))
     key_b = rng.key_from_seed(rng.resolve_seed(np.random.default_rng(11)))
-    np.testing.assert_array_equal(rng.normal(key_a, rng.STREAM_INIT, 0, 3, 5), rng.normal(key_b, rng.STREAM_INIT, 0, 3, 5))
+    np.testing.assert_array_equal(
+        rng.normal(key_a, rng.STREAM_INIT, 0, 3, 5), rng.normal(key_b, rng.STREAM_INIT, 0, 3, 5)
+    )
 
 
 def test_stream_constants_are_distinct():

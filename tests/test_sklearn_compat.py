@@ -16,9 +16,14 @@ EXEMPT = {
 }
 
 
-@pytest.mark.parametrize("est", [fastae.Autoencoder(loss="mse", hidden=(4,), epochs=2, random_state=0),
-                                 fastae.VAE(loss="mse", hidden=(4,), latent=2, epochs=2, random_state=0)],
-                         ids=["Autoencoder", "VAE"])
+@pytest.mark.parametrize(
+    "est",
+    [
+        fastae.Autoencoder(loss="mse", hidden=(4,), epochs=2, random_state=0),
+        fastae.VAE(loss="mse", hidden=(4,), latent=2, epochs=2, random_state=0),
+    ],
+    ids=["Autoencoder", "VAE"],
+)
 def test_check_estimator(est):
     from sklearn.utils.estimator_checks import check_estimator
 
@@ -50,8 +55,11 @@ def test_pipeline_and_grid_search(digits_split):
     Xtr, Xte = digits_split
     pipe = make_pipeline(MinMaxScaler(), fastae.Autoencoder(hidden=(8,), epochs=2, random_state=0))
     assert pipe.fit_transform(Xtr[:200]).shape == (200, 8)
-    gs = GridSearchCV(fastae.Autoencoder(epochs=20, learning_rate=1e-2, batch_size=32, random_state=0),
-                      {"hidden": [(4,), (16,)]}, cv=2)
+    gs = GridSearchCV(
+        fastae.Autoencoder(epochs=20, learning_rate=1e-2, batch_size=32, random_state=0),
+        {"hidden": [(4,), (16,)]},
+        cv=2,
+    )
     gs.fit(Xtr[:200])
     assert gs.best_params_ == {"hidden": (16,)}  # more code units reconstruct better
 

@@ -22,11 +22,14 @@ def test_it_is_registered_meets_the_contract_and_joins_the_suites():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("cls, kw", [
-    (fastae.Autoencoder, dict(hidden=(16, 6), noise=("mask", 0.2), sparsity=("l1", 1e-3), tied=False)),
-    (fastae.Autoencoder, dict(hidden=(12,), contractive=0.1, pretrain="layerwise", optimizer="momentum")),
-    (fastae.VAE, dict(hidden=(16,), latent=3)),
-])
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (fastae.Autoencoder, dict(hidden=(16, 6), noise=("mask", 0.2), sparsity=("l1", 1e-3), tied=False)),
+        (fastae.Autoencoder, dict(hidden=(12,), contractive=0.1, pretrain="layerwise", optimizer="momentum")),
+        (fastae.VAE, dict(hidden=(16,), latent=3)),
+    ],
+)
 def test_models_fit_on_it_as_on_the_reference(digits_split, dtype, cls, kw):
     Xtr, Xte = digits_split
     common = dict(epochs=3, batch_size=64, random_state=0, dtype=dtype, **kw)

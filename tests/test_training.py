@@ -22,8 +22,16 @@ def test_validation_history(digits_split):
 def test_early_stopping_stops_and_restores_best(digits_split):
     Xtr, Xte = digits_split
     # A learning rate far too high for SGD on this model makes validation loss stall or rise quickly.
-    m = fastae.Autoencoder(hidden=(8,), epochs=60, early_stopping=True, patience=2, tol=0.0, optimizer="sgd",
-                           learning_rate=8.0, random_state=0).fit(Xtr, validation_data=Xte)
+    m = fastae.Autoencoder(
+        hidden=(8,),
+        epochs=60,
+        early_stopping=True,
+        patience=2,
+        tol=0.0,
+        optimizer="sgd",
+        learning_rate=8.0,
+        random_state=0,
+    ).fit(Xtr, validation_data=Xte)
     val = m.history_["val_loss"]
     assert len(val) < 60
     best = int(np.argmin(val))
@@ -33,8 +41,9 @@ def test_early_stopping_stops_and_restores_best(digits_split):
 
 def test_early_stopping_holds_out_a_fraction(digits_split):
     Xtr, _ = digits_split
-    m = fastae.Autoencoder(hidden=(8,), epochs=2, early_stopping=True, validation_fraction=0.2,
-                           random_state=0, batch_size=1000).fit(Xtr)
+    m = fastae.Autoencoder(
+        hidden=(8,), epochs=2, early_stopping=True, validation_fraction=0.2, random_state=0, batch_size=1000
+    ).fit(Xtr)
     assert len(m.history_["val_loss"]) == 2
     assert m.t_ == 2 * 2  # 1150 training rows -> 2 batches of up to 1000 per epoch
 
@@ -113,15 +122,28 @@ def test_optimizer_buffers_follow_the_parameters_and_the_state():
     assert opt.buffers(params, names)[2][0] is opt.state["a"]["exp_avg"]
 
 
-@pytest.mark.parametrize("cls,kw", [(fastae.Autoencoder, {}), (fastae.Autoencoder, dict(hidden=(8, 4))),
-                                    (fastae.VAE, dict(latent=2))])
+@pytest.mark.parametrize(
+    "cls,kw", [(fastae.Autoencoder, {}), (fastae.Autoencoder, dict(hidden=(8, 4))), (fastae.VAE, dict(latent=2))]
+)
 def test_divergence_is_caught_before_inf(cls, kw):
     """learning_rate=1e6 used to finish with a loss in the millions and weights of 1e7, saying nothing."""
     X = np.random.default_rng(0).uniform(0, 1, (256, 20))
-    m = cls(**{"hidden": (8,), "learning_rate": 1e6, "optimizer": "sgd", "epochs": 5, "batch_size": 32,
-               "random_state": 0, **kw})
-    with pytest.raises(fastae.DivergenceError, match=r"diverged at epoch \d+, batch \d+ of 8.*more than 10 times"
-                                                     r"|non-finite") as info:
+    m = cls(
+        **{
+            "hidden": (8,),
+            "learning_rate": 1e6,
+            "optimizer": "sgd",
+            "epochs": 5,
+            "batch_size": 32,
+            "random_state": 0,
+            **kw,
+        }
+    )
+    with pytest.raises(
+        fastae.DivergenceError,
+        match=r"diverged at epoch \d+, batch \d+ of 8.*more than 10 times"
+        r"|non-finite",
+    ) as info:
         m.fit(X)
     assert info.value.info["epoch"] >= 1 and info.value.info["batch"] >= 1
     weights = m.state_dict()

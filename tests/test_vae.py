@@ -5,8 +5,16 @@ import pytest
 
 import fastae
 
-from .tolerances import (INTERMEDIATE_ULPS, close, dense_forward_err, f64, gaussian_kl_rows_err, output_err,
-                         two_err, unit)
+from .tolerances import (
+    INTERMEDIATE_ULPS,
+    close,
+    dense_forward_err,
+    f64,
+    gaussian_kl_rows_err,
+    output_err,
+    two_err,
+    unit,
+)
 
 
 @pytest.mark.parametrize("loss", ["bce", "mse"])
@@ -58,8 +66,9 @@ def test_elbo_is_a_bound_and_matches_its_definition(digits_split):
     err_z = err_mu + 0.5 * np.abs(z - mu) * err_lv + two_err(mu, z - mu, dt) + OWN * u * np.abs(z - mu)
     err_d = dense_forward_err(z, P["decoder.0.weight"], P["decoder.0.bias"], dt, err_x=err_z) + OWN * u * np.abs(d)
     err_log_px = output_err(d, P["decoder.1.weight"], P["decoder.1.bias"], x, "bce", dt, err_h=err_d)[2]
-    err_kl = (gaussian_kl_rows_err(mu, lv, dt)
-              + (np.abs(mu) * err_mu + 0.5 * np.abs(1 - np.exp(lv)) * err_lv).sum(axis=1))
+    err_kl = gaussian_kl_rows_err(mu, lv, dt) + (np.abs(mu) * err_mu + 0.5 * np.abs(1 - np.exp(lv)) * err_lv).sum(
+        axis=1
+    )
     close(e1, log_px - kl, dt, err=err_log_px + err_kl + two_err(log_px, kl, dt), what="ELBO")
 
 
@@ -104,6 +113,14 @@ def test_state_dict_names():
     X = np.random.default_rng(0).uniform(size=(10, 7))
     sd = fastae.VAE(hidden=(6,), latent=2, epochs=0, random_state=0).fit(X).state_dict()
     assert {k: v.shape for k, v in sd.items()} == {
-        "encoder.0.weight": (6, 7), "encoder.0.bias": (6,), "mu.weight": (2, 6), "mu.bias": (2,),
-        "logvar.weight": (2, 6), "logvar.bias": (2,), "decoder.0.weight": (6, 2), "decoder.0.bias": (6,),
-        "decoder.1.weight": (7, 6), "decoder.1.bias": (7,)}
+        "encoder.0.weight": (6, 7),
+        "encoder.0.bias": (6,),
+        "mu.weight": (2, 6),
+        "mu.bias": (2,),
+        "logvar.weight": (2, 6),
+        "logvar.bias": (2,),
+        "decoder.0.weight": (6, 2),
+        "decoder.0.bias": (6,),
+        "decoder.1.weight": (7, 6),
+        "decoder.1.bias": (7,),
+    }

@@ -164,46 +164,99 @@ def ragged():
 
 # (id, make data, exception, message pattern with {name} for the argument's name)
 BAD_X = [
-    ("nan_and_inf", with_nans, ValueError,
-     r"^{name} contains 3 non-finite value\(s\) \(NaN or inf\); the first is nan at row 3, column 2$"),
-    ("neg_inf", with_neg_inf, ValueError,
-     r"^{name} contains 1 non-finite value\(s\).*first is -inf at row 0, column 4$"),
-    ("float32_overflow", too_big_for_float32, ValueError,
-     r"^{name} has 2 value\(s\) too large for dtype='float32' \(largest finite 3\.403e\+38\); the first is "
-     r"1e\+300 at row 4, column 1"),
-    ("bce_outside_unit", out_of_unit, ValueError,
-     r"^{name} has 3 value\(s\) outside \[0, 1\], which loss='bce' \(cross-entropy\) needs as targets; the first "
-     r"is 1\.5 at row 2, column 3\. Scale the data to \[0, 1\] or use loss='mse'"),
-    ("one_d", lambda: X[0], ValueError,
-     r"^{name} must be 2-D of shape \(n_samples, n_features\), got 1-D array of shape \(6,\)\. Reshape your "
-     r"data: {name}\.reshape\(1, -1\) if it is one sample, {name}\.reshape\(-1, 1\) if it is one feature$"),
+    (
+        "nan_and_inf",
+        with_nans,
+        ValueError,
+        r"^{name} contains 3 non-finite value\(s\) \(NaN or inf\); the first is nan at row 3, column 2$",
+    ),
+    (
+        "neg_inf",
+        with_neg_inf,
+        ValueError,
+        r"^{name} contains 1 non-finite value\(s\).*first is -inf at row 0, column 4$",
+    ),
+    (
+        "float32_overflow",
+        too_big_for_float32,
+        ValueError,
+        r"^{name} has 2 value\(s\) too large for dtype='float32' \(largest finite 3\.403e\+38\); the first is "
+        r"1e\+300 at row 4, column 1",
+    ),
+    (
+        "bce_outside_unit",
+        out_of_unit,
+        ValueError,
+        r"^{name} has 3 value\(s\) outside \[0, 1\], which loss='bce' \(cross-entropy\) needs as targets; the first "
+        r"is 1\.5 at row 2, column 3\. Scale the data to \[0, 1\] or use loss='mse'",
+    ),
+    (
+        "one_d",
+        lambda: X[0],
+        ValueError,
+        r"^{name} must be 2-D of shape \(n_samples, n_features\), got 1-D array of shape \(6,\)\. Reshape your "
+        r"data: {name}\.reshape\(1, -1\) if it is one sample, {name}\.reshape\(-1, 1\) if it is one feature$",
+    ),
     ("three_d", lambda: X[None], ValueError, r"^{name} must be 2-D .*got 3-D array of shape \(1, 20, 6\)$"),
     ("zero_d", lambda: np.float64(0.5), ValueError, r"^{name} must be 2-D .*got 0-D array of shape \(\)$"),
-    ("no_rows", lambda: np.empty((0, D)), ValueError,
-     r"^{name} is empty: found 0 sample\(s\) \(shape=\(0, 6\)\) while a minimum of 1 is required\.$"),
+    (
+        "no_rows",
+        lambda: np.empty((0, D)),
+        ValueError,
+        r"^{name} is empty: found 0 sample\(s\) \(shape=\(0, 6\)\) while a minimum of 1 is required\.$",
+    ),
     ("empty_list", lambda: [], ValueError, r"^{name} must be 2-D .*got 1-D array of shape \(0,\)"),
-    ("no_columns", lambda: np.empty((5, 0)), ValueError,
-     r"^{name} has no features: found 0 feature\(s\) \(shape=\(5, 0\)\) while a minimum of 1 is required\.$"),
-    ("complex", lambda: X.astype(np.complex128), ValueError,  # ValueError as scikit-learn's check_complex_data
-     r"^Complex data not supported: {name} has complex dtype complex128; fastae needs real numbers$"),
-    ("complex_list", lambda: [[1 + 2j] * D] * 2, ValueError, r"^Complex data not supported: {name} has complex "
-                                                             r"dtype complex128"),
-    ("object", lambda: X.astype(object), TypeError,
-     r"^{name} has dtype object; expected a real numeric dtype \(float, int or bool\)"),
+    (
+        "no_columns",
+        lambda: np.empty((5, 0)),
+        ValueError,
+        r"^{name} has no features: found 0 feature\(s\) \(shape=\(5, 0\)\) while a minimum of 1 is required\.$",
+    ),
+    (
+        "complex",
+        lambda: X.astype(np.complex128),
+        ValueError,  # ValueError as scikit-learn's check_complex_data
+        r"^Complex data not supported: {name} has complex dtype complex128; fastae needs real numbers$",
+    ),
+    (
+        "complex_list",
+        lambda: [[1 + 2j] * D] * 2,
+        ValueError,
+        r"^Complex data not supported: {name} has complex "
+        r"dtype complex128",
+    ),
+    (
+        "object",
+        lambda: X.astype(object),
+        TypeError,
+        r"^{name} has dtype object; expected a real numeric dtype \(float, int or bool\)",
+    ),
     ("none_in_list", lambda: [[0.5] * (D - 1) + [None]] * 2, TypeError, r"^{name} has dtype object; expected"),
     ("strings", lambda: np.full((2, D), "0.5"), TypeError, r"^{name} has dtype <U3; expected a real numeric"),
     ("a_string", lambda: "0.5", TypeError, r"^{name} must be a 2-D array of numbers, got str"),
-    ("datetime", lambda: np.zeros((2, D), dtype="datetime64[s]"), TypeError,
-     r"^{name} has dtype datetime64\[s\]; expected a real numeric"),
+    (
+        "datetime",
+        lambda: np.zeros((2, D), dtype="datetime64[s]"),
+        TypeError,
+        r"^{name} has dtype datetime64\[s\]; expected a real numeric",
+    ),
     ("ragged", ragged, ValueError, r"^{name} could not be read as an array: .*inhomogeneous"),
-    ("csr_matrix", lambda: sp.csr_matrix(X), TypeError,
-     r"^{name} is a sparse matrix \(csr_matrix\); fastae needs a dense array: pass {name}\.toarray\(\)"),
+    (
+        "csr_matrix",
+        lambda: sp.csr_matrix(X),
+        TypeError,
+        r"^{name} is a sparse matrix \(csr_matrix\); fastae needs a dense array: pass {name}\.toarray\(\)",
+    ),
     ("csr_array", lambda: sp.csr_array(X), TypeError, r"^{name} is a sparse matrix \(csr_array\).*toarray\(\)"),
     ("coo_matrix", lambda: sp.coo_matrix(X), TypeError, r"^{name} is a sparse matrix \(coo_matrix\).*toarray\(\)"),
-    ("masked", lambda: np.ma.masked_greater(X, 0.9), ValueError,
-     rf"^{{name}} is a masked array with {int((X > 0.9).sum())} masked value\(s\); the first is at row "
-     rf"{np.argwhere(X > 0.9)[0][0]}, column {np.argwhere(X > 0.9)[0][1]}; fastae needs every value: pass "
-     r"{name}\.filled\(fill_value\)$"),
+    (
+        "masked",
+        lambda: np.ma.masked_greater(X, 0.9),
+        ValueError,
+        rf"^{{name}} is a masked array with {int((X > 0.9).sum())} masked value\(s\); the first is at row "
+        rf"{np.argwhere(X > 0.9)[0][0]}, column {np.argwhere(X > 0.9)[0][1]}; fastae needs every value: pass "
+        r"{name}\.filled\(fill_value\)$",
+    ),
 ]
 BAD_X_IDS = [c[0] for c in BAD_X]
 
@@ -243,17 +296,23 @@ def test_wrong_feature_count_names_both_counts(cls, name):
     for width in (D - 1, D + 2):
         A = np.full((4, width), 0.5)
         want = D
-        with pytest.raises(ValueError, match=rf"^{argname} has {width} features, but (the model|{cls.__name__}) is "
-                                             rf"expecting {want} features as input \(got 2-D array of shape "
-                                             rf"\(4, {width}\)\)$"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^{argname} has {width} features, but (the model|{cls.__name__}) is "
+            rf"expecting {want} features as input \(got 2-D array of shape "
+            rf"\(4, {width}\)\)$",
+        ):
             call(a, A)
     assert_twins(a, b)
 
 
 def test_validation_data_width_must_match_X_on_an_unfitted_model():
     m = make(fastae.Autoencoder)
-    with pytest.raises(ValueError, match=r"^validation_data has 5 features, but (the model|Autoencoder) is "
-                                         r"expecting 6 features as input"):
+    with pytest.raises(
+        ValueError,
+        match=r"^validation_data has 5 features, but (the model|Autoencoder) is "
+        r"expecting 6 features as input",
+    ):
         m.fit(X, validation_data=X[:, :5])
     assert_not_fitted(m)
 
@@ -264,8 +323,11 @@ def test_float64_overflow_is_accepted_by_a_float64_model():
     A = np.zeros((2, D))
     A[1, 3] = 1e300
     assert m.encode(A).shape == (2, m._code_size())  # no input error: 1e300 is a float64 value
-    with pytest.raises(ValueError, match=r"score_samples overflows float64 for 1 row\(s\) of finite input, the "
-                                         r"first \[1\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"score_samples overflows float64 for 1 row\(s\) of finite input, the "
+        r"first \[1\]",
+    ):
         m.score_samples(A)  # but its squared error is not, and the score says so instead of returning inf
 
 
@@ -298,22 +360,51 @@ def _codes_with_nan(w):
 
 
 BAD_CODES = [
-    ("nan", lambda w: _codes_with_nan(w), ValueError,
-     r"^{name} contains 2 non-finite value\(s\) \(NaN or inf\); the first is nan at row 0, column 1$"),
-    ("one_d", lambda w: np.zeros(w), ValueError,
-     r"^{name} must be 2-D of shape \(n_samples, n_{units_}\), got 1-D array of shape \({w},\)\. Reshape your "
-     r"data: {name}\.reshape\(1, -1\) if it is one sample, {name}\.reshape\(-1, 1\) if it is one {unit}$"),
-    ("no_rows", lambda w: np.zeros((0, w)), ValueError,
-     r"^{name} is empty: found 0 sample\(s\) \(shape=\(0, {w}\)\) while a minimum of 1 is required\.$"),
-    ("no_columns", lambda w: np.zeros((3, 0)), ValueError,
-     r"^{name} has no {units}: found 0 {unit}\(s\) \(shape=\(3, 0\)\) while a minimum of 1 is required\.$"),
-    ("complex", lambda w: np.zeros((3, w), complex), ValueError,
-     r"^Complex data not supported: {name} has complex dtype complex128"),
+    (
+        "nan",
+        lambda w: _codes_with_nan(w),
+        ValueError,
+        r"^{name} contains 2 non-finite value\(s\) \(NaN or inf\); the first is nan at row 0, column 1$",
+    ),
+    (
+        "one_d",
+        lambda w: np.zeros(w),
+        ValueError,
+        r"^{name} must be 2-D of shape \(n_samples, n_{units_}\), got 1-D array of shape \({w},\)\. Reshape your "
+        r"data: {name}\.reshape\(1, -1\) if it is one sample, {name}\.reshape\(-1, 1\) if it is one {unit}$",
+    ),
+    (
+        "no_rows",
+        lambda w: np.zeros((0, w)),
+        ValueError,
+        r"^{name} is empty: found 0 sample\(s\) \(shape=\(0, {w}\)\) while a minimum of 1 is required\.$",
+    ),
+    (
+        "no_columns",
+        lambda w: np.zeros((3, 0)),
+        ValueError,
+        r"^{name} has no {units}: found 0 {unit}\(s\) \(shape=\(3, 0\)\) while a minimum of 1 is required\.$",
+    ),
+    (
+        "complex",
+        lambda w: np.zeros((3, w), complex),
+        ValueError,
+        r"^Complex data not supported: {name} has complex dtype complex128",
+    ),
     ("object", lambda w: np.zeros((3, w), object), TypeError, r"^{name} has dtype object; expected a real numeric"),
-    ("sparse", lambda w: sp.csr_matrix(np.zeros((3, w))), TypeError,
-     r"^{name} is a sparse matrix \(csr_matrix\); fastae needs a dense array: pass {name}\.toarray\(\)"),
-    ("too_big", lambda w: np.full((3, w), 1e300), ValueError, r"^{name} has {n} value\(s\) too large for "
-                                                              r"dtype='float32'.*the first is 1e\+300 at row 0"),
+    (
+        "sparse",
+        lambda w: sp.csr_matrix(np.zeros((3, w))),
+        TypeError,
+        r"^{name} is a sparse matrix \(csr_matrix\); fastae needs a dense array: pass {name}\.toarray\(\)",
+    ),
+    (
+        "too_big",
+        lambda w: np.full((3, w), 1e300),
+        ValueError,
+        r"^{name} has {n} value\(s\) too large for "
+        r"dtype='float32'.*the first is 1e\+300 at row 0",
+    ),
 ]
 
 
@@ -324,8 +415,7 @@ def test_bad_codes_raise_and_change_nothing(cls, name, case):
     a, b = twins(cls)
     w = code_width(a)
     units = code_units(a)
-    pat = pattern.format(name=code_name(a), w=w, n=3 * w, units=units, units_=units.replace(" ", "_"),
-                         unit=units[:-1])
+    pat = pattern.format(name=code_name(a), w=w, n=3 * w, units=units, units_=units.replace(" ", "_"), unit=units[:-1])
     with pytest.raises(exc, match=pat):
         CODE_ENTRIES[name](a, data(w))
     assert_twins(a, b)
@@ -336,9 +426,12 @@ def test_decode_input_of_the_wrong_width_names_both_widths(cls, name):
     a, b = twins(cls)
     w, nm, units = code_width(a), code_name(a), code_units(a)
     for bad in (w - 1, w + 1, D):
-        with pytest.raises(ValueError, match=rf"^{nm} has {bad} {units}, but (the model|{cls.__name__}) is "
-                                             rf"expecting {w} {units} as input \(got 2-D array of shape "
-                                             rf"\(2, {bad}\)\)$"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^{nm} has {bad} {units}, but (the model|{cls.__name__}) is "
+            rf"expecting {w} {units} as input \(got 2-D array of shape "
+            rf"\(2, {bad}\)\)$",
+        ):
             CODE_ENTRIES[name](a, np.zeros((2, bad)))
     assert_twins(a, b)
 
@@ -360,16 +453,36 @@ def _bad_outs(w):
     ro.flags.writeable = False
     return [
         ("list", [[7.0] * w] * N, TypeError, r"^out must be a NumPy array to receive the \w+, got list$"),
-        ("rows", np.full((N + 1, w), 7.0, np.float32), ValueError,
-         rf"^out must have shape \({N}, {w}\) to receive the \w+, got shape \({N + 1}, {w}\)$"),
-        ("width", np.full((N, w + 1), 7.0, np.float32), ValueError,
-         rf"^out must have shape \({N}, {w}\) to receive the \w+, got shape \({N}, {w + 1}\)$"),
-        ("dtype", np.full((N, w), 7.0, np.float64), ValueError,
-         r"^out must have dtype float32 \(the model's dtype\) to receive the \w+, got dtype float64$"),
-        ("fortran", np.asfortranarray(np.full((N, w), 7.0, np.float32)), ValueError,
-         r"^out must be C-contiguous to receive the \w+; got an array with strides"),
-        ("strided", np.full((N, 2 * w), 7.0, np.float32)[:, ::2], ValueError,
-         r"^out must be C-contiguous to receive the \w+; got an array with strides"),
+        (
+            "rows",
+            np.full((N + 1, w), 7.0, np.float32),
+            ValueError,
+            rf"^out must have shape \({N}, {w}\) to receive the \w+, got shape \({N + 1}, {w}\)$",
+        ),
+        (
+            "width",
+            np.full((N, w + 1), 7.0, np.float32),
+            ValueError,
+            rf"^out must have shape \({N}, {w}\) to receive the \w+, got shape \({N}, {w + 1}\)$",
+        ),
+        (
+            "dtype",
+            np.full((N, w), 7.0, np.float64),
+            ValueError,
+            r"^out must have dtype float32 \(the model's dtype\) to receive the \w+, got dtype float64$",
+        ),
+        (
+            "fortran",
+            np.asfortranarray(np.full((N, w), 7.0, np.float32)),
+            ValueError,
+            r"^out must be C-contiguous to receive the \w+; got an array with strides",
+        ),
+        (
+            "strided",
+            np.full((N, 2 * w), 7.0, np.float32)[:, ::2],
+            ValueError,
+            r"^out must be C-contiguous to receive the \w+; got an array with strides",
+        ),
         ("read_only", ro, ValueError, r"^out is read-only; it must be writeable to receive the \w+$"),
     ]
 
@@ -407,12 +520,15 @@ def test_out_sharing_memory_with_the_input_is_refused(cls, name):
     w_in = code_width(a) if name == "decode" else D
     w_out = width(a)
     flat = np.empty(N * w_in + N * w_out, np.float32)
-    A = flat[:N * w_in].reshape(N, w_in)
+    A = flat[: N * w_in].reshape(N, w_in)
     A[:] = np.full((N, code_width(a)), 0.25) if name == "decode" else X
-    out = flat[N * w_in - w_out:N * w_in - w_out + N * w_out].reshape(N, w_out)
+    out = flat[N * w_in - w_out : N * w_in - w_out + N * w_out].reshape(N, w_out)
     keep = flat.copy()
-    with pytest.raises(ValueError, match=r"^out shares memory with the input; it must be a separate array to "
-                                         r"receive the \w+$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^out shares memory with the input; it must be a separate array to "
+        r"receive the \w+$",
+    ):
         OVERLAP_CALLS[name](a, A, out)
     assert np.array_equal(flat.view(np.uint32), keep.view(np.uint32))  # bits: np.empty may hold NaNs
     assert_twins(a, b)
@@ -424,8 +540,11 @@ def test_out_sharing_memory_with_the_weights_is_refused(cls):
     a, b = twins(cls)
     W = a._params["encoder.0.weight"]
     keep = W.copy()
-    with pytest.raises(ValueError, match=r"^out shares memory with the model's weight 'encoder\.0\.weight'; it must "
-                                         r"be a separate array to receive the reconstructions$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^out shares memory with the model's weight 'encoder\.0\.weight'; it must "
+        r"be a separate array to receive the reconstructions$",
+    ):
         a.decode(np.full((W.shape[0], code_width(a)), 0.25), out=W)
     assert np.array_equal(W, keep)
     assert_twins(a, b)
@@ -441,14 +560,17 @@ def test_decode_does_not_apply_the_bce_range_check_to_codes():
 # ---------------------------------------------------------------------------------------------------------------
 # VAE sample(n), elbo(n_samples), encode(sample=True)
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("n,exc,pattern", [
-    (0, ValueError, r"^n must be in \[1, inf\), got 0$"),
-    (-3, ValueError, r"^n must be in \[1, inf\), got -3$"),
-    (2.0, TypeError, r"^n must be an integer, got 2\.0 of type float$"),
-    (True, TypeError, r"^n must be an integer, got True of type bool$"),
-    ("3", TypeError, r"^n must be an integer, got '3' of type str$"),
-    (None, TypeError, r"^n must be an integer, got None of type NoneType$"),
-])
+@pytest.mark.parametrize(
+    "n,exc,pattern",
+    [
+        (0, ValueError, r"^n must be in \[1, inf\), got 0$"),
+        (-3, ValueError, r"^n must be in \[1, inf\), got -3$"),
+        (2.0, TypeError, r"^n must be an integer, got 2\.0 of type float$"),
+        (True, TypeError, r"^n must be an integer, got True of type bool$"),
+        ("3", TypeError, r"^n must be an integer, got '3' of type str$"),
+        (None, TypeError, r"^n must be an integer, got None of type NoneType$"),
+    ],
+)
 def test_vae_sample_n(n, exc, pattern):
     a, b = twins(fastae.VAE)
     with pytest.raises(exc, match=pattern):
@@ -461,11 +583,14 @@ def test_vae_sample_accepts_numpy_integers():
     assert v.sample(np.int64(3)).shape == (3, D)
 
 
-@pytest.mark.parametrize("n,exc,pattern", [
-    (0, ValueError, r"^n_samples must be in \[1, inf\), got 0$"),
-    (1.5, TypeError, r"^n_samples must be an integer, got 1\.5 of type float$"),
-    (True, TypeError, r"^n_samples must be an integer, got True of type bool$"),
-])
+@pytest.mark.parametrize(
+    "n,exc,pattern",
+    [
+        (0, ValueError, r"^n_samples must be in \[1, inf\), got 0$"),
+        (1.5, TypeError, r"^n_samples must be an integer, got 1\.5 of type float$"),
+        (True, TypeError, r"^n_samples must be an integer, got True of type bool$"),
+    ],
+)
 def test_vae_elbo_n_samples(n, exc, pattern):
     a, b = twins(fastae.VAE)
     with pytest.raises(exc, match=pattern):
@@ -591,8 +716,12 @@ AE_CASES = [
     # noise
     (dict(noise="mask"), ValueError, r"^noise must be None, \('mask', p\) or \('gaussian', sigma\), got 'mask'$"),
     (dict(noise=0.3), ValueError, r"^noise must be None, \('mask', p\) or \('gaussian', sigma\), got 0\.3$"),
-    (dict(noise=("salt", 0.1)), ValueError, r"^noise must be None, \('mask', p\) or \('gaussian', sigma\), got "
-                                            r"\('salt', 0\.1\)$"),
+    (
+        dict(noise=("salt", 0.1)),
+        ValueError,
+        r"^noise must be None, \('mask', p\) or \('gaussian', sigma\), got "
+        r"\('salt', 0\.1\)$",
+    ),
     (dict(noise=("mask",)), ValueError, r"^noise must be None, .*got \('mask',\)$"),
     (dict(noise=("mask", 0.1, 0.2)), ValueError, r"^noise must be None, .*got \('mask', 0\.1, 0\.2\)$"),
     (dict(noise=("mask", 1.0)), ValueError, r"^noise probability p must be in \[0, 1\), got 1\.0$"),
@@ -603,8 +732,12 @@ AE_CASES = [
     (dict(noise=("gaussian", "0.1")), TypeError, r"^noise sigma must be a real number, got '0\.1' of type str$"),
     # sparsity
     (dict(sparsity="l1"), ValueError, r"^sparsity must be None, \('l1', lam\) or \('kl', rho, beta\), got 'l1'$"),
-    (dict(sparsity=("l2", 0.1)), ValueError, r"^sparsity must be None, \('l1', lam\) or \('kl', rho, beta\), got "
-                                             r"\('l2', 0\.1\)$"),
+    (
+        dict(sparsity=("l2", 0.1)),
+        ValueError,
+        r"^sparsity must be None, \('l1', lam\) or \('kl', rho, beta\), got "
+        r"\('l2', 0\.1\)$",
+    ),
     (dict(sparsity=("l1",)), ValueError, r"^sparsity must be None, .*got \('l1',\)$"),
     (dict(sparsity=("kl", 0.05)), ValueError, r"^sparsity must be None, .*got \('kl', 0\.05\)$"),
     (dict(sparsity=()), ValueError, r"^sparsity must be None, .*got \(\)$"),
@@ -614,30 +747,48 @@ AE_CASES = [
     (dict(sparsity=("kl", 1.0, 1.0)), ValueError, r"^sparsity rho must be in \(0, 1\), got 1\.0$"),
     (dict(sparsity=("kl", 0.05, -1.0)), ValueError, r"^sparsity beta must be in \[0, inf\), got -1\.0$"),
     (dict(sparsity=("kl", 0.05, None)), TypeError, r"^sparsity beta must be a real number, got None"),
-    (dict(sparsity=("kl", 0.05, 1.0), activation="relu"), ValueError,
-     r"^sparsity=\('kl', rho, beta\) needs code activations in \(0, 1\), i\.e\. a sigmoid code layer; got code "
-     r"activation 'relu'\. Use \('l1', lam\) for other activations$"),
-    (dict(sparsity=("kl", 0.05, 1.0), code_activation="tanh"), ValueError,
-     r"^sparsity=\('kl', rho, beta\) needs .*sigmoid code layer; got code activation 'tanh'"),
+    (
+        dict(sparsity=("kl", 0.05, 1.0), activation="relu"),
+        ValueError,
+        r"^sparsity=\('kl', rho, beta\) needs code activations in \(0, 1\), i\.e\. a sigmoid code layer; got code "
+        r"activation 'relu'\. Use \('l1', lam\) for other activations$",
+    ),
+    (
+        dict(sparsity=("kl", 0.05, 1.0), code_activation="tanh"),
+        ValueError,
+        r"^sparsity=\('kl', rho, beta\) needs .*sigmoid code layer; got code activation 'tanh'",
+    ),
     # contractive
     (dict(contractive=-0.1), ValueError, r"^contractive must be in \[0, inf\), got -0\.1$"),
     (dict(contractive=True), TypeError, r"^contractive must be a real number, got True of type bool$"),
     (dict(contractive="0.1"), TypeError, r"^contractive must be a real number, got '0\.1' of type str$"),
-    (dict(contractive=0.1, hidden=(4, 3)), ValueError,
-     r"^contractive > 0 needs a single-layer encoder with activation in \['sigmoid', 'tanh'\]; got "
-     r"hidden=\(4, 3\) with code activation 'sigmoid'$"),
-    (dict(contractive=0.1, activation="relu"), ValueError,
-     r"^contractive > 0 needs a single-layer encoder with activation in \['sigmoid', 'tanh'\]; got "
-     r"hidden=\(3,\) with code activation 'relu'$"),
-    (dict(contractive=0.1, code_activation="linear"), ValueError,
-     r"^contractive > 0 needs .*with code activation 'linear'$"),
+    (
+        dict(contractive=0.1, hidden=(4, 3)),
+        ValueError,
+        r"^contractive > 0 needs a single-layer encoder with activation in \['sigmoid', 'tanh'\]; got "
+        r"hidden=\(4, 3\) with code activation 'sigmoid'$",
+    ),
+    (
+        dict(contractive=0.1, activation="relu"),
+        ValueError,
+        r"^contractive > 0 needs a single-layer encoder with activation in \['sigmoid', 'tanh'\]; got "
+        r"hidden=\(3,\) with code activation 'relu'$",
+    ),
+    (
+        dict(contractive=0.1, code_activation="linear"),
+        ValueError,
+        r"^contractive > 0 needs .*with code activation 'linear'$",
+    ),
     # pretraining
     (dict(pretrain="greedy"), ValueError, r"^pretrain must be None or 'layerwise', got 'greedy'$"),
     (dict(pretrain=True), ValueError, r"^pretrain must be None or 'layerwise', got True$"),
     (dict(pretrain_epochs=-1), ValueError, r"^pretrain_epochs must be in \[0, inf\), got -1$"),
     (dict(pretrain_epochs=1.5), TypeError, r"^pretrain_epochs must be an integer, got 1\.5 of type float$"),
-    (dict(pretrain="layerwise", pretrain_epochs=True), TypeError,
-     r"^pretrain_epochs must be an integer, got True of type bool$"),
+    (
+        dict(pretrain="layerwise", pretrain_epochs=True),
+        TypeError,
+        r"^pretrain_epochs must be an integer, got True of type bool$",
+    ),
 ]
 
 VAE_CASES = [
@@ -655,8 +806,11 @@ VAE_CASES = [
     (dict(beta=True), TypeError, r"^beta must be a real number, got True of type bool$"),
 ]
 
-HP_CASES = ([(c, *case) for c in CLASSES for case in TRAINING_CASES] + [(fastae.Autoencoder, *c) for c in AE_CASES]
-            + [(fastae.VAE, *c) for c in VAE_CASES])
+HP_CASES = (
+    [(c, *case) for c in CLASSES for case in TRAINING_CASES]
+    + [(fastae.Autoencoder, *c) for c in AE_CASES]
+    + [(fastae.VAE, *c) for c in VAE_CASES]
+)
 
 
 def _hp_id(case):
@@ -698,28 +852,34 @@ def test_bad_hyperparameter_with_validation_data(cls, kw, exc, pattern):
 
 def test_unknown_parameter_name_lists_the_valid_ones():
     for cls in CLASSES:
-        with pytest.raises(ValueError, match=rf"^invalid parameter 'hiden' for {cls.__name__}; valid parameters "
-                                             r"are \[.*'hidden'.*\]$"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^invalid parameter 'hiden' for {cls.__name__}; valid parameters "
+            r"are \[.*'hidden'.*\]$",
+        ):
             make(cls).set_params(hiden=(3,))
 
 
-@pytest.mark.parametrize("cls,kw", [
-    (fastae.Autoencoder, dict(hidden=3)),
-    (fastae.Autoencoder, dict(hidden=[4, np.int64(3)])),
-    (fastae.Autoencoder, dict(noise=["mask", 0.2])),
-    (fastae.Autoencoder, dict(noise=("gaussian", np.float32(0.1)))),
-    (fastae.Autoencoder, dict(sparsity=["l1", 1e-3])),
-    (fastae.Autoencoder, dict(sparsity=("kl", 0.05, 1))),
-    (fastae.Autoencoder, dict(contractive=0.1, activation="tanh", loss="mse")),
-    (fastae.Autoencoder, dict(tied=np.bool_(False), shuffle=np.bool_(True))),
-    (fastae.Autoencoder, dict(pretrain="layerwise", hidden=(4, 3), pretrain_epochs=0)),
-    (fastae.Autoencoder, dict(epochs=0)),
-    (fastae.Autoencoder, dict(learning_rate=np.float32(1e-2), batch_size=np.int64(5), momentum=0)),
-    (fastae.Autoencoder, dict(random_state=np.random.default_rng(1))),
-    (fastae.VAE, dict(hidden=())),
-    (fastae.VAE, dict(hidden=4, latent=np.int64(2), beta=0)),
-    (fastae.VAE, dict(dtype="float64", backend="numpy", optimizer="nesterov", weight_decay=1e-4)),
-])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (fastae.Autoencoder, dict(hidden=3)),
+        (fastae.Autoencoder, dict(hidden=[4, np.int64(3)])),
+        (fastae.Autoencoder, dict(noise=["mask", 0.2])),
+        (fastae.Autoencoder, dict(noise=("gaussian", np.float32(0.1)))),
+        (fastae.Autoencoder, dict(sparsity=["l1", 1e-3])),
+        (fastae.Autoencoder, dict(sparsity=("kl", 0.05, 1))),
+        (fastae.Autoencoder, dict(contractive=0.1, activation="tanh", loss="mse")),
+        (fastae.Autoencoder, dict(tied=np.bool_(False), shuffle=np.bool_(True))),
+        (fastae.Autoencoder, dict(pretrain="layerwise", hidden=(4, 3), pretrain_epochs=0)),
+        (fastae.Autoencoder, dict(epochs=0)),
+        (fastae.Autoencoder, dict(learning_rate=np.float32(1e-2), batch_size=np.int64(5), momentum=0)),
+        (fastae.Autoencoder, dict(random_state=np.random.default_rng(1))),
+        (fastae.VAE, dict(hidden=())),
+        (fastae.VAE, dict(hidden=4, latent=np.int64(2), beta=0)),
+        (fastae.VAE, dict(dtype="float64", backend="numpy", optimizer="nesterov", weight_decay=1e-4)),
+    ],
+)
 def test_valid_hyperparameter_forms_are_accepted(cls, kw):
     m = make(cls, **kw).fit(X)
     assert np.isfinite(m.encode(X)).all()
@@ -727,8 +887,11 @@ def test_valid_hyperparameter_forms_are_accepted(cls, kw):
 
 def test_sklearn_style_dtype_objects_are_named_in_the_error():
     # np.float32 (the type) is not accepted as dtype; the message must at least name what is
-    with pytest.raises(ValueError, match=r"^dtype must be one of \['float32', 'float64'\], got <class "
-                                         r"'numpy\.float32'>$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^dtype must be one of \['float32', 'float64'\], got <class "
+        r"'numpy\.float32'>$",
+    ):
         make(fastae.Autoencoder, dtype=np.float32).fit(X)
 
 
@@ -746,17 +909,24 @@ def test_failed_fit_with_new_hidden_keeps_the_old_structure(cls):
 def test_failed_early_stopping_split_changes_nothing(cls):
     a, b = twins(cls)
     a.set_params(early_stopping=True, validation_fraction=0.01)  # 0.01 * 20 rows rounds to no validation row
-    with pytest.raises(ValueError, match=r"^early_stopping with validation_fraction=0\.01 needs at least one "
-                                         r"training and one validation row, but X has 20 row\(s\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^early_stopping with validation_fraction=0\.01 needs at least one "
+        r"training and one validation row, but X has 20 row\(s\)",
+    ):
         a.fit(X)
     assert_twins(a, b)
 
 
-@pytest.mark.parametrize("kw,exc,pattern", [
-    (dict(batch_size=0), ValueError, r"^batch_size must be in \[1, inf\), got 0$"),
-    (dict(batch_size=-1), ValueError, r"^batch_size must be in \[1, inf\), got -1$"),
-    (dict(shuffle="no"), TypeError, r"^shuffle must be True or False, got 'no'$"),
-], ids=["batch_size=0", "batch_size=-1", "shuffle='no'"])
+@pytest.mark.parametrize(
+    "kw,exc,pattern",
+    [
+        (dict(batch_size=0), ValueError, r"^batch_size must be in \[1, inf\), got 0$"),
+        (dict(batch_size=-1), ValueError, r"^batch_size must be in \[1, inf\), got -1$"),
+        (dict(shuffle="no"), TypeError, r"^shuffle must be True or False, got 'no'$"),
+    ],
+    ids=["batch_size=0", "batch_size=-1", "shuffle='no'"],
+)
 @pytest.mark.parametrize("cls", CLASSES, ids=ids_cls)
 def test_bad_hyperparameter_on_partial_fit_of_a_fitted_model(cls, kw, exc, pattern):
     a, b = twins(cls)
@@ -782,8 +952,11 @@ def test_partial_fit_with_wrong_width_changes_nothing(cls):
     a, b = twins(cls, optimizer="adam")
     a.partial_fit(X)
     b.partial_fit(X)
-    with pytest.raises(ValueError, match=rf"^X has 7 features, but (the model|{cls.__name__}) is expecting 6 "
-                                         r"features as input \(got 2-D array of shape \(20, 7\)\)$"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^X has 7 features, but (the model|{cls.__name__}) is expecting 6 "
+        r"features as input \(got 2-D array of shape \(20, 7\)\)$",
+    ):
         a.partial_fit(np.hstack([X, X[:, :1]]))
     assert_twins(a, b)
 
@@ -966,10 +1139,17 @@ def test_memmap_input(cls, mode, order, tmp_path):
     assert path.read_bytes() == np.asarray(X, order=order).tobytes(order=order)  # the file is untouched
 
 
-@pytest.mark.parametrize("kw", [dict(noise=("mask", 0.5)), dict(noise=("gaussian", 0.3)),
-                                dict(pretrain="layerwise", hidden=(4, K)), dict(early_stopping=True),
-                                dict(sparsity=("kl", 0.1, 1.0), contractive=0.1)],
-                         ids=["mask", "gaussian", "pretrain", "early_stopping", "kl+contractive"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(noise=("mask", 0.5)),
+        dict(noise=("gaussian", 0.3)),
+        dict(pretrain="layerwise", hidden=(4, K)),
+        dict(early_stopping=True),
+        dict(sparsity=("kl", 0.1, 1.0), contractive=0.1),
+    ],
+    ids=["mask", "gaussian", "pretrain", "early_stopping", "kl+contractive"],
+)
 def test_writable_float32_input_is_not_modified(kw):
     """float32 C-contiguous input into a float32 model is used without a copy: nothing may write into it."""
     A = X.astype(np.float32)
@@ -1064,7 +1244,7 @@ def test_divergence_in_fit_names_a_later_epoch(cls):
 @pytest.mark.parametrize("cls", CLASSES, ids=ids_cls)
 def test_divergence_mid_epoch_names_epoch_and_batch(cls):
     bs = 5
-    chunks = [X[s:s + bs].copy() for s in range(0, N, bs)]  # 4 batches of 5 rows
+    chunks = [X[s : s + bs].copy() for s in range(0, N, bs)]  # 4 batches of 5 rows
     k, saved, _, _ = _step_until_divergence(cls, chunks, batch_size=bs, learning_rate=3e3)
     epoch, batch = k // len(chunks) + 1, k % len(chunks) + 1
     m = make(cls, **{**DIVERGING, "learning_rate": 3e3}, batch_size=bs, epochs=k + 5)
@@ -1082,9 +1262,12 @@ def test_divergence_from_huge_data_keeps_initial_weights(cls):
     for dtype, scale in (("float32", 1e20), ("float64", 1e200)):
         init = make(cls, loss="mse", epochs=0, dtype=dtype).fit(X).state_dict()
         m = make(cls, loss="mse", epochs=3, dtype=dtype)
-        with pytest.raises(DivergenceError, match=r"^the training loss became non-finite \((inf|nan)\) at epoch 1, "
-                                                  r"batch 1 of 3; the model keeps the weights from before this "
-                                                  r"batch.*check the data scale"):
+        with pytest.raises(
+            DivergenceError,
+            match=r"^the training loss became non-finite \((inf|nan)\) at epoch 1, "
+            r"batch 1 of 3; the model keeps the weights from before this "
+            r"batch.*check the data scale",
+        ):
             m.fit(X * scale)
         _assert_weights(m, init)
         assert m.t_ == 0 and m.history_ == {}
@@ -1096,10 +1279,13 @@ def test_divergence_from_huge_data_keeps_initial_weights(cls):
 def test_non_finite_update_keeps_previous_weights(cls, optimizer):
     """learning_rate=1e300 is finite, but does not fit float32: the first update is non-finite."""
     a, b = twins(cls, optimizer=optimizer, learning_rate=1e300, epochs=0)
-    with pytest.raises(DivergenceError, match=r"^the update of '[a-z]+\.\d\.(weight|bias)' became non-finite at "
-                                              r"epoch 1, batch 1 of 3 \(loss was [0-9.e+-]+\); the model keeps the "
-                                              r"weights from before this batch and its optimizer state is reset\. "
-                                              r"Try a smaller learning_rate \(now 1e\+300\)$"):
+    with pytest.raises(
+        DivergenceError,
+        match=r"^the update of '[a-z]+\.\d\.(weight|bias)' became non-finite at "
+        r"epoch 1, batch 1 of 3 \(loss was [0-9.e+-]+\); the model keeps the "
+        r"weights from before this batch and its optimizer state is reset\. "
+        r"Try a smaller learning_rate \(now 1e\+300\)$",
+    ):
         a.partial_fit(X)
     _assert_weights(a, b.state_dict())
     assert a.t_ == 0 and a.n_epochs_ == 0
@@ -1107,7 +1293,6 @@ def test_non_finite_update_keeps_previous_weights(cls, optimizer):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_divergence_during_pretraining_says_so():
-    m = make(fastae.Autoencoder, hidden=(4, K), pretrain="layerwise", loss="mse", optimizer="sgd",
-             learning_rate=1e300)
+    m = make(fastae.Autoencoder, hidden=(4, K), pretrain="layerwise", loss="mse", optimizer="sgd", learning_rate=1e300)
     with pytest.raises(DivergenceError, match=r"pretrain"):
         m.fit(X)

@@ -52,8 +52,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastae import activations
-from fastae.constants import RHO_HAT_EPS
 from fastae.backends import numpy_ref as ref
+from fastae.constants import RHO_HAT_EPS
 
 SUM_C = 2
 ELEMENT_ULPS = 32
@@ -114,15 +114,21 @@ def rows_err(terms, dtype, err_terms=None) -> np.ndarray:
 
 def cols_err(terms, dtype, err_terms=None) -> np.ndarray:
     """As :func:`rows_err`, for column sums."""
-    return rows_err(np.asarray(terms).T, dtype, None if err_terms is None else
-                    np.broadcast_to(np.asarray(err_terms, dtype=np.float64), np.shape(terms)).T)
+    return rows_err(
+        np.asarray(terms).T,
+        dtype,
+        None if err_terms is None else np.broadcast_to(np.asarray(err_terms, dtype=np.float64), np.shape(terms)).T,
+    )
 
 
 def mean_err(terms, dtype, err_terms=None) -> float:
     """Bound on the error of the mean of all of ``terms`` (their sum of ``terms.size`` terms, then one division)."""
     t = np.asarray(terms, dtype=np.float64).reshape(1, -1)
-    e = None if err_terms is None else np.broadcast_to(np.asarray(err_terms, dtype=np.float64),
-                                                       np.shape(terms)).reshape(1, -1)
+    e = (
+        None
+        if err_terms is None
+        else np.broadcast_to(np.asarray(err_terms, dtype=np.float64), np.shape(terms)).reshape(1, -1)
+    )
     return float(rows_err(t, dtype, e)[0]) / t.shape[1]
 
 
@@ -158,7 +164,8 @@ def close(got, want, dtype, err=0.0, what=""):
         n_bad = int((diff > allowed).sum())
         raise AssertionError(
             f"{what}: {n_bad} of {w.size} elements outside the tolerance model; worst at {i}: got {g[i]!r}, "
-            f"want {w[i]!r}, |error| {diff[i]:.3e} > bound {allowed[i]:.3e} ({ratio[i]:.2f}x) in {dtype.name}")
+            f"want {w[i]!r}, |error| {diff[i]:.3e} > bound {allowed[i]:.3e} ({ratio[i]:.2f}x) in {dtype.name}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -290,8 +297,10 @@ def kl_sparsity_err(h, rho, beta, dtype):
     a, b = rho * np.log(rho / rh), (1 - rho) * np.log((1 - rho) / (1 - rh))
     g = -rho / rh + (1 - rho) / (1 - rh)
     dP_drho = np.log(rho / rh) - np.log((1 - rho) / (1 - rh))
-    err_P = abs(beta) * (float(sum_err(np.sum(np.abs(a) + np.abs(b) + 1), 2 * rh.size, dtype))
-                         + float(np.sum(np.abs(g) * e + np.abs(dP_drho) * e_rho)))
+    err_P = abs(beta) * (
+        float(sum_err(np.sum(np.abs(a) + np.abs(b) + 1), 2 * rh.size, dtype))
+        + float(np.sum(np.abs(g) * e + np.abs(dP_drho) * e_rho))
+    )
     t1, t2 = rho / rh, (1 - rho) / (1 - rh)
     dg_drh = rho / rh**2 + (1 - rho) / (1 - rh) ** 2
     dg_drho = 1 / rh + 1 / (1 - rh)
@@ -331,8 +340,22 @@ def weight_decay_err(W, g, wd, dtype):
     return 0.5 * abs(wd) * float(sum_err(np.sum(W * W), W.size, dtype)), two_err(g, wd * W, dtype)
 
 
-def update_err(kind, p, g, state, dtype, lr, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, t_step=1,
-               err_p=0.0, err_g=0.0, err_state=(0.0, 0.0)):
+def update_err(
+    kind,
+    p,
+    g,
+    state,
+    dtype,
+    lr,
+    momentum=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    t_step=1,
+    err_p=0.0,
+    err_g=0.0,
+    err_state=(0.0, 0.0),
+):
     """Bounds on the outputs of an optimiser update (``kind`` one of ``sgd``, ``momentum``, ``nesterov``,
     ``adam``): the new parameters, then the new state (``(buf,)`` or ``(m, v)``), given bounds on the inputs.
 
@@ -522,8 +545,9 @@ class ErrorBackend:
         rows = d1sq @ s
         err_rows = matmul_err(d1sq, s, self.dtype, err_A=err_d1sq, err_B=err_s)
         err_value = lam * (err_rows.sum() + sum_err(np.abs(rows).sum(), n, self.dtype)) / n
-        err_dW = (2 * lam * np.abs(W) * (cols_err(d1sq, self.dtype, err_d1sq) / n)[:, None]
-                  + INTERMEDIATE_ULPS * u * np.abs(dW))
+        err_dW = 2 * lam * np.abs(W) * (cols_err(d1sq, self.dtype, err_d1sq) / n)[
+            :, None
+        ] + INTERMEDIATE_ULPS * u * np.abs(dW)
         # |d(f' f'')/dh| ≤ 2 for sigmoid and tanh; tanh's 1 − h² cancels
         p = d1 * d2
         err_p = 2 * eh + INTERMEDIATE_ULPS * u * (np.abs(p) + h * h * np.abs(d2))
@@ -543,8 +567,11 @@ class ErrorBackend:
         # z = μ + exp(½ℓ) ε: d/dℓ is ½ exp(½ℓ) ε = ½ (z − μ); ε itself is rounded to dtype
         self._keep(z, em + 0.5 * np.abs(z - mu) * el + INTERMEDIATE_ULPS * u * (np.abs(z) + np.abs(z - mu)))
         t = -0.5 * (1 + lv - mu * mu - np.exp(lv))
-        err_t = (np.abs(mu) * em + 0.5 * np.abs(1 - np.exp(lv)) * el
-                 + INTERMEDIATE_ULPS * u * 0.5 * (1 + np.abs(lv) + mu * mu + np.exp(lv)))
+        err_t = (
+            np.abs(mu) * em
+            + 0.5 * np.abs(1 - np.exp(lv)) * el
+            + INTERMEDIATE_ULPS * u * 0.5 * (1 + np.abs(lv) + mu * mu + np.exp(lv))
+        )
         rows = t.sum(axis=1)
         err_kl = beta * (rows_err(t, self.dtype, err_t).sum() + sum_err(np.abs(rows).sum(), n, self.dtype)) / n
         return z, np.array([kl, err_kl])
@@ -558,8 +585,11 @@ class ErrorBackend:
         err_dmu = eg + beta * em / n + INTERMEDIATE_ULPS * u * (np.abs(dmu) + beta * np.abs(mu) / n)
         # dz·½(z − μ): z − μ may cancel, so it carries both errors and the rounding of the subtraction
         err_diff = ez + em + u * np.abs(z - mu)
-        err_dlv = (0.5 * (np.abs(z - mu) * eg + (np.abs(g) + eg) * err_diff) + beta / (2 * n) * np.exp(lv) * el
-                   + INTERMEDIATE_ULPS * u * (0.5 * np.abs(g * (z - mu)) + beta / (2 * n) * (np.exp(lv) + 1)))
+        err_dlv = (
+            0.5 * (np.abs(z - mu) * eg + (np.abs(g) + eg) * err_diff)
+            + beta / (2 * n) * np.exp(lv) * el
+            + INTERMEDIATE_ULPS * u * (0.5 * np.abs(g * (z - mu)) + beta / (2 * n) * (np.exp(lv) + 1))
+        )
         inside = (logvar >= ref.LOGVAR_MIN) & (logvar <= ref.LOGVAR_MAX)
         return np.stack([dmu, err_dmu]), np.stack([dlv, np.where(inside, err_dlv, 0.0)])
 

@@ -85,9 +85,11 @@ class BlasCap:
             for c in _scipy_blas_controllers():
                 found = _openblas_functions(c) if c.internal_api == "openblas" else None
                 if found is None or c.threading_layer != "pthreads":
-                    self._why_not = (f"SciPy's BLAS is {c.internal_api} with {c.threading_layer} threads "
-                                     f"({c.filepath}); the one-pool products need OpenBLAS with its own "
-                                     f"(pthreads) threads, as the SciPy wheels ship it")
+                    self._why_not = (
+                        f"SciPy's BLAS is {c.internal_api} with {c.threading_layer} threads "
+                        f"({c.filepath}); the one-pool products need OpenBLAS with its own "
+                        f"(pthreads) threads, as the SciPy wheels ship it"
+                    )
                     return self._why_not
                 functions.append(found)
             if not functions:

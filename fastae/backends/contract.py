@@ -26,26 +26,27 @@ Key = tuple[int, int]  # a Philox key (fastae.rng.key_from_seed)
 class Ops(Protocol):
     """The ops a model calls, with the reference's signatures (:mod:`fastae.backends.numpy_ref` defines them)."""
 
-    def dense_forward(self, x: Array, W: Array, b: Array, activation: str, transpose: bool = False,
-                      out: Array | None = None) -> Array: ...
+    def dense_forward(
+        self, x: Array, W: Array, b: Array, activation: str, transpose: bool = False, out: Array | None = None
+    ) -> Array: ...
 
-    def dense_backward(self, delta: Array, x: Array, W: Array, transpose: bool = False,
-                       need_dx: bool = True) -> tuple[Array, Array, Array | None]: ...
+    def dense_backward(
+        self, delta: Array, x: Array, W: Array, transpose: bool = False, need_dx: bool = True
+    ) -> tuple[Array, Array, Array | None]: ...
 
     def activation_backward(self, dh: Array, h: Array, activation: str) -> Array: ...
 
-    def output_loss_grad(self, h: Array, W: Array, c: Array, x: Array, loss: str,
-                         transpose: bool = False) -> tuple[Any, Array]: ...
+    def output_loss_grad(
+        self, h: Array, W: Array, c: Array, x: Array, loss: str, transpose: bool = False
+    ) -> tuple[Any, Array]: ...
 
-    def output_row_loss(self, h: Array, W: Array, c: Array, x: Array, loss: str,
-                        transpose: bool = False) -> Array: ...
+    def output_row_loss(self, h: Array, W: Array, c: Array, x: Array, loss: str, transpose: bool = False) -> Array: ...
 
     def l1_penalty(self, h: Array, lam: float) -> tuple[Any, Array]: ...
 
     def kl_sparsity(self, h: Array, rho: float, beta: float) -> tuple[Any, Array]: ...
 
-    def contractive_penalty(self, h: Array, W: Array, activation: str,
-                            lam: float) -> tuple[Any, Array, Array]: ...
+    def contractive_penalty(self, h: Array, W: Array, activation: str, lam: float) -> tuple[Any, Array, Array]: ...
 
     def weight_decay(self, W: Array, grad: Array, wd: float) -> Any: ...
 
@@ -53,21 +54,35 @@ class Ops(Protocol):
 
     def gaussian_noise(self, x: Array, sigma: float, key: Key, step: int, row0: int = 0) -> Array: ...
 
-    def gaussian_latent(self, mu: Array, logvar: Array, beta: float, key: Key, step: int, row0: int = 0,
-                        stream: int = ...) -> tuple[Array, Any]: ...
+    def gaussian_latent(
+        self, mu: Array, logvar: Array, beta: float, key: Key, step: int, row0: int = 0, stream: int = ...
+    ) -> tuple[Array, Any]: ...
 
-    def gaussian_latent_backward(self, dz: Array, z: Array, mu: Array, logvar: Array,
-                                 beta: float) -> tuple[Array, Array]: ...
+    def gaussian_latent_backward(
+        self, dz: Array, z: Array, mu: Array, logvar: Array, beta: float
+    ) -> tuple[Array, Array]: ...
 
     def gaussian_kl_rows(self, mu: Array, logvar: Array) -> Array: ...
 
     def sgd_update(self, p: Array, g: Array, out: Array, lr: float) -> bool: ...
 
-    def momentum_update(self, p: Array, g: Array, buf: Array, out: Array, lr: float, momentum: float,
-                        nesterov: bool) -> bool: ...
+    def momentum_update(
+        self, p: Array, g: Array, buf: Array, out: Array, lr: float, momentum: float, nesterov: bool
+    ) -> bool: ...
 
-    def adam_update(self, p: Array, g: Array, m: Array, v: Array, out: Array, lr: float, beta1: float,
-                    beta2: float, eps: float, t_step: int) -> bool: ...
+    def adam_update(
+        self,
+        p: Array,
+        g: Array,
+        m: Array,
+        v: Array,
+        out: Array,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        t_step: int,
+    ) -> bool: ...
 
 
 class Lifecycle(Protocol):
@@ -108,8 +123,18 @@ class FusedAE1Step(Protocol):
 
     def ae1_workspace_size(self, n: int, n_in: int, n_hid: int) -> int: ...
 
-    def ae1_stepper(self, tied: bool, activation: str, loss: str, optimizer: str, lr: float,
-                    momentum: float, beta1: float, beta2: float, eps: float) -> Callable[..., Any]: ...
+    def ae1_stepper(
+        self,
+        tied: bool,
+        activation: str,
+        loss: str,
+        optimizer: str,
+        lr: float,
+        momentum: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+    ) -> Callable[..., Any]: ...
 
 
 class ValuesScan(Protocol):
@@ -166,7 +191,7 @@ def problems(module: ModuleType) -> list[str]:
     """Every way ``module`` breaks the contract (empty for a conforming backend): a missing or ill-typed
     attribute, a missing op or lifecycle function, a signature whose parameter names or defaults differ from
     :class:`Backend`'s, an unknown capability, or a declared capability without its functions."""
-    found = []
+    found: list[str | None] = []
     name = getattr(module, "NAME", None)
     if not isinstance(name, str) or not name:
         found.append(f"NAME must be a non-empty string, got {name!r}")
@@ -192,8 +217,11 @@ def problems(module: ModuleType) -> list[str]:
         if protocol is None:
             found.append(f"capability {cap!r} is unknown; known: {sorted(CAPABILITIES)}")
             continue
-        found.extend(f"capability {cap!r}: {p}" for p in
-                     (_signature_problem(module, protocol, fn) for fn in _methods(protocol)) if p)
+        found.extend(
+            f"capability {cap!r}: {p}"
+            for p in (_signature_problem(module, protocol, fn) for fn in _methods(protocol))
+            if p
+        )
     return [p for p in found if p]
 
 
@@ -205,5 +233,18 @@ def supports(backend: ModuleType, capability: str) -> bool:
     return capability in backend.CAPABILITIES
 
 
-__all__ = ["Backend", "Ops", "Lifecycle", "FusedAE1Step", "ValuesScan", "OPS", "LIFECYCLE", "ATTRIBUTES",
-           "CAPABILITIES", "FUSED_AE1_STEP", "VALUES_SCAN", "problems", "supports"]
+__all__ = [
+    "Backend",
+    "Ops",
+    "Lifecycle",
+    "FusedAE1Step",
+    "ValuesScan",
+    "OPS",
+    "LIFECYCLE",
+    "ATTRIBUTES",
+    "CAPABILITIES",
+    "FUSED_AE1_STEP",
+    "VALUES_SCAN",
+    "problems",
+    "supports",
+]

@@ -45,7 +45,8 @@ class _OnFirstUse:
 
 
 latent, losses, noise, optim, penalties, products, step = (
-    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step"))
+    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step")
+)
 
 
 def unavailable():
@@ -122,8 +123,7 @@ def _activation_backward(dh, h, activation, kernel):
 # --- output layer fused with its loss -------------------------------------------------------------------------
 def output_loss_grad(h, W, c, x, loss, transpose=False):
     """The product, then sigmoid/identity, loss and ``(x̂ − x)/B`` in one pass that overwrites the product."""
-    return _output_loss_grad(h, W, c, x, loss, transpose, losses.bce_output if loss == "bce" else
-                             losses.mse_output)
+    return _output_loss_grad(h, W, c, x, loss, transpose, losses.bce_output if loss == "bce" else losses.mse_output)
 
 
 def _output_loss_grad(h, W, c, x, loss, transpose, kernel):
@@ -265,8 +265,11 @@ def _momentum(kernel, p, g, buf, out, lr, momentum, nesterov):
 
 def _adam(kernel, p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     step, rs = _ref.adam_scalars(lr, beta1, beta2, t_step)
-    return bool(kernel(p.reshape(-1), _over(g, out), m.reshape(-1), v.reshape(-1), step, rs, float(beta1),
-                       float(beta2), float(eps)))
+    return bool(
+        kernel(
+            p.reshape(-1), _over(g, out), m.reshape(-1), v.reshape(-1), step, rs, float(beta1), float(beta2), float(eps)
+        )
+    )
 
 
 # --- a whole training step of a one-hidden-layer autoencoder in one call (kernels/cpu/step.py) -----------------
@@ -293,15 +296,46 @@ def ae1_stepper(tied, activation, loss, optimizer, lr, momentum, beta1, beta2, e
     :func:`fastae.kernels.cpu.step.ae1_step`'s."""
     kernel = step.ae1_step
     i0, i1, i2, i3 = (0, 1, 0, 2) if tied else (0, 1, 2, 3)  # the tied decoder weight is the encoder's
-    flags = (bool(tied), ACT_CODE[activation], loss == "bce", step.OPTIMIZER_CODE[optimizer], float(lr),
-             float(momentum), optimizer == "nesterov", float(beta1), float(beta2), float(eps))
+    flags = (
+        bool(tied),
+        ACT_CODE[activation],
+        loss == "bce",
+        step.OPTIMIZER_CODE[optimizer],
+        float(lr),
+        float(momentum),
+        optimizer == "nesterov",
+        float(beta1),
+        float(beta2),
+        float(eps),
+    )
     adam = optimizer == "adam"
 
     def run(x, x_in, ps, outs, first, second, ws, t_step):
         s, rs = _ref.adam_scalars(lr, beta1, beta2, t_step) if adam else (0.0, 0.0)
-        value, status = kernel(x, x_in, ps[i0], ps[i1], ps[i2], ps[i3], outs[i0], outs[i1], outs[i2], outs[i3],
-                               first[i0], first[i1], first[i2], first[i3], second[i0], second[i1], second[i2],
-                               second[i3], ws, *flags, s, rs)
+        value, status = kernel(
+            x,
+            x_in,
+            ps[i0],
+            ps[i1],
+            ps[i2],
+            ps[i3],
+            outs[i0],
+            outs[i1],
+            outs[i2],
+            outs[i3],
+            first[i0],
+            first[i1],
+            first[i2],
+            first[i3],
+            second[i0],
+            second[i1],
+            second[i2],
+            second[i3],
+            ws,
+            *flags,
+            s,
+            rs,
+        )
         return float(value), status
 
     return run

@@ -30,10 +30,10 @@ import numpy as np
 from . import numba_cpu as _serial
 from .blas_threads import CAP
 from .numba_cpu import (  # the ops whose work this backend does not split, and the fused step
+    ARRAY_TYPES,
     CAPABILITIES,
     DTYPES,
     FUSED_MAX_MULADDS,
-    ARRAY_TYPES,
     ae1_stepper,
     ae1_workspace_size,
     contractive_penalty,
@@ -91,7 +91,7 @@ THREADING_LAYER = _safe_layer()
 if THREADING_LAYER is not None and not os.environ.get("NUMBA_THREADING_LAYER") and _running_layer() is None:
     import numba as _numba
 
-    _numba.config.THREADING_LAYER = THREADING_LAYER
+    _numba.config.THREADING_LAYER = THREADING_LAYER  # type: ignore[attr-defined]  # set at run time by Numba
 
 # The parts a pool op is split into: the pool's size, fixed at start-up, so the bits never depend on the thread
 # count.
@@ -126,9 +126,15 @@ def describe() -> dict:
     split into."""
     import numba
 
-    return {"backend": NAME, "kernels": "one pool", "threading_layer": THREADING_LAYER,
-            "numba_threads": numba.get_num_threads(), "parallel_min_elements": PARALLEL_MIN,
-            "pool_blocks": POOL_BLOCKS, "pool_unavailable": unavailable()}
+    return {
+        "backend": NAME,
+        "kernels": "one pool",
+        "threading_layer": THREADING_LAYER,
+        "numba_threads": numba.get_num_threads(),
+        "parallel_min_elements": PARALLEL_MIN,
+        "pool_blocks": POOL_BLOCKS,
+        "pool_unavailable": unavailable(),
+    }
 
 
 def _pick(module, name, size):
@@ -207,8 +213,9 @@ def output_loss_grad(h, W, c, x, loss, transpose=False):
     a = np.empty(x.shape, dtype=h.dtype)
     rows = np.empty(n, dtype=a.dtype)
     with CAP:
-        products.output_loss(_c(h), _c(W), transpose, _c(c), _c(x), loss == "bce", _t(a)(1.0 / n), a, rows,
-                             _row_parts(n))
+        products.output_loss(
+            _c(h), _c(W), transpose, _c(c), _c(x), loss == "bce", _t(a)(1.0 / n), a, rows, _row_parts(n)
+        )
     return rows.sum() / _t(a)(n), a
 
 
@@ -218,8 +225,7 @@ def output_row_loss(h, W, c, x, loss, transpose=False):
     a = np.empty(x.shape, dtype=h.dtype)
     rows = np.empty(x.shape[0], dtype=a.dtype)
     with CAP:
-        products.output_rows(_c(h), _c(W), transpose, _c(c), _c(x), loss == "bce", a, rows,
-                             _row_parts(x.shape[0]))
+        products.output_rows(_c(h), _c(W), transpose, _c(c), _c(x), loss == "bce", a, rows, _row_parts(x.shape[0]))
     return rows
 
 
@@ -254,6 +260,24 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     return _serial._adam(_pick(optim, "adam", p.size), p, g, m, v, out, lr, beta1, beta2, eps, t_step)
 
 
-__all__ = ["NAME", "DTYPES", "ARRAY_TYPES", "CAPABILITIES", "xp", "unavailable", "warmup", "session", "to_numpy",
-           "describe", "values_ok", "ae1_stepper", "ae1_workspace_size", "fused_ae1_fits", "contractive_penalty",
-           "gaussian_kl_rows", "kl_sparsity", "l1_penalty", "weight_decay"]
+__all__ = [
+    "NAME",
+    "DTYPES",
+    "ARRAY_TYPES",
+    "CAPABILITIES",
+    "xp",
+    "unavailable",
+    "warmup",
+    "session",
+    "to_numpy",
+    "describe",
+    "values_ok",
+    "ae1_stepper",
+    "ae1_workspace_size",
+    "fused_ae1_fits",
+    "contractive_penalty",
+    "gaussian_kl_rows",
+    "kl_sparsity",
+    "l1_penalty",
+    "weight_decay",
+]

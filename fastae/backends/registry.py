@@ -50,8 +50,7 @@ def _load(name: str) -> ModuleType:
         module = importlib.import_module(target) if isinstance(target, str) else target
         found = contract.problems(module)
         if found:
-            raise TypeError(f"backend {name!r} ({module.__name__}) breaks the backend contract: "
-                            + "; ".join(found))
+            raise TypeError(f"backend {name!r} ({module.__name__}) breaks the backend contract: " + "; ".join(found))
         _loaded[name] = module
     return _loaded[name]
 
@@ -115,8 +114,7 @@ def resolve_backend(name: str, dtype: str, like=None) -> ModuleType:
     runnable = [_load(n) for n in AUTO_ORDER if can_run(n, dtype)]
     import numpy as np
 
-    kind = type(like) if like is not None and any(isinstance(like, m.ARRAY_TYPES) for m in runnable) \
-        else np.ndarray
+    kind = type(like) if like is not None and any(isinstance(like, m.ARRAY_TYPES) for m in runnable) else np.ndarray
     for module in runnable:
         if issubclass(kind, module.ARRAY_TYPES):
             return module

@@ -37,15 +37,30 @@ BASELINE = "baseline"
 REPEATS = {True: 5, False: 10}
 # Modules worth knowing about when they are imported at start-up. The inference path must never import the
 # FORBIDDEN ones (issue 4: scikit-learn, scipy.stats, matplotlib); Numba itself loads scipy.linalg's BLAS bindings.
-HEAVY = ("sklearn", "scipy", "scipy.stats", "matplotlib", "pandas", "torch", "jax", "cupy", "dask", "tqdm",
-         "safetensors", "numba", "llvmlite", "threadpoolctl")
+HEAVY = (
+    "sklearn",
+    "scipy",
+    "scipy.stats",
+    "matplotlib",
+    "pandas",
+    "torch",
+    "jax",
+    "cupy",
+    "dask",
+    "tqdm",
+    "safetensors",
+    "numba",
+    "llvmlite",
+    "threadpoolctl",
+)
 FORBIDDEN = ("sklearn", "scipy.stats", "matplotlib")
 CONFIG = "small"
 TIMEOUT_S = 300
 # The script that the load-and-encode check runs (the timed command is the same without the report).
 _ENCODE = "import numpy as np, fastae; h = fastae.load({path!r}).encode(np.full((1, {n}), 0.5, np.float32))"
-_REPORT = ("; import sys, json; print(json.dumps({{'heavy': sorted(set(sys.modules) & set({heavy!r})), "
-           "'code': h.tolist()}}))")
+_REPORT = (
+    "; import sys, json; print(json.dumps({{'heavy': sorted(set(sys.modules) & set({heavy!r})), 'code': h.tolist()}}))"
+)
 
 
 @dataclass
@@ -96,8 +111,9 @@ def _env(numba_cache: str | None) -> dict:
 def run_once(code: str, cwd: str, numba_cache: str | None = None) -> float:
     """Wall time of one ``python -c code`` in a fresh interpreter; raises ``RuntimeError`` if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_env(numba_cache), capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=_env(numba_cache), capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"exit status {proc.returncode}: {proc.stderr.strip()[-500:]}")
@@ -109,15 +125,19 @@ def check_encode(model_path: str, expected: np.ndarray, cwd: str, numba_cache: s
     with ``e`` the relative error of the subprocess's code against ``expected``."""
     n = CONFIGS[CONFIG].n_features
     code = _ENCODE.format(path=model_path, n=n) + _REPORT.format(heavy=HEAVY)
-    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=_env(numba_cache), capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=_env(numba_cache), capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"exit status {proc.returncode}: {proc.stderr.strip()[-500:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     got = np.asarray(out["code"], dtype=np.float64)
     want = np.asarray(expected, dtype=np.float64)
-    err = float("inf") if got.shape != want.shape else (
-        float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-30))
+    err = (
+        float("inf")
+        if got.shape != want.shape
+        else (float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-30))
+    )
     return {"heavy": out["heavy"], "error": err}
 
 
@@ -161,8 +181,10 @@ def run(quick: bool, log=print, repeats: int | None = None, peers: bool = True) 
             if not chk["error"] <= 1e-6:
                 for c in all_cases:
                     if c.cache is not None:
-                        notes[c.name] = ("WRONG", f"the subprocess's code differs from the parent's by "
-                                                  f"{chk['error']:.3g}")
+                        notes[c.name] = (
+                            "WRONG",
+                            f"the subprocess's code differs from the parent's by {chk['error']:.3g}",
+                        )
         except Exception as exc:
             for c in all_cases:
                 if c.cache is not None:
@@ -186,8 +208,13 @@ def run(quick: bool, log=print, repeats: int | None = None, peers: bool = True) 
                         shutil.rmtree(cache, ignore_errors=True)
         baseline = None
         for c in all_cases:
-            row = {"suite": SUITE, "config": CONFIG if c.cache else "-", "contestant": c.name, "kind": c.kind,
-                   "command": f"python -c {c.code!r}"}
+            row = {
+                "suite": SUITE,
+                "config": CONFIG if c.cache else "-",
+                "contestant": c.name,
+                "kind": c.kind,
+                "command": f"python -c {c.code!r}",
+            }
             if c.cache is not None:
                 row["numba_cache"] = c.cache
                 row.update(extra)
@@ -197,15 +224,18 @@ def run(quick: bool, log=print, repeats: int | None = None, peers: bool = True) 
                 log(f"  coldstart {c.name:38s} {status}: {note}")
             else:
                 ts = c.times
-                row.update(status="ok", median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts),
-                           samples=len(ts), inner=1)
+                row.update(
+                    status="ok", median_s=statistics.median(ts), min_s=min(ts), max_s=max(ts), samples=len(ts), inner=1
+                )
                 if c.name == "python -c pass":
                     baseline = row["median_s"]
                 if baseline is not None:
                     row["over_baseline_s"] = row["median_s"] - baseline
                 over = f"  (+{row['over_baseline_s'] * 1e3:7.1f} ms over python)" if baseline is not None else ""
-                log(f"  coldstart {c.name:38s} median {row['median_s'] * 1e3:8.1f} ms  min "
-                    f"{row['min_s'] * 1e3:8.1f}  max {row['max_s'] * 1e3:8.1f}{over}")
+                log(
+                    f"  coldstart {c.name:38s} median {row['median_s'] * 1e3:8.1f} ms  min "
+                    f"{row['min_s'] * 1e3:8.1f}  max {row['max_s'] * 1e3:8.1f}{over}"
+                )
             rows.append(row)
     if "heavy_modules" in extra:
         log(f"  coldstart load+encode imported: {', '.join(extra['heavy_modules']) or 'no heavy module'}")

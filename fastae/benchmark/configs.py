@@ -22,7 +22,7 @@ class Config:
     hidden layer; ``latent`` is the code). Decoders mirror the encoder."""
 
     name: str
-    kind: str                    # "ae" or "vae"
+    kind: str  # "ae" or "vae"
     dims: tuple[int, ...]
     batch: int
     tied: bool = True
@@ -36,13 +36,29 @@ class Config:
         import fastae
 
         if self.kind == "vae":
-            return fastae.VAE(hidden=self.dims[1:], latent=self.latent, activation=self.activation, loss="bce",
-                              learning_rate=LEARNING_RATE, batch_size=self.batch, dtype=dtype, backend=backend,
-                              random_state=random_state)
-        return fastae.Autoencoder(hidden=self.dims[1:], activation=self.activation,
-                                  code_activation=self.code_activation, loss="bce", tied=self.tied,
-                                  learning_rate=LEARNING_RATE, batch_size=self.batch, dtype=dtype,
-                                  backend=backend, random_state=random_state)
+            return fastae.VAE(
+                hidden=self.dims[1:],
+                latent=self.latent,
+                activation=self.activation,
+                loss="bce",
+                learning_rate=LEARNING_RATE,
+                batch_size=self.batch,
+                dtype=dtype,
+                backend=backend,
+                random_state=random_state,
+            )
+        return fastae.Autoencoder(
+            hidden=self.dims[1:],
+            activation=self.activation,
+            code_activation=self.code_activation,
+            loss="bce",
+            tied=self.tied,
+            learning_rate=LEARNING_RATE,
+            batch_size=self.batch,
+            dtype=dtype,
+            backend=backend,
+            random_state=random_state,
+        )
 
     def layers(self):
         """``(n_in, n_out)`` of every dense layer of the whole network, in forward order (VAE heads as two)."""
@@ -88,12 +104,25 @@ class Config:
 
 CONFIGS = {
     "small": Config("small", "ae", (64, 16), 32, description="tied 64->16, batch 32 (overhead-bound)"),
-    "shallow": Config("shallow", "ae", (784, 256), 256, description="tied 784->256, sigmoid, cross-entropy, "
-                                                                      "batch 256"),
-    "deep": Config("deep", "ae", (784, 1000, 500, 250, 30), 256, tied=False, code_activation="linear",
-                   description="784-1000-500-250-30, mirrored, untied, linear code, batch 256"),
-    "vae": Config("vae", "vae", (784, 400), 100, activation="relu", latent=20,
-                  description="784-400-20 VAE, relu, batch 100 (Kingma & Welling)"),
+    "shallow": Config("shallow", "ae", (784, 256), 256, description="tied 784->256, sigmoid, cross-entropy, batch 256"),
+    "deep": Config(
+        "deep",
+        "ae",
+        (784, 1000, 500, 250, 30),
+        256,
+        tied=False,
+        code_activation="linear",
+        description="784-1000-500-250-30, mirrored, untied, linear code, batch 256",
+    ),
+    "vae": Config(
+        "vae",
+        "vae",
+        (784, 400),
+        100,
+        activation="relu",
+        latent=20,
+        description="784-400-20 VAE, relu, batch 100 (Kingma & Welling)",
+    ),
 }
 
 

@@ -117,8 +117,18 @@ def _dense_case(config, batch, n_in, n_out, activation, transpose=False):
 
     shape = f"{batch}x{n_in} @ {'' if transpose else 'T'}W({W.shape[0]}x{W.shape[1]}) -> {batch}x{n_out}, {activation}"
     nbytes = _F32 * (x.size + W.size + b.size + batch * n_out)
-    return KernelCase("dense_forward", config, shape, nbytes, 2 * batch * n_in * n_out, build, gemm,
-                      (batch, n_in, n_out), extra={"activation": activation}, tag=f"{n_in}x{n_out}")
+    return KernelCase(
+        "dense_forward",
+        config,
+        shape,
+        nbytes,
+        2 * batch * n_in * n_out,
+        build,
+        gemm,
+        (batch, n_in, n_out),
+        extra={"activation": activation},
+        tag=f"{n_in}x{n_out}",
+    )
 
 
 def _output_case(config, batch, n_hidden, n_out, transpose, loss="bce"):
@@ -140,8 +150,17 @@ def _output_case(config, batch, n_hidden, n_out, transpose, loss="bce"):
     shape = f"{batch}x{n_hidden} -> {batch}x{n_out}, {loss}"
     # reads h, W, c, x; writes delta (the loss is a scalar)
     nbytes = _F32 * (h.size + W.size + c.size + x.size + batch * n_out)
-    return KernelCase("output_loss_grad", config, shape, nbytes, 2 * batch * n_hidden * n_out, build, gemm,
-                      (batch, n_hidden, n_out), extra={"loss": loss})
+    return KernelCase(
+        "output_loss_grad",
+        config,
+        shape,
+        nbytes,
+        2 * batch * n_hidden * n_out,
+        build,
+        gemm,
+        (batch, n_hidden, n_out),
+        extra={"loss": loss},
+    )
 
 
 def _act_backward_case(config, batch, n, activation):
@@ -152,14 +171,21 @@ def _act_backward_case(config, batch, n, activation):
         dhs, hs = _on(B, dtype, dh, h)
         return lambda: (B.activation_backward(dhs, hs, activation),)
 
-    return KernelCase("activation_backward", config, f"{batch}x{n}, {activation}", _F32 * 3 * batch * n, 0, build,
-                      extra={"activation": activation})
+    return KernelCase(
+        "activation_backward",
+        config,
+        f"{batch}x{n}, {activation}",
+        _F32 * 3 * batch * n,
+        0,
+        build,
+        extra={"activation": activation},
+    )
 
 
 def _latent_cases(config, batch, k, beta=1.0):
     mu = _rand(10, (batch, k), -1.0, 1.0)
     lv = _rand(11, (batch, k), -2.0, 1.0)
-    z = (mu + np.exp(0.5 * lv) * rng.normal(_KEY, rng.STREAM_EPS, _STEP, batch, k, dtype=np.float64))
+    z = mu + np.exp(0.5 * lv) * rng.normal(_KEY, rng.STREAM_EPS, _STEP, batch, k, dtype=np.float64)
     z = z.astype(np.float32).astype(np.float64)
     dz = _rand(12, (batch, k), -0.01, 0.01)
 
@@ -172,8 +198,10 @@ def _latent_cases(config, batch, k, beta=1.0):
         return lambda: B.gaussian_latent_backward(dzs, zs, ms, ls, beta)
 
     # forward reads mu, logvar, writes z (ε is generated, not read); backward reads dz, z, mu, logvar, writes two
-    return [KernelCase("gaussian_latent", config, f"{batch}x{k}", _F32 * 3 * batch * k, 0, fwd),
-            KernelCase("gaussian_latent_backward", config, f"{batch}x{k}", _F32 * 6 * batch * k, 0, bwd)]
+    return [
+        KernelCase("gaussian_latent", config, f"{batch}x{k}", _F32 * 3 * batch * k, 0, fwd),
+        KernelCase("gaussian_latent_backward", config, f"{batch}x{k}", _F32 * 6 * batch * k, 0, bwd),
+    ]
 
 
 def _adam_case(config):
@@ -224,8 +252,16 @@ def _adam_case(config):
         return run
 
     # reads p, g, m, v; writes m, v, p_new
-    return KernelCase("adam_update", config, f"{n} params in {len(shapes)} tensors", _F32 * 7 * n, 0, build,
-                      build_timed=build_timed, extra={"n_params": n, "tensors": len(shapes)})
+    return KernelCase(
+        "adam_update",
+        config,
+        f"{n} params in {len(shapes)} tensors",
+        _F32 * 7 * n,
+        0,
+        build,
+        build_timed=build_timed,
+        extra={"n_params": n, "tensors": len(shapes)},
+    )
 
 
 def _mask_case(config, batch, n):
@@ -236,8 +272,9 @@ def _mask_case(config, batch, n):
         return lambda: (B.mask_noise(xs, MASK_P, _KEY, _STEP),)
 
     # reads x, writes x̃ (the uniforms are generated, not read)
-    return KernelCase("mask_noise", config, f"{batch}x{n}, p={MASK_P}", _F32 * 2 * batch * n, 0, build,
-                      extra={"p": MASK_P})
+    return KernelCase(
+        "mask_noise", config, f"{batch}x{n}, p={MASK_P}", _F32 * 2 * batch * n, 0, build, extra={"p": MASK_P}
+    )
 
 
 def cases() -> list[KernelCase]:
@@ -310,8 +347,18 @@ def backends() -> tuple[dict, dict]:
 
 
 def _row(case, contestant, kind, **kw):
-    row = {"suite": SUITE, "config": case.config, "contestant": contestant, "kind": kind, "case": case.key,
-           "op": case.op, "shape": case.shape, "dtype": DTYPE, "bytes": case.bytes, "flops": case.flops}
+    row = {
+        "suite": SUITE,
+        "config": case.config,
+        "contestant": contestant,
+        "kind": kind,
+        "case": case.key,
+        "op": case.op,
+        "shape": case.shape,
+        "dtype": DTYPE,
+        "bytes": case.bytes,
+        "flops": case.flops,
+    }
     row.update(case.extra)
     row.update(kw)
     return row
@@ -340,21 +387,40 @@ def run(quick: bool, log=print, settings: dict | None = None, ops=None) -> list[
                 fn = timed_fn(case, B)
                 fn()
             except Exception as exc:  # reported, and the other backends still run
-                case_rows.append(_row(case, contestant, FASTAE, status="failed", error=None,
-                                      note=f"{type(exc).__name__}: {exc}"))
+                case_rows.append(
+                    _row(case, contestant, FASTAE, status="failed", error=None, note=f"{type(exc).__name__}: {exc}")
+                )
                 log(f"  kernel {case.name} {contestant}: FAILED {type(exc).__name__}: {exc}")
                 continue
             if not err <= KERNEL_TOL:
-                case_rows.append(_row(case, contestant, FASTAE, status="WRONG", error=err,
-                                      note=f"error {err:.3g} against the float64 reference exceeds {KERNEL_TOL}"))
+                case_rows.append(
+                    _row(
+                        case,
+                        contestant,
+                        FASTAE,
+                        status="WRONG",
+                        error=err,
+                        note=f"error {err:.3g} against the float64 reference exceeds {KERNEL_TOL}",
+                    )
+                )
                 log(f"  kernel {case.name} {contestant}: WRONG ANSWER, error {err:.3g} > {KERNEL_TOL}; not timed")
                 continue
             case_rows.append(_row(case, contestant, FASTAE, status="ok", error=err))
             fns[contestant] = fn
         if case.gemm is not None and fns:
             fns[FLOOR_NAME] = case.gemm()
-            case_rows.append(_row(case, FLOOR_NAME, FLOOR, status="ok", error=None, op="gemm",
-                                  shape=case.gemm_shape, bytes=case.gemm_bytes))
+            case_rows.append(
+                _row(
+                    case,
+                    FLOOR_NAME,
+                    FLOOR,
+                    status="ok",
+                    error=None,
+                    op="gemm",
+                    shape=case.gemm_shape,
+                    bytes=case.gemm_bytes,
+                )
+            )
         timed = timing.interleaved(fns, **st) if fns else {}
         gemm_median = timed.get(FLOOR_NAME, {}).get("median_s")
         for row in case_rows:
@@ -367,11 +433,15 @@ def run(quick: bool, log=print, settings: dict | None = None, ops=None) -> list[
                 row["gemm_s"] = gemm_median
                 row["epilogue_s"] = row["median_s"] - gemm_median
                 row["epilogue_frac"] = row["epilogue_s"] / row["median_s"]
-            extra = (f", epilogue {row['epilogue_s'] * 1e6:7.1f} us ({row['epilogue_frac']:.0%})"
-                     if "epilogue_s" in row else "")
+            extra = (
+                f", epilogue {row['epilogue_s'] * 1e6:7.1f} us ({row['epilogue_frac']:.0%})"
+                if "epilogue_s" in row
+                else ""
+            )
             err = f", error {row['error']:.1e}" if row["error"] is not None else ""
-            log(f"  kernel {row['case']:34s} {row['contestant']:24s} median "
-                f"{row['median_s'] * 1e6:9.1f} us  {row['gbps']:6.2f} GB/s{extra}{err}")
+            log(
+                f"  kernel {row['case']:34s} {row['contestant']:24s} median "
+                f"{row['median_s'] * 1e6:9.1f} us  {row['gbps']:6.2f} GB/s{extra}{err}"
+            )
         rows.extend(case_rows)
     return rows
-

@@ -49,27 +49,34 @@ def peers(names, log=print):
         return [_placeholder(n, "not available yet (fastae.benchmark.peers is missing)") for n in names]
     except Exception as exc:  # a broken peers.py must not stop fastae's own numbers
         log(f"fastae bench: importing fastae.benchmark.peers failed: {type(exc).__name__}: {exc}")
-        return [_placeholder(n, f"cannot import fastae.benchmark.peers: {type(exc).__name__}: {exc}")
-                for n in names]
+        return [_placeholder(n, f"cannot import fastae.benchmark.peers: {type(exc).__name__}: {exc}") for n in names]
     table = getattr(module, "PEERS", {})
     out = []
     for name in names:
         if name not in table:
-            out.append(_placeholder(name, f"no peer {name!r} in fastae.benchmark.peers.PEERS "
-                                          f"(it has {', '.join(table) or 'none'})"))
+            out.append(
+                _placeholder(
+                    name, f"no peer {name!r} in fastae.benchmark.peers.PEERS (it has {', '.join(table) or 'none'})"
+                )
+            )
             continue
         for entry in table[name]:
             try:
                 out.append(entry() if isinstance(entry, type) else entry)
             except Exception as exc:
-                out.append(_placeholder(getattr(entry, "name", None) or getattr(entry, "__name__", name),
-                                        f"cannot construct: {type(exc).__name__}: {exc}"))
+                out.append(
+                    _placeholder(
+                        getattr(entry, "name", None) or getattr(entry, "__name__", name),
+                        f"cannot construct: {type(exc).__name__}: {exc}",
+                    )
+                )
     return out
 
 
 def contestants(names, threads, log=print):
     """The contestant list of every benchmark: fastae on every available backend (float32), the peers ``names``
-    (of ``torch``, ``jax``) and the GEMM-only floor, each told to use ``threads`` threads. (The float64 NumPy reference checks the answers; it is not a contestant.)"""
+    (of ``torch``, ``jax``) and the GEMM-only floor, each told to use ``threads`` threads. (The float64 NumPy
+    reference checks the answers; it is not a contestant.)"""
     from ..backends import available_backends
     from .contestants import Fastae, GemmFloor
 

@@ -23,12 +23,16 @@ def layout(cfg: Config):
     if cfg.kind == "vae":
         enc = [(f"encoder.{i}.weight", f"encoder.{i}.bias", cfg.activation, False) for i in range(k)]
         heads = [("mu.weight", "mu.bias", "linear", False), ("logvar.weight", "logvar.bias", "linear", False)]
-        dec = [(f"decoder.{j}.weight", f"decoder.{j}.bias", None if j == k else cfg.activation, False)
-               for j in range(k + 1)]
+        dec = [
+            (f"decoder.{j}.weight", f"decoder.{j}.bias", None if j == k else cfg.activation, False)
+            for j in range(k + 1)
+        ]
         return tuple(enc), tuple(heads), tuple(dec)
     code_act = cfg.activation if cfg.code_activation is None else cfg.code_activation
-    enc = [(f"encoder.{i}.weight", f"encoder.{i}.bias", code_act if i == k - 1 else cfg.activation, False)
-           for i in range(k)]
+    enc = [
+        (f"encoder.{i}.weight", f"encoder.{i}.bias", code_act if i == k - 1 else cfg.activation, False)
+        for i in range(k)
+    ]
     dec = []
     for j in range(k):
         src = k - 1 - j  # decoder layer j inverts encoder layer k-1-j
@@ -37,8 +41,12 @@ def layout(cfg: Config):
     return tuple(enc), (), tuple(dec)
 
 
-_ACTS = {"sigmoid": lambda a: 0.5 * (1 + np.tanh(0.5 * a)), "tanh": np.tanh, "relu": lambda a: np.maximum(a, 0),
-         "linear": lambda a: a}
+_ACTS = {
+    "sigmoid": lambda a: 0.5 * (1 + np.tanh(0.5 * a)),
+    "tanh": np.tanh,
+    "relu": lambda a: np.maximum(a, 0),
+    "linear": lambda a: a,
+}
 
 
 def _dense(P, layer, h):

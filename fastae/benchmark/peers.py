@@ -28,7 +28,7 @@ import numpy as np
 
 from ..constants import LOGVAR_MAX, LOGVAR_MIN
 from . import threads as _threads
-from .configs import LEARNING_RATE, Config
+from .configs import LEARNING_RATE
 from .contestants import PEER, Contestant, EncodeCase, TrainCase
 from .objective import layout
 
@@ -108,8 +108,10 @@ def _torch_params(params):
     weights must stay intact for the next contestant)."""
     import torch
 
-    return {name: torch.nn.Parameter(torch.from_numpy(np.array(v, dtype=np.float32, copy=True)))
-            for name, v in params.items()}
+    return {
+        name: torch.nn.Parameter(torch.from_numpy(np.array(v, dtype=np.float32, copy=True)))
+        for name, v in params.items()
+    }
 
 
 # torch.optim.Adam's implementation: ``fused=True`` (one vectorised C++ kernel per parameter, on CPU since torch
@@ -161,8 +163,9 @@ class _TorchTrain(TrainCase):
         self.P = _torch_params(params)
         self.x = torch.from_numpy(_f32(x))
         self.eps = None if eps is None else torch.from_numpy(_f32(eps))
-        self.opt = torch.optim.Adam(list(self.P.values()), lr=LEARNING_RATE, betas=ADAM_BETAS, eps=ADAM_EPS,
-                                    **TORCH_ADAM)
+        self.opt = torch.optim.Adam(
+            list(self.P.values()), lr=LEARNING_RATE, betas=ADAM_BETAS, eps=ADAM_EPS, **TORCH_ADAM
+        )
         self._eager_loss, _ = _torch_fns(layout(cfg))
         self._loss = _torch_compile(self._eager_loss) if compiled else self._eager_loss
         self._no_grad = torch.no_grad

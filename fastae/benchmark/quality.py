@@ -30,10 +30,22 @@ PUBLISHED_PCA = 13.87
 MNIST_N_TRAIN = 8000
 MNIST_SPLIT_SEED = 0
 MNIST_CODE = 30
-MNIST_MODEL = dict(hidden=(1000, 500, 250, MNIST_CODE), activation="sigmoid", code_activation="linear",
-                   loss="bce", tied=False, pretrain="layerwise", optimizer="adam", learning_rate=3e-3,
-                   batch_size=256, dtype="float32", random_state=0,
-                   early_stopping=True, validation_fraction=0.1, patience=10)
+MNIST_MODEL = dict(
+    hidden=(1000, 500, 250, MNIST_CODE),
+    activation="sigmoid",
+    code_activation="linear",
+    loss="bce",
+    tied=False,
+    pretrain="layerwise",
+    optimizer="adam",
+    learning_rate=3e-3,
+    batch_size=256,
+    dtype="float32",
+    random_state=0,
+    early_stopping=True,
+    validation_fraction=0.1,
+    patience=10,
+)
 # Epoch budgets (fine-tuning epochs are a maximum: early stopping on 10% of the training images ends it, and the
 # best weights are kept). With 8,000 images the 2.8M-weight network overfits: in a fixed-length run at lr 3e-3
 # the held-out error bottomed out at 5.2 near epoch 60 and was back above 6.0 by epoch 150, hence the early
@@ -64,8 +76,12 @@ def _fit_and_score(cls, params, X_train, X_test):
     t0 = time.perf_counter()
     model = cls(**params).fit(X_train)
     seconds = time.perf_counter() - t0
-    return (model, reconstruction_error(X_test, model.reconstruct(X_test)),
-            reconstruction_error(X_train, model.reconstruct(X_train)), seconds)
+    return (
+        model,
+        reconstruction_error(X_test, model.reconstruct(X_test)),
+        reconstruction_error(X_train, model.reconstruct(X_train)),
+        seconds,
+    )
 
 
 def _epochs_run(model):
@@ -81,18 +97,23 @@ def mnist_row(quick: bool, log=print, overrides: dict | None = None, path=None) 
     from fastae import datasets
 
     params = {**MNIST_MODEL, **MNIST_EPOCHS[bool(quick)], **(overrides or {})}
-    row = {"suite": SUITE, "config": "mnist", "kind": FASTAE,
-           "contestant": f"deep autoencoder {_layers(784, params['hidden'])}",
-           "published_ae": PUBLISHED_AE, "published_pca": PUBLISHED_PCA, "metric": "squared error summed over "
-           "pixels in [0, 1], averaged over held-out images", "epochs": params["epochs"],
-           "pretrain_epochs": params["pretrain_epochs"]}
+    row = {
+        "suite": SUITE,
+        "config": "mnist",
+        "kind": FASTAE,
+        "contestant": f"deep autoencoder {_layers(784, params['hidden'])}",
+        "published_ae": PUBLISHED_AE,
+        "published_pca": PUBLISHED_PCA,
+        "metric": "squared error summed over pixels in [0, 1], averaged over held-out images",
+        "epochs": params["epochs"],
+        "pretrain_epochs": params["pretrain_epochs"],
+    }
     try:
         X = datasets.load_mnist(path)
     except FileNotFoundError as exc:
         note = f"MNIST test set not found: {exc}"
         tried = ", ".join(str(c) for c in datasets.mnist_candidates(path))
-        log(f"  quality mnist: skipped, the MNIST test set was not found (tried {tried}; set "
-            f"{datasets.MNIST_ENV})")
+        log(f"  quality mnist: skipped, the MNIST test set was not found (tried {tried}; set {datasets.MNIST_ENV})")
         return {**row, "status": "skipped", "note": note}
     try:
         from ..demo import pca_error
@@ -106,24 +127,42 @@ def mnist_row(quick: bool, log=print, overrides: dict | None = None, path=None) 
         pca_seconds = time.perf_counter() - t0
     except ImportError as exc:
         return {**row, "status": "skipped", "note": f"PCA needs scikit-learn: {exc}"}
-    log(f"  quality mnist: PCA({params['hidden'][-1]}) held-out error {pca:.2f}; training the autoencoder "
+    log(
+        f"  quality mnist: PCA({params['hidden'][-1]}) held-out error {pca:.2f}; training the autoencoder "
         f"({params['pretrain_epochs']} pretraining + {params['epochs']} fine-tuning epochs on "
-        f"{X_train.shape[0]} images) ...")
+        f"{X_train.shape[0]} images) ..."
+    )
     try:
         model, err, train_err, seconds = _fit_and_score(fastae.Autoencoder, params, X_train, X_test)
     except DivergenceError as exc:
         return {**row, "status": "failed", "note": f"DivergenceError: {exc}", "pca_error": pca}
     epochs_run, best = _epochs_run(model)
-    stopping = (f", {round(params['validation_fraction'] * X_train.shape[0])} of them held out for early stopping"
-                if params.get("early_stopping") else "")
-    row.update(status="ok", contestant=f"{row['contestant']} (fastae[{model.backend_}])", backend=model.backend_,
-               dtype=model.dtype, ae_error=err, ae_train_error=train_err, pca_error=pca, ratio_to_pca=err / pca,
-               epochs_run=epochs_run, best_epoch=best, seconds=seconds, pca_seconds=pca_seconds,
-               note=f"trained on {X_train.shape[0]} MNIST test-set images{stopping} (the paper: the 60,000 "
-                    f"training images); evaluated on the other {X_test.shape[0]}")
-    log(f"  quality mnist: autoencoder {err:.2f} vs PCA {pca:.2f} held-out (published, trained on 60k: "
+    stopping = (
+        f", {round(params['validation_fraction'] * X_train.shape[0])} of them held out for early stopping"
+        if params.get("early_stopping")
+        else ""
+    )
+    row.update(
+        status="ok",
+        contestant=f"{row['contestant']} (fastae[{model.backend_}])",
+        backend=model.backend_,
+        dtype=model.dtype,
+        ae_error=err,
+        ae_train_error=train_err,
+        pca_error=pca,
+        ratio_to_pca=err / pca,
+        epochs_run=epochs_run,
+        best_epoch=best,
+        seconds=seconds,
+        pca_seconds=pca_seconds,
+        note=f"trained on {X_train.shape[0]} MNIST test-set images{stopping} (the paper: the 60,000 "
+        f"training images); evaluated on the other {X_test.shape[0]}",
+    )
+    log(
+        f"  quality mnist: autoencoder {err:.2f} vs PCA {pca:.2f} held-out (published, trained on 60k: "
         f"{PUBLISHED_AE:.2f} vs {PUBLISHED_PCA:.2f}); {epochs_run} fine-tuning epochs (best {best}); training "
-        f"{seconds:.1f} s; training-set error {train_err:.2f}")
+        f"{seconds:.1f} s; training-set error {train_err:.2f}"
+    )
     return row
 
 
@@ -131,12 +170,18 @@ def digits_rows(quick: bool, log=print, overrides: dict | None = None, models=DI
     """The ``fastae demo`` autoencoders against PCA at the same code size on held-out digits."""
     import fastae
 
-    from ..demo import DEMO_BLAS_THREADS, demo_configs, pca_error, split_digits
     from ..datasets import load_digits
+    from ..demo import DEMO_BLAS_THREADS, demo_configs, pca_error, split_digits
 
     configs = demo_configs(quick=quick, seed=0)
-    base = {"suite": SUITE, "config": "digits", "kind": FASTAE, "published_ae": None, "published_pca": None,
-            "metric": "squared error summed over pixels in [0, 1], averaged over held-out images"}
+    base = {
+        "suite": SUITE,
+        "config": "digits",
+        "kind": FASTAE,
+        "published_ae": None,
+        "published_pca": None,
+        "metric": "squared error summed over pixels in [0, 1], averaged over held-out images",
+    }
     try:
         from threadpoolctl import threadpool_limits
 
@@ -148,27 +193,54 @@ def digits_rows(quick: bool, log=print, overrides: dict | None = None, models=DI
         for name in models:
             kind, label, params = configs[name]
             params = {**params, **(overrides or {})}
-            row = {**base, "contestant": label, "model": _layers(X_train.shape[1], params["hidden"]),
-                   "n_train": X_train.shape[0], "n_test": X_test.shape[0], "epochs": params["epochs"],
-                   "pretrain_epochs": params.get("pretrain_epochs") if params.get("pretrain") else None}
+            row = {
+                **base,
+                "contestant": label,
+                "model": _layers(X_train.shape[1], params["hidden"]),
+                "n_train": X_train.shape[0],
+                "n_test": X_test.shape[0],
+                "epochs": params["epochs"],
+                "pretrain_epochs": params.get("pretrain_epochs") if params.get("pretrain") else None,
+            }
             try:
                 pca = pca_error(X_train, X_test, params["hidden"][-1])
                 model, err, train_err, seconds = _fit_and_score(getattr(fastae, kind), params, X_train, X_test)
             except (ImportError, DivergenceError) as exc:
-                rows.append({**row, "status": "failed" if isinstance(exc, DivergenceError) else "skipped",
-                             "note": f"{type(exc).__name__}: {exc}"})
+                rows.append(
+                    {
+                        **row,
+                        "status": "failed" if isinstance(exc, DivergenceError) else "skipped",
+                        "note": f"{type(exc).__name__}: {exc}",
+                    }
+                )
                 continue
-            row.update(status="ok", contestant=f"{label} (fastae[{model.backend_}])", backend=model.backend_,
-                       dtype=model.dtype, ae_error=err, ae_train_error=train_err, pca_error=pca,
-                       ratio_to_pca=err / pca, seconds=seconds)
-            log(f"  quality digits {label:30s} {row['model']:14s} autoencoder {err:.3f} vs PCA {pca:.3f} "
-                f"held-out; training {seconds:.2f} s")
+            row.update(
+                status="ok",
+                contestant=f"{label} (fastae[{model.backend_}])",
+                backend=model.backend_,
+                dtype=model.dtype,
+                ae_error=err,
+                ae_train_error=train_err,
+                pca_error=pca,
+                ratio_to_pca=err / pca,
+                seconds=seconds,
+            )
+            log(
+                f"  quality digits {label:30s} {row['model']:14s} autoencoder {err:.3f} vs PCA {pca:.3f} "
+                f"held-out; training {seconds:.2f} s"
+            )
             rows.append(row)
     return rows
 
 
-def run(quick: bool, log=print, datasets=DATASETS, mnist_overrides: dict | None = None,
-        digits_overrides: dict | None = None, mnist_path=None) -> list[dict]:
+def run(
+    quick: bool,
+    log=print,
+    datasets=DATASETS,
+    mnist_overrides: dict | None = None,
+    digits_overrides: dict | None = None,
+    mnist_path=None,
+) -> list[dict]:
     """The quality rows of ``datasets`` ("mnist", "digits"). ``*_overrides`` replace model parameters (e.g.
     ``{"epochs": 1, "pretrain_epochs": 1}`` for a smoke run); ``mnist_path`` is passed to
     :func:`fastae.datasets.load_mnist`. Never raises for missing data or an optional dependency."""

@@ -23,15 +23,21 @@ BAD_STATUSES = ("wrong", "failed", "error")
 
 # Suites in report order, with their titles and what a row measures. Other suites follow, in order of appearance.
 SUITE_INFO = {
-    "train": ("Training step",
-              "Time of one full training step (forward, backward, Adam update) on one float32 batch. GFLOP/s "
-              "counts the matrix products only. The error is the relative difference of the loss after one step "
-              "from the float64 reference."),
-    "encode": (f"Encode throughput at batch {ENCODE_BATCH}",
-               f"Time to encode {ENCODE_BATCH} rows (float32); rows/s at the median. The error is the largest "
-               "absolute difference of the codes from the float64 reference, over the largest code."),
-    "latency": ("Single-row latency",
-                "Time to encode one row (float32): the per-call overhead. The error is as for encode."),
+    "train": (
+        "Training step",
+        "Time of one full training step (forward, backward, Adam update) on one float32 batch. GFLOP/s "
+        "counts the matrix products only. The error is the relative difference of the loss after one step "
+        "from the float64 reference.",
+    ),
+    "encode": (
+        f"Encode throughput at batch {ENCODE_BATCH}",
+        f"Time to encode {ENCODE_BATCH} rows (float32); rows/s at the median. The error is the largest "
+        "absolute difference of the codes from the float64 reference, over the largest code.",
+    ),
+    "latency": (
+        "Single-row latency",
+        "Time to encode one row (float32): the per-call overhead. The error is as for encode.",
+    ),
     "kernel": ("Kernels", ""),
     "coldstart": ("Cold start", ""),
     "quality": ("Quality", ""),
@@ -53,10 +59,31 @@ COLUMNS = {
     "status": "status / note",
 }
 CORE_COLUMNS = {
-    "train": ("config", "contestant", "median_s", "min_s", "max_s", "gflops", "frac_peak", "ratio_to_best_peer",
-              "error", "status"),
-    "encode": ("config", "contestant", "median_s", "min_s", "max_s", "rows_per_s", "gflops", "frac_peak",
-               "ratio_to_best_peer", "error", "status"),
+    "train": (
+        "config",
+        "contestant",
+        "median_s",
+        "min_s",
+        "max_s",
+        "gflops",
+        "frac_peak",
+        "ratio_to_best_peer",
+        "error",
+        "status",
+    ),
+    "encode": (
+        "config",
+        "contestant",
+        "median_s",
+        "min_s",
+        "max_s",
+        "rows_per_s",
+        "gflops",
+        "frac_peak",
+        "ratio_to_best_peer",
+        "error",
+        "status",
+    ),
 }
 CORE_COLUMNS["latency"] = CORE_COLUMNS["encode"]
 # Known keys never shown as columns of their own (folded into another column, or bookkeeping kept in the JSON).
@@ -215,8 +242,16 @@ def fmt_error(v) -> str:
 
 def fmt_value(key: str, v) -> str:
     """Any column's value: known keys with their unit, times for ``*_s`` keys, other values compactly."""
-    known = {"median_s": fmt_time, "min_s": fmt_time, "max_s": fmt_time, "rows_per_s": fmt_rate,
-             "gflops": fmt_gflops, "frac_peak": fmt_frac, "ratio_to_best_peer": fmt_ratio, "error": fmt_error}
+    known = {
+        "median_s": fmt_time,
+        "min_s": fmt_time,
+        "max_s": fmt_time,
+        "rows_per_s": fmt_rate,
+        "gflops": fmt_gflops,
+        "frac_peak": fmt_frac,
+        "ratio_to_best_peer": fmt_ratio,
+        "error": fmt_error,
+    }
     if v is None:
         return DASH
     if key in known:
@@ -260,8 +295,10 @@ def _table(header, rows, text_columns=None) -> list[str]:
     """A Markdown table; columns whose index is in ``text_columns`` (default: the first two) are left-aligned,
     the others (numbers) right-aligned."""
     text_columns = {0, 1} if text_columns is None else set(text_columns)
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |",
-             "|" + "|".join(" --- " if i in text_columns else " ---: " for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(_cell(h) for h in header) + " |",
+        "|" + "|".join(" --- " if i in text_columns else " ---: " for i in range(len(header))) + "|",
+    ]
     for r in rows:
         lines.append("| " + " | ".join(_cell(c) for c in r) + " |")
     return lines
@@ -286,6 +323,7 @@ def _columns(suite: str, rows: list[dict]) -> tuple[list[str], set[str]]:
     """The columns of ``suite``'s table and which of them hold text. A core suite shows its fixed columns; any
     other suite the known columns its rows carry. Columns the report does not know are added: text ones (an op
     name, a shape) after the identifying columns, numeric ones before the status."""
+
     def present(key):
         return any(r.get(key) is not None for r in rows)
 
@@ -349,8 +387,10 @@ def train_summary(result: dict) -> list[str]:
     body = []
     for cfg in configs:
         rs = [r for r in rows if r.get("config") == cfg]
-        best = {kind: min((r for r in rs if r.get("kind") == kind and _ok(r)), key=lambda r: r["median_s"],
-                          default=None) for kind in ("fastae", "peer", "floor")}
+        best = {
+            kind: min((r for r in rs if r.get("kind") == kind and _ok(r)), key=lambda r: r["median_s"], default=None)
+            for kind in ("fastae", "peer", "floor")
+        }
         f, p, fl = best["fastae"], best["peer"], best["floor"]
 
         def who(r, kind):
@@ -363,10 +403,26 @@ def train_summary(result: dict) -> list[str]:
 
         vs_peer = fmt_ratio(f["median_s"] / p["median_s"]) if f and p else DASH
         vs_floor = fmt_ratio(f["median_s"] / fl["median_s"]) if f and fl else DASH
-        body.append([str(cfg), who(f, "fastae"), who(p, "peer"), fmt_time(fl["median_s"]) if fl else DASH,
-                     vs_peer, vs_floor, fmt_frac(f.get("frac_peak")) if f else DASH])
-    header = ["config", "fastae (fastest)", "best peer", "GEMM-only floor", "fastae vs best peer",
-              "fastae vs floor", "fastae of GEMM peak"]
+        body.append(
+            [
+                str(cfg),
+                who(f, "fastae"),
+                who(p, "peer"),
+                fmt_time(fl["median_s"]) if fl else DASH,
+                vs_peer,
+                vs_floor,
+                fmt_frac(f.get("frac_peak")) if f else DASH,
+            ]
+        )
+    header = [
+        "config",
+        "fastae (fastest)",
+        "best peer",
+        "GEMM-only floor",
+        "fastae vs best peer",
+        "fastae vs floor",
+        "fastae of GEMM peak",
+    ]
     return _table(header, body, [0])
 
 
@@ -381,8 +437,9 @@ def _ordered(items) -> list:
 def _header(result: dict) -> list[str]:
     meta = result.get("meta", {})
     lines = ["# fastae benchmark", ""]
-    machine = ", ".join(str(x) for x in (meta.get("cpu") or meta.get("processor"), meta.get("machine"),
-                                          meta.get("system")) if x)
+    machine = ", ".join(
+        str(x) for x in (meta.get("cpu") or meta.get("processor"), meta.get("machine"), meta.get("system")) if x
+    )
     versions = meta.get("versions") or {}
     if meta.get("python") and "python" not in versions:
         versions = {"python": meta["python"], **versions}
@@ -399,22 +456,27 @@ def _header(result: dict) -> list[str]:
     threads = meta.get("threads")
     detail = meta.get("threads_info") or {}
     extra = "; ".join([*(detail.get("blas") or []), *([f"numba {detail['numba']}"] if "numba" in detail else [])])
-    lines.append(f"- **threads**: {threads if threads is not None else 'not recorded'}"
-                 + (f" ({extra})" if extra else ""))
+    lines.append(
+        f"- **threads**: {threads if threads is not None else 'not recorded'}" + (f" ({extra})" if extra else "")
+    )
     if detail.get("xla"):
         lines.append(f"- **XLA threads**: {detail['xla']}")
     blas = meta.get("blas") or {}
-    libs = [" ".join(str(x) for x in (lib.get("internal_api"), lib.get("version")) if x)
-            + (f", {lib['architecture']} kernels" if lib.get("architecture") else "")
-            for lib in blas.get("libraries") or []]
+    libs = [
+        " ".join(str(x) for x in (lib.get("internal_api"), lib.get("version")) if x)
+        + (f", {lib['architecture']} kernels" if lib.get("architecture") else "")
+        for lib in blas.get("libraries") or []
+    ]
     if libs and not meta.get("machine_info"):  # the machine section above names every BLAS already
         lines.append(f"- **BLAS**: {'; '.join(libs)}")
     quick = meta.get("quick")
     mode = "not recorded" if quick is None else ("quick" if quick else "full")
     st = meta.get("settings") or {}
     if {"samples", "target_s", "warmup"} <= set(st):
-        mode += (f": {st['samples']} interleaved samples, each the mean of enough calls to last at least "
-                 f"{fmt_time(st['target_s'])}, after {st['warmup']} warm-up calls")
+        mode += (
+            f": {st['samples']} interleaved samples, each the mean of enough calls to last at least "
+            f"{fmt_time(st['target_s'])}, after {st['warmup']} warm-up calls"
+        )
         if st.get("settle_s"):
             mode += f"; each sample after a {fmt_time(st['settle_s'])} pause and one untimed call"
     lines.append(f"- **mode**: {mode}")
@@ -430,9 +492,11 @@ def _header(result: dict) -> list[str]:
         lines += ["", f"> **Warning**: {blas['warning']}"]
     bad = failures(result)
     if bad:
-        lines += ["", f"> **{len(bad)} row{'s' if len(bad) != 1 else ''} WRONG or failed**: "
-                      + "; ".join(f"{r.get('suite')} {r.get('config', DASH)} {r.get('contestant', DASH)}"
-                                  for r in bad)]
+        lines += [
+            "",
+            f"> **{len(bad)} row{'s' if len(bad) != 1 else ''} WRONG or failed**: "
+            + "; ".join(f"{r.get('suite')} {r.get('config', DASH)} {r.get('contestant', DASH)}" for r in bad),
+        ]
     return lines
 
 
@@ -448,12 +512,14 @@ def reproduce_command(meta: dict) -> str:
     return " ".join(parts)
 
 
-LEGEND = ("*median*, *min*, *max*: per call, over the interleaved samples. *GFLOP/s*: the matrix products' "
-          "FLOPs at the median time. *of GEMM peak*: that over the measured float32 GEMM peak. *vs best peer*: "
-          "median over the fastest peer's median in the same suite and configuration (below 1x: faster than "
-          "every peer). *error*: relative, against the float64 NumPy reference; a contestant whose answer fails "
-          "its check is marked **WRONG** and not timed. The GEMM-only floor (*in italics*) runs the matrix "
-          "products alone: not a competitor, the bound that fused kernels are measured against.")
+LEGEND = (
+    "*median*, *min*, *max*: per call, over the interleaved samples. *GFLOP/s*: the matrix products' "
+    "FLOPs at the median time. *of GEMM peak*: that over the measured float32 GEMM peak. *vs best peer*: "
+    "median over the fastest peer's median in the same suite and configuration (below 1x: faster than "
+    "every peer). *error*: relative, against the float64 NumPy reference; a contestant whose answer fails "
+    "its check is marked **WRONG** and not timed. The GEMM-only floor (*in italics*) runs the matrix "
+    "products alone: not a competitor, the bound that fused kernels are measured against."
+)
 
 
 def markdown(result: dict, images=()) -> str:
@@ -463,8 +529,11 @@ def markdown(result: dict, images=()) -> str:
     if _rows_of(result, "train"):
         lines += ["", "## Training step: fastae vs best peer vs GEMM floor", ""]
         lines += train_summary(result)
-        lines += ["", "Ratios are of times: *fastae vs best peer* below 1x means fastae is faster than every peer; "
-                      "*fastae vs floor* is how many times longer fastae takes than the matrix products alone."]
+        lines += [
+            "",
+            "Ratios are of times: *fastae vs best peer* below 1x means fastae is faster than every peer; "
+            "*fastae vs floor* is how many times longer fastae takes than the matrix products alone.",
+        ]
     for suite in suites_in(result):
         title, about = SUITE_INFO.get(suite, (suite, ""))
         lines += ["", f"## {title}", ""]
@@ -570,14 +639,23 @@ def plot_train(result: dict, path) -> str | None:
                 med = row["median_s"]
                 lo_s, hi_s = _num(row.get("min_s")) or med, _num(row.get("max_s")) or med
                 ax.barh(y, med - xmin, left=xmin, height=bar_h * 0.85, linewidth=0.8, **styles[name])
-                ax.errorbar(med, y, xerr=[[med - lo_s], [hi_s - med]], fmt="none", ecolor="#333333",
-                            elinewidth=0.8, capsize=2)
+                ax.errorbar(
+                    med, y, xerr=[[med - lo_s], [hi_s - med]], fmt="none", ecolor="#333333", elinewidth=0.8, capsize=2
+                )
                 ax.text(hi_s * 1.12, y, fmt_time(med), va="center", ha="left", fontsize=8.5)
             else:
                 bad = is_bad(row)
-                ax.text(xmin * 1.15, y, _missing_label(row), va="center", ha="left", fontsize=8.5,
-                        color="#b00000" if bad else "#707070", style="normal" if bad else "italic",
-                        weight="bold" if bad else "normal")
+                ax.text(
+                    xmin * 1.15,
+                    y,
+                    _missing_label(row),
+                    va="center",
+                    ha="left",
+                    fontsize=8.5,
+                    color="#b00000" if bad else "#707070",
+                    style="normal" if bad else "italic",
+                    weight="bold" if bad else "normal",
+                )
     ax.set_xscale("log")
     ax.set_xlim(xmin, xmax)
     ax.xaxis.set_major_locator(LogLocator(base=10))
@@ -590,11 +668,13 @@ def plot_train(result: dict, path) -> str | None:
     ax.set_axisbelow(True)
     ax.set_xlabel("time per training step (median over samples, log scale; whiskers: min to max)")
     meta = result.get("meta", {})
-    ax.set_title("One training step (forward, backward, Adam), float32" + _subtitle(meta) + "\nshorter is faster",
-                 fontsize=11)
+    ax.set_title(
+        "One training step (forward, backward, Adam), float32" + _subtitle(meta) + "\nshorter is faster", fontsize=11
+    )
     handles = _handles(names, styles, rows)
-    fig.legend(handles=handles, loc="outside lower center", ncol=_legend_columns(handles, 10), fontsize=9,
-               frameon=False)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=_legend_columns(handles, 10), fontsize=9, frameon=False
+    )
     return _save(fig, path)
 
 
@@ -611,8 +691,16 @@ def _handles(names, styles, rows):
     from matplotlib.patches import Patch
 
     timed = {r.get("contestant") for r in rows if _ok(r)}
-    return [Patch(facecolor=styles[nm]["color"], edgecolor=styles[nm].get("edgecolor", "none"),
-                  hatch=styles[nm].get("hatch"), label=nm) for nm in names if nm in timed]
+    return [
+        Patch(
+            facecolor=styles[nm]["color"],
+            edgecolor=styles[nm].get("edgecolor", "none"),
+            hatch=styles[nm].get("hatch"),
+            label=nm,
+        )
+        for nm in names
+        if nm in timed
+    ]
 
 
 def _subtitle(meta: dict) -> str:
@@ -662,21 +750,36 @@ def plot_throughput(result: dict, path) -> str | None:
                     g = row["gflops"]
                     ax.bar(x, g - ymin, bottom=ymin, width=bar_w * 0.88, linewidth=0.8, **styles[name])
                     label = fmt_frac(row.get("frac_peak")) if peak else _sig3(g)
-                    ax.text(x, g * 1.12, label, ha="center", va="bottom", fontsize=9 if wide else 7.5,
-                            rotation=0 if wide else 90, zorder=4,
-                            bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none",
-                                  "alpha": 0.85})
+                    ax.text(
+                        x,
+                        g * 1.12,
+                        label,
+                        ha="center",
+                        va="bottom",
+                        fontsize=9 if wide else 7.5,
+                        rotation=0 if wide else 90,
+                        zorder=4,
+                        bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+                    )
                 else:
                     bad = is_bad(row)
-                    ax.text(x, ymin * 1.2, str(row.get("status", "?")).upper() if bad else "skipped",
-                            ha="center", va="bottom", rotation=90, fontsize=9 if wide else 7.5,
-                            color="#b00000" if bad else "#707070", weight="bold" if bad else "normal")
+                    ax.text(
+                        x,
+                        ymin * 1.2,
+                        str(row.get("status", "?")).upper() if bad else "skipped",
+                        ha="center",
+                        va="bottom",
+                        rotation=90,
+                        fontsize=9 if wide else 7.5,
+                        color="#b00000" if bad else "#707070",
+                        weight="bold" if bad else "normal",
+                    )
         if peak:
             ax.axhline(peak, color="#b00000", linestyle="--", linewidth=1.3, zorder=3)
-        ax.set_xticks(range(len(configs)), [_config_label(c).replace("\n", ", ", 1) for c in configs],
-                      fontsize=8.5)
-        ax.set_xlim(-0.5 - max(0.05, (1 - n * bar_w) / 2 - 0.25), len(configs) - 0.5
-                    + max(0.05, (1 - n * bar_w) / 2 - 0.25))
+        ax.set_xticks(range(len(configs)), [_config_label(c).replace("\n", ", ", 1) for c in configs], fontsize=8.5)
+        ax.set_xlim(
+            -0.5 - max(0.05, (1 - n * bar_w) / 2 - 0.25), len(configs) - 0.5 + max(0.05, (1 - n * bar_w) / 2 - 0.25)
+        )
         ax.set_yscale("log")
         ax.set_ylim(ymin, ymax)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
@@ -684,14 +787,27 @@ def plot_throughput(result: dict, path) -> str | None:
         ax.set_axisbelow(True)
         ax.set_ylabel("GFLOP/s (log scale)")
         ax.set_title(titles.get(suite, suite), fontsize=10, loc="left")
-    fig.suptitle("Achieved GFLOP/s against the measured GEMM peak" + _subtitle(result.get("meta", {}))
-                 + "\nmatrix products only; bar labels: fraction of the peak; taller is better", fontsize=11)
+    fig.suptitle(
+        "Achieved GFLOP/s against the measured GEMM peak"
+        + _subtitle(result.get("meta", {}))
+        + "\nmatrix products only; bar labels: fraction of the peak; taller is better",
+        fontsize=11,
+    )
     handles = _handles(names, styles, all_rows)
     if peak:
-        handles.append(Line2D([], [], color="#b00000", linestyle="--", linewidth=1.3,
-                              label=f"float32 GEMM peak, {_sig3(peak)} GFLOP/s"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=_legend_columns(handles, fig_w), fontsize=9,
-               frameon=False)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#b00000",
+                linestyle="--",
+                linewidth=1.3,
+                label=f"float32 GEMM peak, {_sig3(peak)} GFLOP/s",
+            )
+        )
+    fig.legend(
+        handles=handles, loc="outside lower center", ncol=_legend_columns(handles, fig_w), fontsize=9, frameon=False
+    )
     return _save(fig, path)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import timing
 from .configs import CONFIGS, ENCODE_BATCH, data, initial_weights
-from .contestants import FASTAE, FLOOR, PEER, Fastae, GemmFloor, vae_eps
+from .contestants import FLOOR, PEER, Fastae, GemmFloor, vae_eps
 
 # Relative error allowed against the float64 reference. Correct float32 contestants land near 1e-7; one Adam step
 # moves the loss by about 1.6e-3 on the small config, so the bounds must sit far below that for a step that
@@ -37,13 +37,18 @@ def blas_info() -> dict:
     from threadpoolctl import threadpool_info
 
     pinned = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
-    libs = [{k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for d in threadpool_info() if d.get("user_api") == "blas"]
+    libs = [
+        {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+        for d in threadpool_info()
+        if d.get("user_api") == "blas"
+    ]
     warning = None
     if pinned:
-        warning = (f"NumPy's OpenBLAS kernels are pinned by {pinned}: the GEMM peak and every NumPy/BLAS-based "
-                   f"contestant are understated. For a fair run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
-                   f"fastae bench ...")
+        warning = (
+            f"NumPy's OpenBLAS kernels are pinned by {pinned}: the GEMM peak and every NumPy/BLAS-based "
+            f"contestant are understated. For a fair run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "
+            f"fastae bench ..."
+        )
     return {"libraries": libs, "pinned_env": pinned, "warning": warning}
 
 
@@ -63,8 +68,17 @@ def gemm_peak(quick: bool) -> dict:
     out = np.empty_like(a)
     res = timing.interleaved({"gemm": lambda: np.matmul(a, b, out=out)}, **settings(quick))["gemm"]
     flops = 2 * GEMM_N**3
-    return {"suite": "gemm", "config": f"{GEMM_N}x{GEMM_N}", "contestant": "numpy matmul", "kind": FLOOR,
-            "status": "ok", "flops": flops, "gflops": flops / res["median_s"] / 1e9, "frac_peak": 1.0, **res}
+    return {
+        "suite": "gemm",
+        "config": f"{GEMM_N}x{GEMM_N}",
+        "contestant": "numpy matmul",
+        "kind": FLOOR,
+        "status": "ok",
+        "flops": flops,
+        "gflops": flops / res["median_s"] / 1e9,
+        "frac_peak": 1.0,
+        **res,
+    }
 
 
 def _rel_error(got, want) -> float:
@@ -161,11 +175,23 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
                 if row["status"] == "ok" and peers:
                     row["ratio_to_best_peer"] = row["median_s"] / min(peers)
                 if row["status"] == "ok":
-                    log(f"  {suite:8s} {name:8s} {row['contestant']:22s} median {row['median_s'] * 1e6:10.1f} us"
-                        f"  ({row['gflops']:.1f} GFLOP/s, {row['frac_peak']:.0%} of peak)")
+                    log(
+                        f"  {suite:8s} {name:8s} {row['contestant']:22s} median {row['median_s'] * 1e6:10.1f} us"
+                        f"  ({row['gflops']:.1f} GFLOP/s, {row['frac_peak']:.0%} of peak)"
+                    )
             rows.extend(suite_rows)
-    meta = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
-            "quick": quick, "settings": st, "seconds": time.time() - started, "gemm_peak_gflops": peak["gflops"],
-            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)), "configs": configs,
-            "contestants": [c.name for c in contestants], "blas": blas, "cpu_count": os.cpu_count()}
+    meta = {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "quick": quick,
+        "settings": st,
+        "seconds": time.time() - started,
+        "gemm_peak_gflops": peak["gflops"],
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "configs": configs,
+        "contestants": [c.name for c in contestants],
+        "blas": blas,
+        "cpu_count": os.cpu_count(),
+    }
     return {"meta": meta, "rows": rows, "wrong": [r for r in rows if r.get("status") in ("WRONG", "failed")]}

@@ -17,8 +17,11 @@ def set_threads(n: int) -> dict:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     _blas_limit = threadpool_limits(limits=n)  # kept alive: the limit holds while this object lives
-    info = {"threads": n, "blas": [f"{d['internal_api']} {d.get('version')} ({d['num_threads']} threads)"
-                                   for d in threadpool_info()], "xla": set_xla_threads(n)}
+    info = {
+        "threads": n,
+        "blas": [f"{d['internal_api']} {d.get('version')} ({d['num_threads']} threads)" for d in threadpool_info()],
+        "xla": set_xla_threads(n),
+    }
     try:
         import numba
 
@@ -51,6 +54,8 @@ def set_xla_threads(n: int) -> str:
     if _XLA_EIGEN in flags:
         return f"XLA_FLAGS={flags!r} kept (the flag was already set)"
     os.environ["XLA_FLAGS"] = f"{flags} {_XLA_EIGEN}={'false' if n == 1 else 'true'}".strip()
-    return (f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}; the XLA CPU pool has os.sched_getaffinity threads "
-            f"({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}), "
-            f"which no flag sets")
+    return (
+        f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}; the XLA CPU pool has os.sched_getaffinity threads "
+        f"({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}), "
+        f"which no flag sets"
+    )

@@ -54,5 +54,13 @@ def interleaved(fns: dict, *, samples: int, target_s: float, warmup: int = 3, se
             for _ in range(k):
                 fn()
             times[name].append((time.perf_counter() - t0) / k)
-    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "samples": len(ts),
-                   "inner": inner[name]} for name, ts in times.items()}
+    return {
+        name: {
+            "median_s": statistics.median(ts),
+            "min_s": min(ts),
+            "max_s": max(ts),
+            "samples": len(ts),
+            "inner": inner[name],
+        }
+        for name, ts in times.items()
+    }

@@ -212,11 +212,34 @@ class Autoencoder(BaseModel):
     _kind = "Autoencoder"
     _STRUCTURAL = ("hidden", "activation", "code_activation", "loss", "tied", "dtype")
 
-    def __init__(self, hidden=(256,), activation="sigmoid", code_activation=None, loss="bce", tied=True,
-                 noise=None, sparsity=None, contractive=0.0, weight_decay=0.0, pretrain=None,
-                 pretrain_epochs=None, optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=256,
-                 epochs=10, shuffle=True, early_stopping=False, validation_fraction=0.1, patience=5, tol=1e-4,
-                 backend="auto", dtype="float32", random_state=None, verbose=False):
+    def __init__(
+        self,
+        hidden=(256,),
+        activation="sigmoid",
+        code_activation=None,
+        loss="bce",
+        tied=True,
+        noise=None,
+        sparsity=None,
+        contractive=0.0,
+        weight_decay=0.0,
+        pretrain=None,
+        pretrain_epochs=None,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        batch_size=256,
+        epochs=10,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        tol=1e-4,
+        backend="auto",
+        dtype="float32",
+        random_state=None,
+        verbose=False,
+    ):
         self.hidden = hidden
         self.activation = activation
         self.code_activation = code_activation
@@ -258,12 +281,16 @@ class Autoencoder(BaseModel):
         code_act = self._code_activation()
         if self.contractive > 0:
             if len(hidden) != 1 or code_act not in act.CONTRACTIVE_ACTIVATIONS:
-                raise ValueError(f"contractive > 0 needs a single-layer encoder with activation in "
-                                 f"{list(act.CONTRACTIVE_ACTIVATIONS)}; got hidden={hidden} with code "
-                                 f"activation {code_act!r}")
+                raise ValueError(
+                    f"contractive > 0 needs a single-layer encoder with activation in "
+                    f"{list(act.CONTRACTIVE_ACTIVATIONS)}; got hidden={hidden} with code "
+                    f"activation {code_act!r}"
+                )
         if sparsity and sparsity[0] == "kl" and code_act != "sigmoid":
-            raise ValueError(f"sparsity=('kl', rho, beta) needs code activations in (0, 1), i.e. a sigmoid code "
-                             f"layer; got code activation {code_act!r}. Use ('l1', lam) for other activations")
+            raise ValueError(
+                f"sparsity=('kl', rho, beta) needs code activations in (0, 1), i.e. a sigmoid code "
+                f"layer; got code activation {code_act!r}. Use ('l1', lam) for other activations"
+            )
         if self.pretrain not in (None, "layerwise"):
             raise ValueError(f"pretrain must be None or 'layerwise', got {self.pretrain!r}")
         if self.pretrain_epochs is not None:
@@ -279,15 +306,25 @@ class Autoencoder(BaseModel):
         dims = (self.n_features_in_,) + self._hidden
         k = len(self._hidden)
         self._dims = dims
-        self._encoder = [Dense(f"encoder.{i}.weight", f"encoder.{i}.bias",
-                               self._code_activation() if i == k - 1 else self.activation) for i in range(k)]
+        self._encoder = [
+            Dense(
+                f"encoder.{i}.weight", f"encoder.{i}.bias", self._code_activation() if i == k - 1 else self.activation
+            )
+            for i in range(k)
+        ]
         out_act = act.output_activation(self._fitted_structure["loss"])
         self._decoder = []
         for j in range(k):
             src = k - 1 - j  # decoder layer j inverts encoder layer k-1-j
             weight = f"encoder.{src}.weight" if self._fitted_structure["tied"] else f"decoder.{j}.weight"
-            self._decoder.append(Dense(weight, f"decoder.{j}.bias", out_act if j == k - 1 else self.activation,
-                                       transpose=self._fitted_structure["tied"]))
+            self._decoder.append(
+                Dense(
+                    weight,
+                    f"decoder.{j}.bias",
+                    out_act if j == k - 1 else self.activation,
+                    transpose=self._fitted_structure["tied"],
+                )
+            )
 
     def _param_shapes(self):
         dims, k = self._dims, len(self._hidden)
@@ -318,8 +355,9 @@ class Autoencoder(BaseModel):
         code = enc_hs[-1]
         dec_hs = network.forward(B, P, self._decoder[:-1], code)
         last = self._decoder[-1]
-        loss, delta = B.output_loss_grad(dec_hs[-1], P[last.weight], P[last.bias], x, self._fitted_structure["loss"],
-                                         last.transpose)
+        loss, delta = B.output_loss_grad(
+            dec_hs[-1], P[last.weight], P[last.bias], x, self._fitted_structure["loss"], last.transpose
+        )
         grads = {}
         dcode = network.backward(B, P, self._decoder, dec_hs, delta, grads, need_dx=True)
         if self._sparsity is not None:
@@ -345,15 +383,20 @@ class Autoencoder(BaseModel):
         return loss, grads
 
     def _fused_stepper(self):
-        """For a one-hidden-layer model without penalties on a backend with the ``fused_ae1_step`` capability: a callable
-        ``(x, step, t)`` that runs update ``t`` in one backend call and returns ``(loss, None)`` after committing
-        a finite update, ``(loss, name)`` naming the first parameter whose update was not finite (nothing
+        """For a one-hidden-layer model without penalties on a backend with the ``fused_ae1_step`` capability: a
+        callable ``(x, step, t)`` that runs update ``t`` in one backend call and returns ``(loss, None)`` after
+        committing a finite update, ``(loss, name)`` naming the first parameter whose update was not finite (nothing
         committed), or ``None`` for a batch too large for it (the caller then runs the op-by-op path). ``None``
         instead of a callable when the model or backend has no fused step. Built once per epoch: the settings it
         binds are fixed for an epoch."""
         B = self._B
-        if (not contract.supports(B, contract.FUSED_AE1_STEP) or len(self._hidden) != 1 or self._sparsity is not None
-                or self.contractive > 0 or self.weight_decay > 0):
+        if (
+            not contract.supports(B, contract.FUSED_AE1_STEP)
+            or len(self._hidden) != 1
+            or self._sparsity is not None
+            or self.contractive > 0
+            or self.weight_decay > 0
+        ):
             return None
         opt, P, k = self._optimizer, self._params, self._hidden[0]
         # Built again only when what it binds changes: partial_fit calls this once per call
@@ -363,8 +406,17 @@ class Autoencoder(BaseModel):
             return cached[3]
         tied = self._fitted_structure["tied"]
         names = _FUSED_TIED if tied else _FUSED_UNTIED
-        run = B.ae1_stepper(tied, self._encoder[0].activation, self._fitted_structure["loss"], opt.name, opt.lr,
-                            opt.momentum, training.ADAM_BETA1, training.ADAM_BETA2, training.ADAM_EPS)
+        run = B.ae1_stepper(
+            tied,
+            self._encoder[0].activation,
+            self._fitted_structure["loss"],
+            opt.name,
+            opt.lr,
+            opt.momentum,
+            training.ADAM_BETA1,
+            training.ADAM_BETA2,
+            training.ADAM_EPS,
+        )
         noise, key = None, self._key
         if self._noise is not None:
             kind, level = self._noise
@@ -408,18 +460,31 @@ class Autoencoder(BaseModel):
             else:
                 loss = "bce" if self._encoder[i - 1].activation == "sigmoid" else "mse"
             seed = rng.random_bits(self._key, rng.STREAM_INIT, 0x80000000 + i, 1, 2)[0]
-            layer = Autoencoder(hidden=(self._hidden[i],), activation=L.activation, loss=loss, tied=True,
-                                noise=self.noise, weight_decay=self.weight_decay, optimizer=self.optimizer,
-                                learning_rate=self.learning_rate, momentum=self.momentum,
-                                batch_size=self.batch_size, epochs=epochs, shuffle=self.shuffle,
-                                backend=self.backend_, dtype=self._fitted_structure["dtype"],
-                                random_state=int(seed[0]) | (int(seed[1]) << 32), verbose=self.verbose)
+            layer = Autoencoder(
+                hidden=(self._hidden[i],),
+                activation=L.activation,
+                loss=loss,
+                tied=True,
+                noise=self.noise,
+                weight_decay=self.weight_decay,
+                optimizer=self.optimizer,
+                learning_rate=self.learning_rate,
+                momentum=self.momentum,
+                batch_size=self.batch_size,
+                epochs=epochs,
+                shuffle=self.shuffle,
+                backend=self.backend_,
+                dtype=self._fitted_structure["dtype"],
+                random_state=int(seed[0]) | (int(seed[1]) << 32),
+                verbose=self.verbose,
+            )
             layer._setup(below.shape[1])
             try:
                 training.fit_loop(layer, below, None, epochs, layer.history_, desc=f"pretrain layer {i + 1}")
             except DivergenceError as exc:
-                raise DivergenceError(f"layer-wise pretraining of layer {i + 1} of {len(self._encoder)} "
-                                      f"diverged: {exc}") from exc
+                raise DivergenceError(
+                    f"layer-wise pretraining of layer {i + 1} of {len(self._encoder)} diverged: {exc}"
+                ) from exc
             losses.append(layer.history_.get("loss", []))
             W = layer._params["encoder.0.weight"]
             j = len(self._encoder) - 1 - i
@@ -489,8 +554,10 @@ class Autoencoder(BaseModel):
         def rows(x, _):
             h = network.forward(self._B, self._params, self._decoder[:-1], self._encode(x))[-1]
             last = self._decoder[-1]
-            return self._B.output_row_loss(h, self._params[last.weight], self._params[last.bias], x,
-                                           self._fitted_structure["loss"], last.transpose)
+            return self._B.output_row_loss(
+                h, self._params[last.weight], self._params[last.bias], x, self._fitted_structure["loss"], last.transpose
+            )
+
         return self._chunked(self._B.xp.asarray(X), rows)
 
     @consistent

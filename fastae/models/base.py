@@ -78,8 +78,7 @@ class BaseModel:
         valid = self._get_param_names()
         for key, value in params.items():
             if key not in valid:
-                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; valid parameters are "
-                                 f"{valid}")
+                raise ValueError(f"invalid parameter {key!r} for {type(self).__name__}; valid parameters are {valid}")
             setattr(self, key, value)
         return self
 
@@ -98,9 +97,12 @@ class BaseModel:
         # Only scikit-learn calls this, so importing it here keeps it off fastae's own import path.
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
-        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags(preserves_dtype=[self.dtype]),
-                    input_tags=InputTags(two_d_array=True, allow_nan=False))
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=[self.dtype]),
+            input_tags=InputTags(two_d_array=True, allow_nan=False),
+        )
 
     # --- pickling (for users' own caches and multiprocessing; fastae's model files never use it) ------------
     def __getstate__(self):
@@ -134,8 +136,7 @@ class BaseModel:
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("batch_size", self.batch_size, low=1, integer=True)
         check_number("epochs", self.epochs, low=0, integer=True)
-        check_number("validation_fraction", self.validation_fraction, low=0, high=1, low_open=True,
-                     high_open=True)
+        check_number("validation_fraction", self.validation_fraction, low=0, high=1, low_open=True, high_open=True)
         check_number("patience", self.patience, low=1, integer=True)
         check_number("tol", self.tol, low=0)
         for flag in ("shuffle", "early_stopping", "verbose"):
@@ -152,9 +153,15 @@ class BaseModel:
                 self._check_feature_names(X, name)
             config = self._config()
         B = self.__dict__.get("_B")
-        return check_array(X, dtype=config["dtype"], name=name, n_features=n_features,
-                           in_unit_interval=config["loss"] == "bce", owner=type(self).__name__,
-                           scan=B.values_ok if B is not None and contract.VALUES_SCAN in B.CAPABILITIES else None)
+        return check_array(
+            X,
+            dtype=config["dtype"],
+            name=name,
+            n_features=n_features,
+            in_unit_interval=config["loss"] == "bce",
+            owner=type(self).__name__,
+            scan=B.values_ok if B is not None and contract.VALUES_SCAN in B.CAPABILITIES else None,
+        )
 
     def _record_feature_names_from(self, names):
         """``feature_names_in_`` from a data frame's string column names (none for an array)."""
@@ -173,16 +180,21 @@ class BaseModel:
         if fitted is None or names is None:
             import warnings
 
-            warnings.warn(f"{name} has feature names, but {type(self).__name__} was fitted without feature names"
-                          if fitted is None else
-                          f"{name} does not have valid feature names, but {type(self).__name__} was fitted with "
-                          f"feature names", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{name} has feature names, but {type(self).__name__} was fitted without feature names"
+                if fitted is None
+                else f"{name} does not have valid feature names, but {type(self).__name__} was fitted with "
+                f"feature names",
+                UserWarning,
+                stacklevel=3,
+            )
             return
         if len(names) != len(fitted) or not all(a == b for a, b in zip(names, fitted)):
             unseen = [n for n in names if n not in set(fitted)]
             missing = [n for n in fitted if n not in set(names)]
             detail = (f"; unseen at fit: {unseen[:5]}" if unseen else "") + (
-                f"; seen at fit, now missing: {missing[:5]}" if missing else "")
+                f"; seen at fit, now missing: {missing[:5]}" if missing else ""
+            )
             if not unseen and not missing:
                 detail = "; the same names in another order"
             raise ValueError(f"The feature names should match those that were passed during fit{detail}")
@@ -269,8 +281,9 @@ class BaseModel:
         return {k: self._B.xp.asarray(v) for k, v in params.items()}
 
     @updating
-    def fit(self, X, y=None, *, validation_data=None, on_divergence=None, checkpoint=None, checkpoint_every=1,
-            resume=False):
+    def fit(
+        self, X, y=None, *, validation_data=None, on_divergence=None, checkpoint=None, checkpoint_every=1, resume=False
+    ):
         """Train from scratch on ``X`` for ``epochs`` epochs.
 
         Every call starts over (unless it resumes from a checkpoint): a new seed from ``random_state``, new weights
@@ -354,11 +367,22 @@ class BaseModel:
             self._pretrain(X)
         write = None
         if checkpoint is not None:
+
             def write(epoch, early):
                 if epoch % checkpoint_every == 0 or epoch == self.epochs:
                     self._write_checkpoint(checkpoint, epoch, early)
-        training.fit_loop(self, X, X_val, self.epochs, self.history_, desc=type(self).__name__,
-                          on_divergence=on_divergence, progress=progress, after_epoch=write)
+
+        training.fit_loop(
+            self,
+            X,
+            X_val,
+            self.epochs,
+            self.history_,
+            desc=type(self).__name__,
+            on_divergence=on_divergence,
+            progress=progress,
+            after_epoch=write,
+        )
         return self
 
     # --- checkpoints --------------------------------------------------------------------------------------------
@@ -367,8 +391,12 @@ class BaseModel:
         stopping's best loss, patience count and best weights."""
         best, best_params, wait = early
         extra = {f"checkpoint.best.{k}": self._B.to_numpy(v) for k, v in (best_params or {}).items()}
-        state = {"epoch": epoch, "wait": wait,
-                 "best": None if not math.isfinite(best) else best, "loss_ref": self._loss_ref_}
+        state = {
+            "epoch": epoch,
+            "wait": wait,
+            "best": None if not math.isfinite(best) else best,
+            "loss_ref": self._loss_ref_,
+        }
         self.save(path, _extra_tensors=extra, _checkpoint=state)
 
     def _resume_from(self, path, n_features):
@@ -381,14 +409,16 @@ class BaseModel:
         mine = _jsonable({**self.get_params(), "random_state": None})
         theirs = {**config, "random_state": None}
         # epochs may grow (train on from where the checkpoint left); verbose changes nothing computed
-        differ = sorted(k for k in set(mine) | set(theirs)
-                        if k not in ("epochs", "verbose") and mine.get(k) != theirs.get(k))
+        differ = sorted(
+            k for k in set(mine) | set(theirs) if k not in ("epochs", "verbose") and mine.get(k) != theirs.get(k)
+        )
         if differ:
             raise ValueError(f"{where} was written by a model with other parameters: {differ}")
         ck = state["checkpoint"]
-        best_params = {k[len("checkpoint.best."):]: v for k, v in tensors.items() if k.startswith("checkpoint.best.")}
-        loaded = self._from_file(config, {k: v for k, v in tensors.items() if not k.startswith("checkpoint.")},
-                                 state, backend=self.backend)
+        best_params = {k[len("checkpoint.best.") :]: v for k, v in tensors.items() if k.startswith("checkpoint.best.")}
+        loaded = self._from_file(
+            config, {k: v for k, v in tensors.items() if not k.startswith("checkpoint.")}, state, backend=self.backend
+        )
         if loaded.n_features_in_ != n_features:
             raise ValueError(f"{where} has {loaded.n_features_in_} features, but X has {n_features}")
         epoch = _state_int(ck, "epoch", 0, MAX_UPDATES)
@@ -399,8 +429,13 @@ class BaseModel:
             raise ValueError(f"{where} has a malformed checkpoint state {ck!r}")
         keep = self.__dict__.get("random_state")
         with publishing(self):
-            self.__dict__.update({k: v for k, v in loaded.__dict__.items()
-                                  if k not in self._get_param_names() and k not in ("_locks", "_version")})
+            self.__dict__.update(
+                {
+                    k: v
+                    for k, v in loaded.__dict__.items()
+                    if k not in self._get_param_names() and k not in ("_locks", "_version")
+                }
+            )
             self.random_state = keep
             self._loss_ref_ = ref
         best_params = self._checked_weights(best_params) if best_params else None
@@ -447,11 +482,15 @@ class BaseModel:
                 backend, derived = self._validated()
                 for name, before in self._fitted_structure.items():
                     if not _same(getattr(self, name), before):
-                        raise ValueError(f"partial_fit continues the fitted model, whose {name} is {before!r}, "
-                                         f"but {name} is now {getattr(self, name)!r}; call fit to start over")
+                        raise ValueError(
+                            f"partial_fit continues the fitted model, whose {name} is {before!r}, "
+                            f"but {name} is now {getattr(self, name)!r}; call fit to start over"
+                        )
                 if backend.NAME != self.backend_:
-                    raise ValueError(f"partial_fit continues the fitted model on backend {self.backend_!r}, but "
-                                     f"backend={self.backend!r} now resolves to {backend.NAME!r}")
+                    raise ValueError(
+                        f"partial_fit continues the fitted model on backend {self.backend_!r}, but "
+                        f"backend={self.backend!r} now resolves to {backend.NAME!r}"
+                    )
                 self.__dict__.update(derived)
                 self._optimizer.configure(self.optimizer, self.learning_rate, self.momentum)
                 self._checked_params = snapshot
@@ -474,7 +513,7 @@ class BaseModel:
             dest = self._B.xp.asarray(out)
         with self._B.session():
             for s in range(0, n, INFERENCE_CHUNK):
-                fn(X[s:s + INFERENCE_CHUNK], s, dest[s:s + INFERENCE_CHUNK])
+                fn(X[s : s + INFERENCE_CHUNK], s, dest[s : s + INFERENCE_CHUNK])
         return dest if out is None else out
 
     def _checked_out(self, out, X, width, what):
@@ -491,7 +530,7 @@ class BaseModel:
         if n <= INFERENCE_CHUNK:
             return fn(X, 0)
         with self._B.session():
-            parts = [fn(X[s:s + INFERENCE_CHUNK], s) for s in range(0, n, INFERENCE_CHUNK)]
+            parts = [fn(X[s : s + INFERENCE_CHUNK], s) for s in range(0, n, INFERENCE_CHUNK)]
         return self._B.xp.concatenate(parts, axis=0)
 
     def _finite_rows(self, compute, what):
@@ -503,9 +542,11 @@ class BaseModel:
         bad = np.flatnonzero(~np.isfinite(self._B.to_numpy(rows)))
         if bad.size:
             dtype = self._fitted_structure["dtype"]
-            raise ValueError(f"{what} overflows {dtype} for {bad.size} row(s) of finite input, the first "
-                             f"{bad[:10].tolist()}: their values are too large for a {dtype} model's loss. Scale "
-                             f"the data" + (" or use dtype='float64'" if dtype == "float32" else ""))
+            raise ValueError(
+                f"{what} overflows {dtype} for {bad.size} row(s) of finite input, the first "
+                f"{bad[:10].tolist()}: their values are too large for a {dtype} model's loss. Scale "
+                f"the data" + (" or use dtype='float64'" if dtype == "float32" else "")
+            )
         return rows
 
     def transform(self, X):
@@ -549,8 +590,7 @@ class BaseModel:
         """
         self._check_fitted()
         name, units = self._CODES
-        H = check_array(H, dtype=self._config()["dtype"], name=name, n_features=self._code_size(),
-                        what_features=units)
+        H = check_array(H, dtype=self._config()["dtype"], name=name, n_features=self._code_size(), what_features=units)
         H = self._B.xp.asarray(H)
         out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
         return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
@@ -658,8 +698,9 @@ class BaseModel:
         missing = sorted(set(expected) - set(state_dict))
         extra = sorted(set(state_dict) - set(expected))
         if missing or extra:
-            raise ValueError(f"state_dict does not match this {type(self).__name__}: missing {missing}, "
-                             f"unexpected {extra}")
+            raise ValueError(
+                f"state_dict does not match this {type(self).__name__}: missing {missing}, unexpected {extra}"
+            )
         out = {}
         for name, shape in expected.items():
             a = state_dict[name]
@@ -696,8 +737,14 @@ class BaseModel:
         for pname, st in self._optimizer.state.items():
             for sname, arr in st.items():
                 tensors[f"optimizer.{pname}.{sname}"] = self._B.to_numpy(arr)
-        state = {"n_features_in_": self.n_features_in_, "seed_": str(self.seed_), "t_": self.t_,
-                 "n_epochs_": self.n_epochs_, "history_": self.history_, "backend_": self.backend_}
+        state = {
+            "n_features_in_": self.n_features_in_,
+            "seed_": str(self.seed_),
+            "t_": self.t_,
+            "n_epochs_": self.n_epochs_,
+            "history_": self.history_,
+            "backend_": self.backend_,
+        }
         if hasattr(self, "feature_names_in_"):
             state["feature_names_in_"] = [str(n) for n in self.feature_names_in_]
         state.update(self._extra_state())
@@ -736,9 +783,9 @@ class BaseModel:
         n_epochs = _state_int(state, "n_epochs_", 0, MAX_UPDATES)
         history = state.get("history_", {})
         if not isinstance(history, dict) or not all(
-                isinstance(v, list) and all(_is_history_entry(x) for x in v) for v in history.values()):
-            raise ValueError("the model file's history_ must map names to lists of numbers (or of lists of "
-                             "numbers)")
+            isinstance(v, list) and all(_is_history_entry(x) for x in v) for v in history.values()
+        ):
+            raise ValueError("the model file's history_ must map names to lists of numbers (or of lists of numbers)")
         model.random_state = seed
         try:
             model._setup(n_features, init=False)
@@ -748,13 +795,13 @@ class BaseModel:
         weights = {k: v for k, v in tensors.items() if not k.startswith(("optimizer.", "checkpoint."))}
         model._params = model._checked_weights(weights)
         model._optimizer.state = model._checked_optimizer_state(
-            {k[len("optimizer."):]: v for k, v in tensors.items() if k.startswith("optimizer.")})
+            {k[len("optimizer.") :]: v for k, v in tensors.items() if k.startswith("optimizer.")}
+        )
         model.t_, model.n_epochs_ = t, n_epochs
         model.history_ = history
         names = state.get("feature_names_in_")
         if names is not None:
-            if (not isinstance(names, list) or len(names) != n_features
-                    or not all(isinstance(v, str) for v in names)):
+            if not isinstance(names, list) or len(names) != n_features or not all(isinstance(v, str) for v in names):
                 raise ValueError(f"the model file's feature_names_in_ must be {n_features} strings")
             model.feature_names_in_ = np.asarray(names, dtype=object)
         model._restore_extra_state(state)
@@ -770,19 +817,24 @@ class BaseModel:
         for key, value in tensors.items():
             pname, _, sname = key.rpartition(".")
             if pname not in self._params or sname not in names:
-                raise ValueError(f"the model file's optimizer tensor 'optimizer.{key}' is not a state of the "
-                                 f"{self.optimizer} optimizer ({list(names) or 'none'}) of a weight of this model")
+                raise ValueError(
+                    f"the model file's optimizer tensor 'optimizer.{key}' is not a state of the "
+                    f"{self.optimizer} optimizer ({list(names) or 'none'}) of a weight of this model"
+                )
             p = self._params[pname]
             if value.shape != p.shape or value.dtype != dtype:
-                raise ValueError(f"the model file's optimizer tensor 'optimizer.{key}' has shape {value.shape} "
-                                 f"and dtype {value.dtype}, expected {p.shape} and {dtype}")
+                raise ValueError(
+                    f"the model file's optimizer tensor 'optimizer.{key}' has shape {value.shape} "
+                    f"and dtype {value.dtype}, expected {p.shape} and {dtype}"
+                )
             if not np.isfinite(value).all():
                 raise ValueError(f"the model file's optimizer tensor 'optimizer.{key}' has non-finite values")
             out.setdefault(pname, {})[sname] = self._B.xp.asarray(value)
         for pname, st in out.items():
             if set(st) != set(names):
-                raise ValueError(f"the model file's optimizer state of {pname!r} has {sorted(st)}, expected all "
-                                 f"of {list(names)}")
+                raise ValueError(
+                    f"the model file's optimizer state of {pname!r} has {sorted(st)}, expected all of {list(names)}"
+                )
         return out
 
     def _restore_extra_state(self, state):
@@ -835,8 +887,10 @@ def _reject_positional_validation(y, X):
     if y_shape is None or x_shape is None:
         return
     if len(y_shape) == 2 and len(x_shape) == 2 and y_shape[1] == x_shape[1] and y_shape[1] > 1:
-        raise TypeError(f"the second argument of fit is y, which an autoencoder ignores, but got a 2-D array of "
-                        f"shape {y_shape} as wide as X: to validate on it, pass validation_data=...")
+        raise TypeError(
+            f"the second argument of fit is y, which an autoencoder ignores, but got a 2-D array of "
+            f"shape {y_shape} as wide as X: to validate on it, pass validation_data=..."
+        )
 
 
 def _same(a, b):

@@ -14,7 +14,6 @@ from . import base, network
 from .base import BaseModel
 from .network import Dense
 
-
 # ELBO draws use steps from here on in the sample stream; sample() and encode(sample=True) count up from 1.
 ELBO_STEP0 = 0x80000000
 
@@ -166,10 +165,29 @@ class VAE(BaseModel):
     _STRUCTURAL = ("hidden", "latent", "activation", "loss", "dtype")
     _CODES = ("Z", "latent units")
 
-    def __init__(self, hidden=(400,), latent=20, activation="relu", loss="bce", beta=1.0, weight_decay=0.0,
-                 optimizer="adam", learning_rate=1e-3, momentum=0.9, batch_size=100, epochs=10, shuffle=True,
-                 early_stopping=False, validation_fraction=0.1, patience=5, tol=1e-4, backend="auto",
-                 dtype="float32", random_state=None, verbose=False):
+    def __init__(
+        self,
+        hidden=(400,),
+        latent=20,
+        activation="relu",
+        loss="bce",
+        beta=1.0,
+        weight_decay=0.0,
+        optimizer="adam",
+        learning_rate=1e-3,
+        momentum=0.9,
+        batch_size=100,
+        epochs=10,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        tol=1e-4,
+        backend="auto",
+        dtype="float32",
+        random_state=None,
+        verbose=False,
+    ):
         self.hidden = hidden
         self.latent = latent
         self.activation = activation
@@ -207,8 +225,10 @@ class VAE(BaseModel):
         self._mu = Dense("mu.weight", "mu.bias", "linear")
         self._logvar = Dense("logvar.weight", "logvar.bias", "linear")
         out_act = act.output_activation(self._fitted_structure["loss"])
-        self._decoder = [Dense(f"decoder.{j}.weight", f"decoder.{j}.bias", out_act if j == m else self.activation)
-                         for j in range(m + 1)]
+        self._decoder = [
+            Dense(f"decoder.{j}.weight", f"decoder.{j}.bias", out_act if j == m else self.activation)
+            for j in range(m + 1)
+        ]
 
     def _param_shapes(self):
         dims, m, k = self._dims, len(self._hidden), int(self._fitted_structure["latent"])
@@ -241,8 +261,7 @@ class VAE(BaseModel):
         """``μ`` alone (into ``out`` if given): what encoding, reconstructing and scoring at ``z = μ`` need (the
         log-variance head would be a product thrown away)."""
         h = network.forward(self._B, self._params, self._encoder, x)[-1]
-        return self._B.dense_forward(h, self._params[self._mu.weight], self._params[self._mu.bias], "linear",
-                                     out=out)
+        return self._B.dense_forward(h, self._params[self._mu.weight], self._params[self._mu.bias], "linear", out=out)
 
     def _loss_and_grads(self, x, step, row0=0):
         """Reconstruction + β KL on batch ``x`` with ``ε`` drawn at update ``step``, and the gradient of every
@@ -369,8 +388,7 @@ class VAE(BaseModel):
         step = self._next_sample_step()
         dt = np.dtype(self._fitted_structure["dtype"])
         z = rng.normal(self._key, rng.STREAM_SAMPLE, step, int(n), self._code_size(), dtype=dt)
-        return self._into(self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest), self.n_features_in_,
-                          None)
+        return self._into(self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest), self.n_features_in_, None)
 
     def _rec_rows(self, x, z):
         B, P = self._B, self._params
@@ -444,8 +462,9 @@ class VAE(BaseModel):
         """
         self._check_fitted()
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        return self._finite_rows(lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x))),
-                                 "score_samples")
+        return self._finite_rows(
+            lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x))), "score_samples"
+        )
 
     def score(self, X, y=None):
         """Mean ELBO (higher is better).

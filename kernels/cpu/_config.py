@@ -86,5 +86,23 @@ def i64_as_f64(typingctx, x):
     return types.float64(types.int64), codegen
 
 
-__all__ = ["FASTMATH", "JIT", "JIT_PARALLEL", "ORDERED_FASTMATH", "JIT_ROW", "JIT_ROW_PARALLEL", "SIGMOID", "TANH", "RELU", "LINEAR", "ACT_CODE", "PARALLEL_MIN",
-           "f32_as_i32", "i32_as_f32", "f64_as_i64", "i64_as_f64", "njit", "np"]
+__all__ = [
+    "FASTMATH",
+    "JIT",
+    "JIT_PARALLEL",
+    "ORDERED_FASTMATH",
+    "JIT_ROW",
+    "JIT_ROW_PARALLEL",
+    "SIGMOID",
+    "TANH",
+    "RELU",
+    "LINEAR",
+    "ACT_CODE",
+    "PARALLEL_MIN",
+    "f32_as_i32",
+    "i32_as_f32",
+    "f64_as_i64",
+    "i64_as_f64",
+    "njit",
+    "np",
+]

@@ -51,9 +51,24 @@ def _fortran_gemm(typingctx, flags, ints, scal, A, B, C):
 
         fnty = ir.FunctionType(ir.VoidType(), [ptr] * 13)
         fn = cgutils.get_or_insert_function(builder.module, fnty, _SYMBOL[sig.args[5].dtype])
-        builder.call(fn, [at(f, 0), at(f, 1), at(i, 0), at(i, 1), at(i, 2), at(s, 0), builder.bitcast(a, ptr),
-                          at(i, 3), builder.bitcast(b, ptr), at(i, 4), at(s, 1), builder.bitcast(c, ptr),
-                          at(i, 5)])
+        builder.call(
+            fn,
+            [
+                at(f, 0),
+                at(f, 1),
+                at(i, 0),
+                at(i, 1),
+                at(i, 2),
+                at(s, 0),
+                builder.bitcast(a, ptr),
+                at(i, 3),
+                builder.bitcast(b, ptr),
+                at(i, 4),
+                at(s, 1),
+                builder.bitcast(c, ptr),
+                at(i, 5),
+            ],
+        )
         return context.get_dummy_value()
 
     return types.none(flags, ints, scal, A, B, C), codegen

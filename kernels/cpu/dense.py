@@ -85,7 +85,7 @@ def bias_act(a, b, act):
     flat = a.reshape(-1)
     for i0 in range(0, n, rows):
         i1 = min(i0 + rows, n)
-        _bias_act_vec(flat[i0 * m:i1 * m], bt, act)
+        _bias_act_vec(flat[i0 * m : i1 * m], bt, act)
 
 
 @njit(**JIT_PARALLEL)

@@ -46,7 +46,7 @@ import numpy as np
 from numba import literal_unroll, njit, types
 from numba.extending import overload
 
-from ._config import JIT, ORDERED_FASTMATH, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64
+from ._config import ORDERED_FASTMATH, f32_as_i32, f64_as_i64, i32_as_f32, i64_as_f64
 
 # The overloads below compile with _config.ORDERED_FASTMATH (FMA contraction only), as the row bodies do.
 
@@ -228,8 +228,9 @@ _E64_LN2_HI = _F64(6.93147180369123816490e-01)
 _E64_LN2_LO = _F64(1.90821492927058770002e-10)
 # 1/k! for k = 13 .. 2: the Taylor series of e**r on |r| <= ln2/2 has remainder r**14/14! < 3e-18.
 _E64_C = tuple(_F64(1.0 / math.factorial(k)) for k in range(13, 1, -1))
-(_E64_C13, _E64_C12, _E64_C11, _E64_C10, _E64_C9, _E64_C8, _E64_C7, _E64_C6, _E64_C5, _E64_C4, _E64_C3,
- _E64_C2) = _E64_C
+(_E64_C13, _E64_C12, _E64_C11, _E64_C10, _E64_C9, _E64_C8, _E64_C7, _E64_C6, _E64_C5, _E64_C4, _E64_C3, _E64_C2) = (
+    _E64_C
+)
 _F64_ONE = _F64(1.0)
 _F64_INF = _F64(np.inf)
 
@@ -500,5 +501,15 @@ def _py_flush_subnormal(x):
     return flush_subnormal(x)
 
 
-__all__ = ["cast", "exp", "sigmoid", "sigmoid_from_exp", "tanh", "log1p_small",
-           "softplus", "nonfinite", "ubits", "flush_subnormal"]
+__all__ = [
+    "cast",
+    "exp",
+    "sigmoid",
+    "sigmoid_from_exp",
+    "tanh",
+    "log1p_small",
+    "softplus",
+    "nonfinite",
+    "ubits",
+    "flush_subnormal",
+]

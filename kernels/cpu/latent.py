@@ -26,8 +26,14 @@ from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, njit
 from fastae.kernels.cpu.philox import fill_normal_row
 from fastae.kernels.cpu.signatures import of
 
-__all__ = ["gaussian_latent", "gaussian_latent_par", "gaussian_latent_backward", "gaussian_latent_backward_par",
-           "gaussian_kl_rows", "gaussian_kl_rows_par"]
+__all__ = [
+    "gaussian_latent",
+    "gaussian_latent_par",
+    "gaussian_latent_backward",
+    "gaussian_latent_backward_par",
+    "gaussian_kl_rows",
+    "gaussian_kl_rows_par",
+]
 
 # Kernels here compile with _config.JIT_ROW (no 'reassoc'): every value here is evaluated as written (up to FMA
 # contraction). With 'reassoc', LLVM regroups a term such as ((1 + lv) - mu^2) - exp(lv) into the running row sum

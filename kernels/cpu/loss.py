@@ -29,7 +29,6 @@ from numba import prange
 from . import fmath
 from ._config import JIT, JIT_PARALLEL, JIT_ROW, njit
 
-
 # Rows per parallel task (each task allocates one scratch row).
 ROW_BLOCK = 16
 # _ordered_sum adds at most this many terms left to right (a dependent chain: each add waits for the one before);
@@ -47,7 +46,7 @@ def _ordered_sum(t):
     while w > SEQ_MAX:
         h = w // 2
         front = t[:h]
-        back = t[w - h:w]
+        back = t[w - h : w]
         for k in range(h):
             front[k] = front[k] + back[k]
         w -= h
@@ -227,5 +226,13 @@ def output_rows_par(a, c, x, is_bce, row_loss):
         _loss_rows(a, c, x, is_bce, row_loss, i0, min(i0 + ROW_BLOCK, n))
 
 
-__all__ = ["bce_output", "bce_output_par", "mse_output", "mse_output_par", "output_rows", "output_rows_par",
-           "ROW_BLOCK", "SEQ_MAX"]
+__all__ = [
+    "bce_output",
+    "bce_output_par",
+    "mse_output",
+    "mse_output_par",
+    "output_rows",
+    "output_rows_par",
+    "ROW_BLOCK",
+    "SEQ_MAX",
+]

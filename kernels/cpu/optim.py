@@ -171,8 +171,21 @@ def adam(p, g, m, v, step, rs, b1, b2, eps):
     """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``g ← p − s·(m / (√v·r + ε))``, where the caller
     forms ``s = lr / (1 − β₁ᵗ)`` and ``r = 1 / √(1 − β₂ᵗ)`` in float64 (:func:`numpy_ref.adam_scalars`): one
     division and one root per element. Returns True iff every new value is finite."""
-    bad = _adam_block(p, g, m, v, fmath.cast(step, p), fmath.cast(rs, p), fmath.cast(b1, p), fmath.cast(b2, p),
-                      fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p), 0, p.shape[0])
+    bad = _adam_block(
+        p,
+        g,
+        m,
+        v,
+        fmath.cast(step, p),
+        fmath.cast(rs, p),
+        fmath.cast(b1, p),
+        fmath.cast(b2, p),
+        fmath.cast(1.0 - b1, p),
+        fmath.cast(1.0 - b2, p),
+        fmath.cast(eps, p),
+        0,
+        p.shape[0],
+    )
     return bad == 0
 
 

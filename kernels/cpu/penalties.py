@@ -19,8 +19,15 @@ from numba import prange
 from fastae.kernels.cpu._config import JIT_ROW, JIT_ROW_PARALLEL, SIGMOID, TANH, njit
 from fastae.kernels.cpu.signatures import of
 
-__all__ = ["l1_penalty", "l1_penalty_par", "kl_sparsity", "contractive", "contractive_par", "weight_decay",
-           "weight_decay_par"]
+__all__ = [
+    "l1_penalty",
+    "l1_penalty_par",
+    "kl_sparsity",
+    "contractive",
+    "contractive_par",
+    "weight_decay",
+    "weight_decay_par",
+]
 
 # Kernels here compile with _config.JIT_ROW (no 'reassoc') (see latent.py: with it, a row helper's result changed in
 # the last bit with the context LLVM inlined it into). Values are evaluated as written, up to FMA contraction; the

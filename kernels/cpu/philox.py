@@ -39,8 +39,20 @@ from numba import prange
 from fastae import rng
 from fastae.kernels.cpu._config import JIT, JIT_PARALLEL, njit
 
-__all__ = ["philox4x32", "uniform_bits", "box_muller", "fill_bits_row", "fill_uniform_row", "fill_normal_row",
-           "random_bits", "random_bits_par", "uniform", "uniform_par", "normal", "normal_par"]
+__all__ = [
+    "philox4x32",
+    "uniform_bits",
+    "box_muller",
+    "fill_bits_row",
+    "fill_uniform_row",
+    "fill_normal_row",
+    "random_bits",
+    "random_bits_par",
+    "uniform",
+    "uniform_par",
+    "normal",
+    "normal_par",
+]
 
 # All 32-bit words live in uint32 between rounds, but every product and sum is formed in uint64 and masked or
 # truncated back explicitly: Numba promotes uint32 op uint32 to uint64 anyway, and an implicit mix with a signed

@@ -39,11 +39,35 @@ def _block_product(x, W, transposed, out, r0, r1, c0, c1):
     """``out[r0:r1, c0:c1] = x[r0:r1] W[c0:c1]ᵀ`` (``W`` is ``(o, i)``), or ``x[r0:r1] W[:, c0:c1]`` when
     ``transposed`` (``W`` is ``(i, o)``). Every operand is C-contiguous, so its row stride is its width."""
     if transposed:
-        gemm(False, False, r1 - r0, c1 - c0, W.shape[0], x[r0:], x.shape[1], W[:, c0:], W.shape[1], 0.0,
-             out[r0:, c0:], out.shape[1])
+        gemm(
+            False,
+            False,
+            r1 - r0,
+            c1 - c0,
+            W.shape[0],
+            x[r0:],
+            x.shape[1],
+            W[:, c0:],
+            W.shape[1],
+            0.0,
+            out[r0:, c0:],
+            out.shape[1],
+        )
     else:
-        gemm(False, True, r1 - r0, c1 - c0, W.shape[1], x[r0:], x.shape[1], W[c0:], W.shape[1], 0.0,
-             out[r0:, c0:], out.shape[1])
+        gemm(
+            False,
+            True,
+            r1 - r0,
+            c1 - c0,
+            W.shape[1],
+            x[r0:],
+            x.shape[1],
+            W[c0:],
+            W.shape[1],
+            0.0,
+            out[r0:, c0:],
+            out.shape[1],
+        )
 
 
 @njit(**JIT)
@@ -131,8 +155,9 @@ def backward(delta, x, W, transposed, need_dx, dW, db, dx, blocks):
         if need_dx:
             r0, r1 = _split(n, parts, t)
             if r1 > r0:  # dx = δ W (W is (o, i)), or δ Wᵀ when transposed
-                gemm(False, transposed, r1 - r0, dx.shape[1], o, delta[r0:], o, W, W.shape[1], 0.0, dx[r0:],
-                     dx.shape[1])
+                gemm(
+                    False, transposed, r1 - r0, dx.shape[1], o, delta[r0:], o, W, W.shape[1], 0.0, dx[r0:], dx.shape[1]
+                )
 
 
 @njit(**JIT_PARALLEL)

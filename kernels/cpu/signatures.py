@@ -58,14 +58,30 @@ _TABLE = {
     # x and x̃: the caller's batch (read-only or not), and x̃ is x itself without noise, else a fresh array.
     "step.ae1_step": lambda t, A1, A2: [
         (A2(x_ro), A2(xin_ro)) + (A2(), A1(), A2(), A1()) * 4 + (A1(), b1, i8, b1, i8, f8, f8, b1) + (f8,) * 5
-        for x_ro, xin_ro in ((False, False), (True, True), (True, False))],
+        for x_ro, xin_ro in ((False, False), (True, True), (True, False))
+    ],
 }
 
 # Kernels with a parallel twin (``name + "_par"``) of the same signature, used by the numba-pool backend.
-PARALLEL_TWINS = ("dense.bias_act", "dense.act_backward", "dense.col_sum", "loss.bce_output", "loss.mse_output",
-                  "loss.output_rows", "noise.mask_noise", "noise.gaussian_noise", "latent.gaussian_latent",
-                  "latent.gaussian_latent_backward", "latent.gaussian_kl_rows", "penalties.l1_penalty",
-                  "penalties.contractive", "penalties.weight_decay", "optim.sgd", "optim.momentum", "optim.adam")
+PARALLEL_TWINS = (
+    "dense.bias_act",
+    "dense.act_backward",
+    "dense.col_sum",
+    "loss.bce_output",
+    "loss.mse_output",
+    "loss.output_rows",
+    "noise.mask_noise",
+    "noise.gaussian_noise",
+    "latent.gaussian_latent",
+    "latent.gaussian_latent_backward",
+    "latent.gaussian_kl_rows",
+    "penalties.l1_penalty",
+    "penalties.contractive",
+    "penalties.weight_decay",
+    "optim.sgd",
+    "optim.momentum",
+    "optim.adam",
+)
 
 
 # The one-pool ops (products.py), used by the numba-pool backend only: ``transposed``/``need_dx``/``bce`` are

@@ -52,8 +52,39 @@ def _update(p, g, s1, s2, opt, lr, mu, nesterov, b1, b2, omb1, omb2, eps, step, 
 
 
 @njit(**JIT)
-def ae1_step(x, x_in, W, b, Wd, c, W_o, b_o, Wd_o, c_o, sW, sb, sWd, sc, tW, tb, tWd, tc, ws,
-             tied, act, bce, opt, lr, mu, nesterov, b1, b2, eps, step, rs):
+def ae1_step(
+    x,
+    x_in,
+    W,
+    b,
+    Wd,
+    c,
+    W_o,
+    b_o,
+    Wd_o,
+    c_o,
+    sW,
+    sb,
+    sWd,
+    sc,
+    tW,
+    tb,
+    tWd,
+    tc,
+    ws,
+    tied,
+    act,
+    bce,
+    opt,
+    lr,
+    mu,
+    nesterov,
+    b1,
+    b2,
+    eps,
+    step,
+    rs,
+):
     """One training step; see the module docstring. ``x`` is the target batch ``(B, n_in)`` and ``x_in`` the
     (possibly corrupted) input; ``W`` is ``(n_hid, n_in)``, ``Wd`` ``(n_in, n_hid)`` (ignored when ``tied``);
     ``*_o`` receive the new parameters; ``s*``/``t*`` are the optimiser state (momentum buffer, or Adam's
@@ -62,15 +93,15 @@ def ae1_step(x, x_in, W, b, Wd, c, W_o, b_o, Wd_o, c_o, sW, sb, sWd, sc, tW, tb,
     n, n_in = x.shape
     k = W.shape[0]
     off = 0
-    h = ws[off:off + n * k].reshape(n, k)
+    h = ws[off : off + n * k].reshape(n, k)
     off += n * k
-    a = ws[off:off + n * n_in].reshape(n, n_in)
+    a = ws[off : off + n * n_in].reshape(n, n_in)
     off += n * n_in
-    dh = ws[off:off + n * k].reshape(n, k)
+    dh = ws[off : off + n * k].reshape(n, k)
     off += n * k
-    gdec = ws[off:off + k * n_in].reshape(k, n_in)  # the tied decoder term of the weight gradient
+    gdec = ws[off : off + k * n_in].reshape(k, n_in)  # the tied decoder term of the weight gradient
     off += k * n_in
-    rows = ws[off:off + n]
+    rows = ws[off : off + n]
 
     # forward
     np.dot(x_in, W.T, h)

@@ -19,14 +19,26 @@ DTYPES = [np.float32, np.float64]
 
 @njit
 def _call(trans_a, trans_b, m, n, k, A, B, beta, C):
-    gemm(trans_a, trans_b, m, n, k, A, A.strides[0] // A.itemsize, B, B.strides[0] // B.itemsize, beta, C,
-         C.strides[0] // C.itemsize)
+    gemm(
+        trans_a,
+        trans_b,
+        m,
+        n,
+        k,
+        A,
+        A.strides[0] // A.itemsize,
+        B,
+        B.strides[0] // B.itemsize,
+        beta,
+        C,
+        C.strides[0] // C.itemsize,
+    )
 
 
 def _block(r, rows, cols, dtype, pad=5):
     """A ``rows × cols`` view, offset by a row and a column, into a wider array."""
     big = r.standard_normal((rows + 2, cols + pad)).astype(dtype)
-    return big[1:rows + 1, 2:cols + 2]
+    return big[1 : rows + 1, 2 : cols + 2]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -38,13 +50,13 @@ def test_gemm_matches_numpy_on_strided_views(dtype, trans_a, trans_b, m, n, k):
     A = _block(r, k, m, dtype) if trans_a else _block(r, m, k, dtype)
     B = _block(r, n, k, dtype) if trans_b else _block(r, k, n, dtype)
     outer = np.full((m + 3, n + 4), 7.0, dtype=dtype)
-    C = outer[2:m + 2, 1:n + 1]
+    C = outer[2 : m + 2, 1 : n + 1]
     C[...] = np.nan  # beta = 0: BLAS never reads C, so no NaN may leak in
     _call(trans_a, trans_b, m, n, k, A, B, 0.0, C)
     opA, opB = f64(A.T if trans_a else A, B.T if trans_b else B)
     close(C, opA @ opB, dtype, err=matmul_err(opA, opB, dtype), what="C")
     untouched = outer.copy()
-    untouched[2:m + 2, 1:n + 1] = 7.0
+    untouched[2 : m + 2, 1 : n + 1] = 7.0
     assert np.all(untouched == 7.0), "gemm wrote outside its block of C"
 
 
@@ -67,8 +79,20 @@ def test_gemm_column_block_of_a_transposed_operand():
 
     @njit
     def block(delta, x, dW, j0, j1):
-        gemm(True, False, j1 - j0, x.shape[1], delta.shape[0], delta[:, j0:], delta.shape[1], x, x.shape[1], 0.0,
-             dW[j0:], dW.shape[1])
+        gemm(
+            True,
+            False,
+            j1 - j0,
+            x.shape[1],
+            delta.shape[0],
+            delta[:, j0:],
+            delta.shape[1],
+            x,
+            x.shape[1],
+            0.0,
+            dW[j0:],
+            dW.shape[1],
+        )
 
     block(delta, x, dW, 0, 5)
     block(delta, x, dW, 5, 12)

@@ -57,10 +57,16 @@ def test_bias_act_matches_reference(dtype, shape, act):
 def test_bias_act_is_the_epilogue_of_dense_forward(dtype, act):
     r = np.random.default_rng(5)
     x, W, b, xt, bt = (r.uniform(-1, 1, s).astype(dtype) for s in ((33, 11), (9, 11), (9,), (33, 9), (11,)))
-    close(forward(x @ W.T, b, act), ref.dense_forward(*f64(x, W, b), act), dtype,
-          dense_forward_err(x, W, b, dtype), act)
-    close(forward(xt @ W, bt, act), ref.dense_forward(*f64(xt, W, bt), act, transpose=True), dtype,
-          dense_forward_err(xt, W, bt, dtype, transpose=True), act + " tied")
+    close(
+        forward(x @ W.T, b, act), ref.dense_forward(*f64(x, W, b), act), dtype, dense_forward_err(x, W, b, dtype), act
+    )
+    close(
+        forward(xt @ W, bt, act),
+        ref.dense_forward(*f64(xt, W, bt), act, transpose=True),
+        dtype,
+        dense_forward_err(xt, W, bt, dtype, transpose=True),
+        act + " tied",
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -148,8 +154,12 @@ def test_col_sum_matches_reference_in_row_order(dtype, shape):
     got = col_sum(d)
     x = np.ones((shape[0], 2))
     W = np.ones((shape[1], 2))
-    close(got, ref.dense_backward(d.astype(np.float64), x, W)[1], dtype,
-          sum_err(np.abs(d.astype(np.float64)).sum(axis=0), shape[0], dtype))
+    close(
+        got,
+        ref.dense_backward(d.astype(np.float64), x, W)[1],
+        dtype,
+        sum_err(np.abs(d.astype(np.float64)).sum(axis=0), shape[0], dtype),
+    )
     seq = np.zeros(shape[1], dtype=dtype)
     for row in d:  # the defined order: rows added one after the other, in the dtype
         seq += row

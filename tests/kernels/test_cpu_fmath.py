@@ -131,8 +131,13 @@ def test_float32_ulp_error_on_dense_sweep(name):
 def test_float64_ulp_error(name):
     fn, ref, (lo, hi), _, bound = FUNCS[name]
     r = np.random.default_rng(3)
-    x = np.concatenate([r.uniform(lo, hi, 200_000), np.geomspace(1e-300, hi, 2000),
-                        -np.geomspace(1e-300, -lo, 2000) if lo < 0 else np.linspace(0, hi, 2000)])
+    x = np.concatenate(
+        [
+            r.uniform(lo, hi, 200_000),
+            np.geomspace(1e-300, hi, 2000),
+            -np.geomspace(1e-300, -lo, 2000) if lo < 0 else np.linspace(0, hi, 2000),
+        ]
+    )
     got = run(fn, x)
     assert got.dtype == np.float64
     libm = LIBM.get(name)
@@ -148,8 +153,24 @@ def test_exp_range_ends_and_special_values(dtype):
     # Largest x whose e**x is finite, and the next float up; the last x whose e**x rounds to a nonzero subnormal.
     hi = dtype(88.72283172607422) if dtype == np.float32 else dtype(709.782712893384)
     lo = dtype(-103.97208) if dtype == np.float32 else dtype(-745.1332191019411)
-    x = np.array([hi, np.nextafter(hi, dtype(np.inf)), lo, np.nextafter(lo, dtype(-np.inf)), 0.0, -0.0, np.inf,
-                  -np.inf, np.nan, -1e4, 1e4, fi.tiny, -fi.tiny], dtype=dtype)
+    x = np.array(
+        [
+            hi,
+            np.nextafter(hi, dtype(np.inf)),
+            lo,
+            np.nextafter(lo, dtype(-np.inf)),
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            -1e4,
+            1e4,
+            fi.tiny,
+            -fi.tiny,
+        ],
+        dtype=dtype,
+    )
     got = run(_map_exp, x)
     assert np.isfinite(got[0]) and got[0] > fi.max * 0.99
     assert got[1] == np.inf
@@ -185,8 +206,9 @@ def test_log1p_small_end_points():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nonfinite_flags_exactly_inf_and_nan(dtype):
     fi = np.finfo(dtype)
-    x = np.array([0.0, -0.0, 1.0, fi.max, -fi.max, fi.smallest_subnormal, np.inf, -np.inf, np.nan, -np.nan],
-                 dtype=dtype)
+    x = np.array(
+        [0.0, -0.0, 1.0, fi.max, -fi.max, fi.smallest_subnormal, np.inf, -np.inf, np.nan, -np.nan], dtype=dtype
+    )
     out = np.empty(x.shape, dtype=np.int64)
     _map_nonfinite(x, out)
     np.testing.assert_array_equal(out, (~np.isfinite(x)).astype(np.int64))
@@ -201,14 +223,13 @@ def _map_flush(x, out):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_flush_subnormal_zeroes_exactly_the_subnormals(dtype):
     fi = np.finfo(dtype)
-    sub = [fi.smallest_subnormal, -fi.smallest_subnormal, fi.tiny / 2, -fi.tiny / 2,
-           np.nextafter(fi.tiny, dtype(0))]
+    sub = [fi.smallest_subnormal, -fi.smallest_subnormal, fi.tiny / 2, -fi.tiny / 2, np.nextafter(fi.tiny, dtype(0))]
     keep = [0.0, -0.0, fi.tiny, -fi.tiny, 1.0, -3.5, fi.max, np.inf, -np.inf]
     x = np.array(sub + keep + [np.nan], dtype=dtype)
     out = np.full_like(x, 7.0)
     _map_flush(x, out)
-    assert np.all(out[:len(sub)] == 0)
-    np.testing.assert_array_equal(out[len(sub):-1], x[len(sub):-1])
+    assert np.all(out[: len(sub)] == 0)
+    np.testing.assert_array_equal(out[len(sub) : -1], x[len(sub) : -1])
     assert np.isnan(out[-1]), "NaN must pass: the optimiser's finite check reads what follows"
 
 

@@ -23,6 +23,7 @@ def _bounds(a):
     t = a.dtype.type
     return t(constants.LOGVAR_MIN), t(constants.LOGVAR_MAX)
 
+
 SHAPES = [(1, 1), (7, 3), (33, 17), (1025, 9)]
 DTYPES = [np.float32, np.float64]
 KEY = rng.key_from_seed(12345)
@@ -133,8 +134,13 @@ def test_kl_rows_matches_reference(dtype, shape):
     for kernel in (latent.gaussian_kl_rows, latent.gaussian_kl_rows_par):
         out = np.full(shape[0], np.nan, dtype=dtype)
         kernel(mu, lv, *_bounds(mu), out)
-        close(out, ref.gaussian_kl_rows(*f64(mu, lv)), dtype, err=gaussian_kl_rows_err(mu, lv, dtype),
-              what=kernel.__name__)
+        close(
+            out,
+            ref.gaussian_kl_rows(*f64(mu, lv)),
+            dtype,
+            err=gaussian_kl_rows_err(mu, lv, dtype),
+            what=kernel.__name__,
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -33,8 +33,12 @@ def problem(shape, dtype, name, seed=0):
 
 def run(name, a, c, x, par=False, inplace=False):
     """Kernel output ``(delta, row_loss)``; ``a`` is left untouched unless ``inplace``."""
-    kernel = {("bce", False): loss.bce_output, ("bce", True): loss.bce_output_par,
-              ("mse", False): loss.mse_output, ("mse", True): loss.mse_output_par}[name, par]
+    kernel = {
+        ("bce", False): loss.bce_output,
+        ("bce", True): loss.bce_output_par,
+        ("mse", False): loss.mse_output,
+        ("mse", True): loss.mse_output_par,
+    }[name, par]
     t = a.dtype.type
     rows = np.full(a.shape[0], np.nan, dtype=a.dtype)
     if inplace:

@@ -33,7 +33,6 @@ def run(name, x, level, step, row0, par=False):
     return out
 
 
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("p", [0.0, 0.25, 0.5, 1.0])

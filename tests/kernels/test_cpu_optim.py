@@ -162,8 +162,9 @@ def _poison(kind, where, what, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kind, where", [(k, w) for k in KINDS for w in ("g", "p", "state")
-                                         if (k, w) != ("sgd", "state")])  # sgd has no state
+@pytest.mark.parametrize(
+    "kind, where", [(k, w) for k in KINDS for w in ("g", "p", "state") if (k, w) != ("sgd", "state")]
+)  # sgd has no state
 @pytest.mark.parametrize("par", [False, True])
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_non_finite_input_gives_false(dtype, kind, where, par, value):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fastae import activations
-from fastae.constants import RHO_HAT_EPS
 from fastae.backends import numpy_ref as ref
+from fastae.constants import RHO_HAT_EPS
 from fastae.kernels.cpu import penalties
 from fastae.kernels.cpu._config import ACT_CODE, RELU
 
@@ -26,7 +26,6 @@ DTYPES = [np.float32, np.float64]
 def codes(shape, dtype, activation="sigmoid", seed=0):
     a = np.random.default_rng(seed).uniform(-3, 3, size=shape)
     return activations.apply(activation, a).astype(dtype)
-
 
 
 # ---------------------------------------------------------------------------------------------------------------

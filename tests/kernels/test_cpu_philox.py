@@ -73,12 +73,21 @@ def libm_normal(key, stream, step, n_rows, n_cols, row0=0):
 # ---------------------------------------------------------------------------------------------------------------
 # Random123 kat_vectors, "philox4x32 10" rows (also checked against fastae.rng in tests/test_rng.py).
 KAT10 = [
-    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
-     (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
-     (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x00000000, 0x00000000, 0x00000000, 0x00000000),
+        (0x00000000, 0x00000000),
+        (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8),
+    ),
+    (
+        (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF),
+        (0xFFFFFFFF, 0xFFFFFFFF),
+        (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD),
+    ),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
@@ -185,8 +194,9 @@ def test_empty_outputs(shape):
 # ---------------------------------------------------------------------------------------------------------------
 # row segments: the helpers kernels call
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("col0,n", [(0, 0), (0, 1), (1, 1), (2, 2), (3, 1), (1, 3), (2, 7), (5, 33), (6, 1025),
-                                    (4, 4), (7, 9)])
+@pytest.mark.parametrize(
+    "col0,n", [(0, 0), (0, 1), (1, 1), (2, 2), (3, 1), (1, 3), (2, 7), (5, 33), (6, 1025), (4, 4), (7, 9)]
+)
 def test_row_segments(col0, n):
     key, stream, step, row0 = random_address(col0 * 31 + n)
     k0, k1, s, t, row, c0 = scalars(key, stream, step, row0 + 3, col0)
@@ -219,8 +229,16 @@ def test_segments_tile_the_row():
 # ---------------------------------------------------------------------------------------------------------------
 # serial == parallel, whatever the thread count
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,dtype", [("random_bits", np.uint32), ("uniform", np.float32), ("uniform", np.float64),
-                                        ("normal", np.float32), ("normal", np.float64)])
+@pytest.mark.parametrize(
+    "name,dtype",
+    [
+        ("random_bits", np.uint32),
+        ("uniform", np.float32),
+        ("uniform", np.float64),
+        ("normal", np.float32),
+        ("normal", np.float64),
+    ],
+)
 def test_parallel_bit_identical(name, dtype):
     key, stream, step, row0 = random_address(21)
     args = scalars(key, stream, step, row0, 3)
@@ -248,13 +266,16 @@ def warm():
     return True
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    k0=st.integers(0, U32 - 1), k1=st.integers(0, U32 - 1),
-    stream=st.integers(0, U32 - 1), step=st.integers(0, U32 - 1),
-    row0=st.integers(0, U32 - 40), n_rows=st.integers(0, 6),
-    col0=st.integers(0, 70), n_cols=st.integers(0, 40),
+    k0=st.integers(0, U32 - 1),
+    k1=st.integers(0, U32 - 1),
+    stream=st.integers(0, U32 - 1),
+    step=st.integers(0, U32 - 1),
+    row0=st.integers(0, U32 - 40),
+    n_rows=st.integers(0, 6),
+    col0=st.integers(0, 70),
+    n_cols=st.integers(0, 40),
 )
 def test_random_bits_hypothesis(warm, k0, k1, stream, step, row0, n_rows, col0, n_cols):
     key = np.array([k0, k1], dtype=np.uint32)
@@ -287,7 +308,8 @@ def test_normal_is_bit_exact_when_compiled_without_fma(tmp_path):
     and one without rounds twice. Baseline x86-64 code has no FMA and runs on every x86-64 processor."""
     env = dict(os.environ, NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="", NUMBA_CACHE_DIR=str(tmp_path))
     root = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.run([sys.executable, "-c", _NO_FMA_SCRIPT, root], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_FMA_SCRIPT, root], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "0", f"{proc.stdout.strip()} normals differ from the formula without FMA"

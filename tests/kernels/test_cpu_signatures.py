@@ -64,8 +64,18 @@ print(json.dumps({k: v for k, v in extra.items() if v}))
 _NO_POOL = registry.unavailable("numba-pool")
 
 
-@pytest.mark.parametrize("backend", ["numba", pytest.param("numba-pool", marks=pytest.mark.skipif(
-    _NO_POOL is not None, reason=f"the numba-pool backend cannot run here: {_NO_POOL}"))])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "numba",
+        pytest.param(
+            "numba-pool",
+            marks=pytest.mark.skipif(
+                _NO_POOL is not None, reason=f"the numba-pool backend cannot run here: {_NO_POOL}"
+            ),
+        ),
+    ],
+)
 def test_every_model_path_stays_inside_the_table(backend):
     """Both Numba backends: serial kernels, and one pool (the ``_par`` twins and the products). A fresh process,
     so that specialisations compiled by other tests cannot hide a gap."""
@@ -78,7 +88,12 @@ def test_every_model_path_stays_inside_the_table(backend):
 def test_declared_signatures_are_the_tables():
     """Kernels that declare their signatures in the decorator (frozen: they accept nothing else) take them from
     the table, parallel twins included."""
-    for name in ("noise.mask_noise", "noise.gaussian_noise", "latent.gaussian_latent", "penalties.contractive",
-                 "penalties.weight_decay"):
+    for name in (
+        "noise.mask_noise",
+        "noise.gaussian_noise",
+        "latent.gaussian_latent",
+        "penalties.contractive",
+        "penalties.weight_decay",
+    ):
         for twin in (name, name + "_par"):
             assert set(signatures.dispatcher(twin).signatures) == set(signatures.of(name)), twin

@@ -76,7 +76,7 @@ def step_bounds(x, x_in, params, state, tied, act, loss, opt, dtype):
     (_, err_value), grads = forward_backward(x, x_in, params, tied, act, loss, ErrorBackend(dtype))
     err_outs, err_state = [], [[], []]
     for i, (p, (g, eg)) in enumerate(zip(params, grads)):
-        st = [state[0][i], state[1][i]][:SLOTS[opt]]
+        st = [state[0][i], state[1][i]][: SLOTS[opt]]
         eo, *es = update_err(opt, p, g, st, dtype, LR, MU, B1, B2, EPS, T, err_g=eg)
         err_outs.append(eo)
         for slot, e in enumerate(es):
