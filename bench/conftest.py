@@ -17,17 +17,11 @@ import pytest  # noqa: E402
 from fastae.benchmark import configs, lineup, timing  # noqa: E402
 from fastae.benchmark.contestants import Fastae, vae_eps  # noqa: E402
 
-
 # --- contestants: the list fastae bench uses (fastae.benchmark.lineup) -----------------------------------------
-def _contestants():
-    """``[(contestant, reason or None)]``: fastae on every available backend, the peers, the GEMM floor."""
-    return [(c, c.unavailable()) for c in lineup.contestants(("torch", "jax"), THREADS)], None
-
-
-_CONTESTANTS, PEERS_NOTE = _contestants()
 # pytest parameters: an unavailable contestant is collected and skipped with its reason, never silently dropped.
 contestants = [
-    pytest.param(c, id=c.name, marks=[pytest.mark.skip(reason=why)] if why else []) for c, why in _CONTESTANTS
+    pytest.param(c, id=c.name, marks=[pytest.mark.skip(reason=why)] if (why := c.unavailable()) else [])
+    for c in lineup.contestants(("torch", "jax"), THREADS)
 ]
 
 
@@ -41,10 +35,7 @@ def pytest_addoption(parser):
 
 
 def pytest_report_header(config):
-    lines = [f"fastae bench: {THREADS} threads; {THREAD_INFO}"]
-    if PEERS_NOTE:
-        lines.append(f"fastae bench: {PEERS_NOTE}")
-    return lines
+    return [f"fastae bench: {THREADS} threads; {THREAD_INFO}"]
 
 
 def pytest_generate_tests(metafunc):

@@ -39,13 +39,13 @@ def warmup(backends=None, dtypes=("float32", "float64")) -> dict:
     from .models import VAE, Autoencoder
 
     if backends is None:
-        backends = [b for b in registry.AUTO_ORDER if b != "numpy" and b in registry.available_backends()]
+        here = registry.available_backends()
+        backends = [b for b in registry.AUTO_ORDER if b != "numpy" and b in here]
     X = np.random.default_rng(0).uniform(size=(16, 8))
     seconds = {}
     for backend in backends:
         t0 = time.perf_counter()
-        for dtype in dtypes:
-            registry.get_backend(backend, dtype).warmup((dtype,))
+        registry.get_backend(backend, dtypes[0]).warmup(tuple(dtypes))
         for dtype in dtypes:
             for cls, kw in ((Autoencoder, dict(hidden=(4,))), (VAE, dict(hidden=(4,), latent=2))):
                 m = cls(backend=backend, dtype=dtype, epochs=1, batch_size=8, random_state=0, **kw).fit(X)

@@ -67,14 +67,7 @@ def session():
     return contextlib.nullcontext()
 
 
-def to_numpy(a):
-    """``a`` itself: this backend's arrays are NumPy's."""
-    return np.asarray(a)
-
-
-def describe() -> dict:
-    """What runs: serial kernels beside NumPy's BLAS threads (BLAS reports itself through threadpoolctl)."""
-    return {"backend": NAME, "kernels": "serial"}
+to_numpy = _ref.to_numpy  # this backend's arrays are NumPy's
 
 
 def _t(a):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import os
 
+import numba
 import numpy as np
 
 from . import numba_cpu as _serial
@@ -68,8 +69,6 @@ def _safe_layer():
 
 def _running_layer():
     """The layer Numba has already started (a parallel kernel ran), or ``None``."""
-    import numba
-
     try:
         return numba.threading_layer()
     except ValueError:  # no parallel kernel has run yet
@@ -89,13 +88,11 @@ def unavailable():
 
 THREADING_LAYER = _safe_layer()
 if THREADING_LAYER is not None and not os.environ.get("NUMBA_THREADING_LAYER") and _running_layer() is None:
-    import numba as _numba
-
-    _numba.config.THREADING_LAYER = THREADING_LAYER  # type: ignore[attr-defined]  # set at run time by Numba
+    numba.config.THREADING_LAYER = THREADING_LAYER  # type: ignore[attr-defined]  # set at run time by Numba
 
 # The parts a pool op is split into: the pool's size, fixed at start-up, so the bits never depend on the thread
 # count.
-POOL_BLOCKS = int(__import__("numba").config.NUMBA_NUM_THREADS)
+POOL_BLOCKS = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]  # set at run time by Numba
 
 from fastae.kernels.cpu import dense  # noqa: E402
 from fastae.kernels.cpu._config import ACT_CODE, PARALLEL_MIN  # noqa: E402
@@ -124,8 +121,6 @@ def session():
 def describe() -> dict:
     """What runs: the threading layer, Numba's thread count, the parallel threshold and the parts a pool op is
     split into."""
-    import numba
-
     return {
         "backend": NAME,
         "kernels": "one pool",
@@ -156,10 +151,6 @@ def _row_parts(n):
 def _c(a):
     """``a`` C-contiguous, copied only if it is not: the pool kernels take a matrix's width as its row stride."""
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def _t(a):
-    return a.dtype.type
 
 
 def values_ok(x, unit_interval):
@@ -214,9 +205,9 @@ def output_loss_grad(h, W, c, x, loss, transpose=False):
     rows = np.empty(n, dtype=a.dtype)
     with CAP:
         products.output_loss(
-            _c(h), _c(W), transpose, _c(c), _c(x), loss == "bce", _t(a)(1.0 / n), a, rows, _row_parts(n)
+            _c(h), _c(W), transpose, _c(c), _c(x), loss == "bce", _serial._t(a)(1.0 / n), a, rows, _row_parts(n)
         )
-    return rows.sum() / _t(a)(n), a
+    return rows.sum() / _serial._t(a)(n), a
 
 
 def output_row_loss(h, W, c, x, loss, transpose=False):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+import numpy as np
+
 from . import contract
 
 # name -> module path (or module). AUTO_ORDER is the preference of "auto"; a backend outside it runs only when
@@ -112,8 +114,6 @@ def resolve_backend(name: str, dtype: str, like=None) -> ModuleType:
     if name != "auto":
         return get_backend(name, dtype)
     runnable = [_load(n) for n in AUTO_ORDER if can_run(n, dtype)]
-    import numpy as np
-
     kind = type(like) if like is not None and any(isinstance(like, m.ARRAY_TYPES) for m in runnable) else np.ndarray
     for module in runnable:
         if issubclass(kind, module.ARRAY_TYPES):

@@ -93,7 +93,7 @@ def _suite_cases(suite, cfg, contestants, log, params=None):
     """Build, check and return ``(cases to time, rows)`` for one suite of one configuration, every contestant
     starting from ``params`` (the configuration's initial weights unless given)."""
     params = initial_weights(cfg) if params is None else params
-    rows, fns, steps = [], {}, {}
+    rows, fns = [], {}
     if suite == "train":
         x = data(cfg, cfg.batch)
         eps = vae_eps(cfg, cfg.batch) if cfg.kind == "vae" else None
@@ -117,12 +117,12 @@ def _suite_cases(suite, cfg, contestants, log, params=None):
                 case.step()
                 got = case.loss()
                 err = None if c.kind == FLOOR else abs(got - want) / abs(want)
-                fn, steps[c.name] = case.run, case.steps
+                fn, per = case.run, case.steps
             else:
                 case = c.encode(cfg, params, x)
                 case.run()
                 err = None if c.kind == FLOOR else _rel_error(case.result(), want)
-                fn = case.run
+                fn, per = case.run, 1
         except Exception as exc:  # a contestant that crashes is reported, not hidden, and the others still run
             rows.append({**row, "status": "failed", "note": f"{type(exc).__name__}: {exc}"})
             log(f"  {suite} {cfg.name} {c.name}: FAILED {type(exc).__name__}: {exc}")
@@ -133,7 +133,7 @@ def _suite_cases(suite, cfg, contestants, log, params=None):
             rows.append({**row, "status": "WRONG", "note": f"error {err:.3g} against the reference exceeds {tol}"})
             log(f"  {suite} {cfg.name} {c.name}: WRONG ANSWER, error {err:.3g} > {tol}; not timed")
             continue
-        rows.append({**row, "status": "ok", "steps_per_call": steps.get(c.name, 1)})
+        rows.append({**row, "status": "ok", "steps_per_call": per})
         fns[c.name] = fn
     return fns, rows
 
@@ -162,8 +162,7 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
                 row.update(timed[row["contestant"]])
                 per = row["steps_per_call"]  # a timed call of several training steps: report one step
                 for k in ("median_s", "min_s", "max_s"):
-                    if k in row:
-                        row[k] /= per
+                    row[k] /= per
                 n_rows = cfg.batch if suite == "train" else (ENCODE_BATCH if suite == "encode" else 1)
                 row["flops"] = cfg.train_flops() if suite == "train" else cfg.encode_flops(n_rows)
                 row["gflops"] = row["flops"] / row["median_s"] / 1e9
