@@ -190,38 +190,51 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     n = X.shape[0]
     order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
     spans = batches(n, model.batch_size)
+    if model.t_ + len(spans) > MAX_UPDATES:
+        raise ValueError(
+            f"the model has taken {model.t_} updates and this epoch needs {len(spans)} more, past the "
+            f"{MAX_UPDATES} its 32-bit random-number steps can address; fit it again to start over"
+        )
     total = 0.0
     fused = model._fused_stepper()
+    accept = _loss_accepted(model)
     # Overflow on the way to divergence is expected and reported below with the epoch and batch; numpy's own
     # warnings (or errors, under np.seterr) would only get in the way of that report.
     published = publishing(model)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), model._B.session():
         for b, (s, e) in enumerate(spans):
+            xb = X[order[s:e]] if order is not None else X[s:e]
             try:
                 with published:
-                    total += _step(model, X, order, s, e, b, len(spans), epoch_label, bar, fused=fused)
+                    loss = _step(model, xb, accept, fused)
+                    if loss is None:
+                        _diverged(
+                            model,
+                            model._refused,
+                            f"at epoch {epoch_label}, batch {b + 1} of {len(spans)}",
+                            {"epoch": epoch_label, "batch": b + 1},
+                        )
             except DivergenceError as exc:
                 if on_divergence is None or not on_divergence(model, exc.info):
                     raise
                 # the callback may have changed the learning rate: the optimizer and the fused step take it
                 model._optimizer.configure(model.optimizer, model.learning_rate, model.momentum)
                 fused = model._fused_stepper()
+                continue
+            if accept is math.isfinite:  # the first accepted loss of a fit is the guard's reference from now on
+                accept = _loss_accepted(model)
+            total += loss * (e - s)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
     model.n_epochs_ += 1
     return total / n
 
 
-def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, fused=None):
-    """One minibatch update; returns its loss times its size. Random draws (noise, ε) are addressed by the update
-    number. ``fused`` is
-    the model's ``_fused_stepper()`` for this epoch, if it has one."""
-    xb = X[order[s:e]] if order is not None else X[s:e]
+def _step(model, xb, accept, fused=None):
+    """One minibatch update, number ``t_ + 1`` (which addresses its random draws: noise, ε); returns its loss, or
+    ``None`` when it was refused, with ``(loss, name of the non-finite update or None)`` in ``model._refused``.
+    ``accept`` is :func:`_loss_accepted`'s; ``fused``, the model's ``_fused_stepper()``, if it has one."""
     t = model.t_ + 1
-    if t > MAX_UPDATES:
-        raise ValueError(
-            f"the model has taken {model.t_} updates, the most its 32-bit random-number steps "
-            f"can address; fit it again to start over"
-        )
-    accept = _loss_accepted(model)
     done = fused(xb, t, t, accept) if fused is not None else None
     if done is None:
         loss, grads = model._loss_and_grads(xb, t)
@@ -233,22 +246,17 @@ def _step(model, X, order, s, e, b, n_batches, epoch_label, bar, fused=None):
         if model._loss_ref_ is None:
             model._loss_ref_ = loss
         model.t_ = t
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        return loss * (e - s)
-    _diverged(
-        model,
-        loss,
-        bad,
-        f"at epoch {epoch_label}, batch {b + 1} of {n_batches}",
-        {"epoch": epoch_label, "batch": b + 1, "loss": loss},
-    )
+        return loss
+    model._refused = (loss, bad)
+    return None
 
 
-def _diverged(model, loss, bad, where, info):
-    """Raise the :class:`DivergenceError` of a refused batch (its update was not applied), after resetting the
-    optimizer state and, for a loss grown past the limit, putting back the weights from before the update that
-    led to it."""
+def _diverged(model, refused, where, info):
+    """Raise the :class:`DivergenceError` of a refused batch (its update was not applied; ``refused`` is
+    ``(loss, name of the non-finite update or None)``), after resetting the optimizer state and, for a loss grown
+    past the limit, putting back the weights from before the update that led to it."""
+    loss, bad = refused
+    info = {**info, "loss": loss}
     model._optimizer.reset(keep_previous=True)
     keep = (
         "the model keeps the weights from before this batch and its optimizer state is reset. Try a smaller "

@@ -13,8 +13,22 @@ import numpy as np
 FLOAT_DTYPES = ("float32", "float64")
 
 
-def _describe(a: np.ndarray) -> str:
+def _describe(a) -> str:
     return f"{a.ndim}-D array of shape {a.shape}"
+
+
+def _namespace(X, xp):
+    """The array namespace that checks ``X``: ``xp`` (a backend's, such as CuPy) when ``X`` is already one of its
+    arrays, so it is checked where it lives and never copied to the host; NumPy for everything else."""
+    if xp is not None and xp is not np and isinstance(X, xp.ndarray):
+        return xp
+    return np
+
+
+def _value(arr, r: int, c: int):
+    """Element ``(r, c)`` for a message: NumPy's own scalar (as the caller would print it) or a Python number."""
+    v = arr[r, c]
+    return v if isinstance(arr, np.ndarray) else v.item()
 
 
 def check_array(
@@ -27,7 +41,8 @@ def check_array(
     what_features: str = "features",
     owner: str = "the model",
     scan=None,
-) -> np.ndarray:
+    xp=None,
+):
     """Validate a 2-D data matrix and return it C-contiguous in ``dtype``.
 
     Accepts anything ``np.asarray`` turns into a real numeric 2-D array: integer and boolean input is converted,
@@ -39,6 +54,10 @@ def check_array(
     single compiled pass (``scan(X, in_unit_interval) -> True`` when every value is acceptable); anything it
     does not accept goes through the detailed checks, so it changes no outcome, only the cost.
 
+    ``xp`` is the backend's array namespace (``numpy``, ``cupy``). An array of its own type is checked and
+    converted by ``xp`` itself and returned as one (a GPU array stays on its device); anything else is checked
+    as a NumPy array and returned as one, for the caller to move with ``xp.asarray``.
+
     Rejects: sparse matrices, masked arrays with masked values, object, complex, string and datetime dtypes, a
     number of dimensions other than 2, no rows, no columns, a column count other than ``n_features``, NaN or
     inf (reporting how many and where the first is), finite values too large for ``dtype`` (float64 data
@@ -49,11 +68,12 @@ def check_array(
     supported", "Reshape your data", "0 feature(s) (shape=...) while a minimum of 1 is required", "X has 1
     features, but Name is expecting 4 features as input"); complex data is a ``ValueError`` for the same reason.
     """
+    ns = _namespace(X, xp)
     if isinstance(X, np.ndarray) and type(X) is not np.ndarray and not isinstance(X, np.ma.MaskedArray):
         X = np.asarray(X)  # np.memmap, np.matrix: a plain view of the same memory, never a copy of the whole
     if (
         scan is not None
-        and type(X) is np.ndarray
+        and type(X) is ns.ndarray
         and X.ndim == 2
         and X.dtype == dtype
         and X.flags.c_contiguous
@@ -81,7 +101,7 @@ def check_array(
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}")
     try:
-        arr = np.asarray(X)
+        arr = ns.asarray(X)
     except Exception as exc:  # ragged lists and the like: say what failed, keep the cause
         raise ValueError(f"{name} could not be read as an array: {exc}") from exc
     kind = arr.dtype.kind
@@ -112,28 +132,28 @@ def check_array(
             f"{what_features} as input (got {_describe(arr)})"
         )
     if kind == "f":  # NaN/inf as given, reported with the values the caller passed
-        count, r, c = _count_bad(arr, lambda block: ~np.isfinite(block))
+        count, r, c = _count_bad(ns, arr, lambda block: ~ns.isfinite(block))
         if count:
             raise ValueError(
                 f"{name} contains {count} non-finite value(s) (NaN or inf); the first is "
-                f"{arr[r, c]} at row {r}, column {c}"
+                f"{_value(arr, r, c)} at row {r}, column {c}"
             )
     with np.errstate(over="ignore"):  # an overflowing cast is reported below, not warned about
-        out = np.ascontiguousarray(arr, dtype=dtype)  # a plain ndarray: arr is one (np.asarray above)
+        out = ns.ascontiguousarray(arr, dtype=dtype)  # a plain array of ns: arr is one (ns.asarray above)
     if kind == "f" and arr.dtype.itemsize > out.dtype.itemsize:  # float64 -> float32 may overflow
-        count, r, c = _count_bad(out, lambda block: ~np.isfinite(block))
+        count, r, c = _count_bad(ns, out, lambda block: ~ns.isfinite(block))
         if count:
             raise ValueError(
                 f"{name} has {count} value(s) too large for dtype={dtype!r} (largest finite "
-                f"{float(np.finfo(dtype).max):.4g}); the first is {arr[r, c]} at row {r}, column "
+                f"{float(np.finfo(dtype).max):.4g}); the first is {_value(arr, r, c)} at row {r}, column "
                 f"{c}. Scale the data or use dtype='float64'"
             )
     if in_unit_interval:
-        count, r, c = _count_bad(out, lambda block: (block < 0) | (block > 1))
+        count, r, c = _count_bad(ns, out, lambda block: (block < 0) | (block > 1))
         if count:
             raise ValueError(
                 f"{name} has {count} value(s) outside [0, 1], which loss='bce' "
-                f"(cross-entropy) needs as targets; the first is {arr[r, c]} at row {r}, column "
+                f"(cross-entropy) needs as targets; the first is {_value(arr, r, c)} at row {r}, column "
                 f"{c}. Scale the data to [0, 1] or use loss='mse'"
             )
     return out
@@ -143,31 +163,33 @@ def check_array(
 _CHECK_BLOCK_VALUES = 2**22
 
 
-def _count_bad(arr, bad):
+def _count_bad(ns, arr, bad):
     """``(count, row, column)``: how many elements ``bad(block)`` marks, and the first, block by block of rows
-    (``(0, -1, -1)`` if none)."""
+    (``(0, -1, -1)`` if none); ``ns`` is ``arr``'s array namespace."""
     rows = max(1, _CHECK_BLOCK_VALUES // max(arr.shape[1], 1))
     count, first = 0, (-1, -1)
     for s in range(0, arr.shape[0], rows):
         mask = bad(arr[s : s + rows])
-        n = int(np.count_nonzero(mask))
+        n = int(ns.count_nonzero(mask))
         if n and not count:
-            r, c = np.argwhere(mask)[0]
+            r, c = ns.argwhere(mask)[0].tolist()
             first = (s + int(r), int(c))
         count += n
     return (count, *first)
 
 
-def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:
+def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=(), xp=np) -> None:
     """Validate an ``out=`` array before anything is written to it (an ``np.memmap`` is accepted: results can go
     straight to a file).
 
-    It must be a NumPy array of exactly ``shape`` and ``dtype``, C-contiguous and writeable, and share no memory
+    It must be an array of the backend's namespace ``xp`` (NumPy's, CuPy's) of exactly ``shape`` and ``dtype``,
+    C-contiguous and writeable, and share no memory
     with any of ``inputs``, ``(description, array)`` pairs of what the call reads (rows being read would be
     overwritten by rows being written). Nothing is converted: a result silently cast or copied would not be where
     the caller looks for it."""
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a NumPy array to receive {what}, got {type(out).__name__}")
+    if not isinstance(out, xp.ndarray):
+        kind = "a NumPy array" if xp is np else f"an array of {xp.__name__} (the model's backend)"
+        raise TypeError(f"out must be {kind} to receive {what}, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)} to receive {what}, got shape {out.shape}")
     if out.dtype != np.dtype(dtype):
@@ -179,10 +201,10 @@ def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=()) -> None:
             f"out must be C-contiguous to receive {what}; got an array with strides {out.strides} "
             f"(use np.empty({tuple(shape)}, dtype={np.dtype(dtype).name!r}))"
         )
-    if not out.flags.writeable:
+    if not getattr(out.flags, "writeable", True):  # a CuPy array has no read-only flag
         raise ValueError(f"out is read-only; it must be writeable to receive {what}")
     for name, x in inputs:
-        if np.may_share_memory(out, x):
+        if xp.may_share_memory(out, x):
             raise ValueError(f"out shares memory with {name}; it must be a separate array to receive {what}")
 
 

@@ -173,3 +173,17 @@ def test_ordinary_training_never_trips_the_guard(digits_split):
     for cls in (fastae.Autoencoder, fastae.VAE):
         m = cls(hidden=(16,), epochs=5, random_state=0).fit(Xtr)
         assert len(m.history_["loss"]) == 5
+
+
+def test_an_epoch_past_the_last_addressable_update_is_refused_before_it_starts():
+    X = np.random.default_rng(0).random((8, 5))
+    m = fastae.Autoencoder(hidden=(3,), epochs=1, batch_size=4, random_state=0).fit(X)  # 2 updates an epoch
+    m.t_ = training.MAX_UPDATES - 1  # room for one more update, not two
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    with pytest.raises(ValueError, match=r"taken 4294967293 updates and this epoch needs 2 more, past the 4294967294"):
+        m.partial_fit(X)
+    assert m.t_ == training.MAX_UPDATES - 1 and m.n_epochs_ == 1
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    m.partial_fit(X[:4])  # one batch: the last update there is
+    assert m.t_ == training.MAX_UPDATES

@@ -1296,3 +1296,45 @@ def test_divergence_during_pretraining_says_so():
     m = make(fastae.Autoencoder, hidden=(4, K), pretrain="layerwise", loss="mse", optimizer="sgd", learning_rate=1e300)
     with pytest.raises(DivergenceError, match=r"pretrain"):
         m.fit(X)
+
+
+# --- the backend's own array type (a strict device stand-in: implicit conversion to NumPy raises) ------------------
+def test_device_array_is_checked_where_it_lives():
+    from fastae.validation import check_out
+
+    from .device_array import DeviceArray, xp
+
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(xp.asarray(X))  # the stand-in is strict
+    a = np.asfortranarray(np.arange(12, dtype=np.float64).reshape(4, 3) / 12)
+    got = check_array(xp.asarray(a), dtype="float32", xp=xp, in_unit_interval=True)
+    assert isinstance(got, DeviceArray) and got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got.get(), a.astype(np.float32))
+    same = xp.asarray(np.ones((2, 3)))
+    assert check_array(same, dtype="float64", xp=xp) is same  # already right: no copy
+    # A host array given to a device backend is checked on the host and returned as NumPy, for xp.asarray.
+    assert type(check_array(a, dtype="float32", xp=xp)) is np.ndarray
+
+    bad = a.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 non-finite value\(s\).*nan at row 2, column 1"):
+        check_array(xp.asarray(bad), dtype="float64", xp=xp)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].*2\.0 at row 0, column 0"):
+        check_array(xp.asarray(a + 2), dtype="float64", xp=xp, in_unit_interval=True)
+    with pytest.raises(ValueError, match=r"too large for dtype='float32'.*1e\+300 at row 3, column 2"):
+        big = a.copy()
+        big[3, 2] = 1e300
+        check_array(xp.asarray(big), dtype="float32", xp=xp)
+    with pytest.raises(ValueError, match=r"Reshape your data"):
+        check_array(xp.asarray(a[0]), dtype="float64", xp=xp)
+    with pytest.raises(ValueError, match=r"X has 3 features, but the model is expecting 4"):
+        check_array(xp.asarray(a), dtype="float64", xp=xp, n_features=4)
+
+    out = xp.empty((4, 3), dtype=np.float64)
+    check_out(out, shape=(4, 3), dtype="float64", what="codes", inputs=[("the input", xp.asarray(a))], xp=xp)
+    with pytest.raises(TypeError, match=r"out must be an array of device_xp \(the model's backend\).*got ndarray"):
+        check_out(np.empty((4, 3)), shape=(4, 3), dtype="float64", what="codes", xp=xp)
+    with pytest.raises(ValueError, match="out shares memory with the input"):
+        check_out(out, shape=(4, 3), dtype="float64", what="codes", inputs=[("the input", out)], xp=xp)
+    with pytest.raises(ValueError, match=r"out must have dtype float64.*got dtype float32"):
+        check_out(xp.empty((4, 3), dtype=np.float32), shape=(4, 3), dtype="float64", what="codes", xp=xp)

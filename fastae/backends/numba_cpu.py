@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import operator
 
 import numpy as np
 
@@ -288,7 +289,7 @@ def ae1_stepper(tied, activation, loss, optimizer, lr, momentum, beta1, beta2, e
     here once: a call of a model this small costs about what resolving them would. ``status`` is
     :func:`fastae.kernels.cpu.step.ae1_step`'s."""
     kernel = step.ae1_step
-    i0, i1, i2, i3 = (0, 1, 0, 2) if tied else (0, 1, 2, 3)  # the tied decoder weight is the encoder's
+    pick = operator.itemgetter(*((0, 1, 0, 2) if tied else (0, 1, 2, 3)))  # the tied decoder weight is the encoder's
     flags = (
         bool(tied),
         ACT_CODE[activation],
@@ -305,30 +306,7 @@ def ae1_stepper(tied, activation, loss, optimizer, lr, momentum, beta1, beta2, e
 
     def run(x, x_in, ps, outs, first, second, ws, t_step):
         s, rs = _ref.adam_scalars(lr, beta1, beta2, t_step) if adam else (0.0, 0.0)
-        value, status = kernel(
-            x,
-            x_in,
-            ps[i0],
-            ps[i1],
-            ps[i2],
-            ps[i3],
-            outs[i0],
-            outs[i1],
-            outs[i2],
-            outs[i3],
-            first[i0],
-            first[i1],
-            first[i2],
-            first[i3],
-            second[i0],
-            second[i1],
-            second[i2],
-            second[i3],
-            ws,
-            *flags,
-            s,
-            rs,
-        )
+        value, status = kernel(x, x_in, *pick(ps), *pick(outs), *pick(first), *pick(second), ws, *flags, s, rs)
         return float(value), status
 
     return run

@@ -145,14 +145,17 @@ class BaseModel:
         if not isinstance(self.backend, str):
             raise TypeError(f"backend must be a string such as 'auto' or 'numpy', got {self.backend!r}")
 
-    def _check_X(self, X, name="X", n_features=None, config=None):
+    def _check_X(self, X, name="X", n_features=None, config=None, xp=None):
         """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about
-        to be fitted, whose column names are then recorded), its column names against those of the fit."""
+        to be fitted, whose column names are then recorded), its column names against those of the fit. An array
+        of the backend's own type (``xp``, by default the fitted backend's) is checked where it lives."""
         if config is None:
             if type(X) is not np.ndarray or "feature_names_in_" in self.__dict__:  # a plain array has no names
                 self._check_feature_names(X, name)
             config = self._config()
         B = self.__dict__.get("_B")
+        if xp is None and B is not None:
+            xp = B.xp
         return check_array(
             X,
             dtype=config["dtype"],
@@ -161,6 +164,7 @@ class BaseModel:
             in_unit_interval=config["loss"] == "bce",
             owner=type(self).__name__,
             scan=B.values_ok if B is not None and contract.VALUES_SCAN in B.CAPABILITIES else None,
+            xp=xp,
         )
 
     def _record_feature_names_from(self, names):
@@ -345,13 +349,13 @@ class BaseModel:
         if checkpoint is not None:
             checkpoint = io._check_path(checkpoint)
         check_number("checkpoint_every", checkpoint_every, low=1, integer=True)
-        self._validated()
+        xp = self._validated(like=X)[0].xp
         config = self._structure()
         names, raw = _feature_names(X), X
-        X = self._check_X(X, config=config)
+        X = self._check_X(X, config=config, xp=xp)
         X_val = None
         if validation_data is not None:
-            X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1], config=config)
+            X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1], config=config, xp=xp)
         elif self.early_stopping:
             training.check_validation_split(X.shape[0], self.validation_fraction)
         progress = None
@@ -471,9 +475,9 @@ class BaseModel:
         """
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
-            self._validated()
+            xp = self._validated(like=X)[0].xp
             names, raw = _feature_names(X), X
-            X = self._check_X(X, config=self._structure())
+            X = self._check_X(X, config=self._structure(), xp=xp)
             self._setup(X.shape[1], like=raw)
             self._record_feature_names_from(names)
         else:
@@ -521,7 +525,9 @@ class BaseModel:
         share memory neither with ``X`` nor with the model's own weights."""
         if out is not None:
             inputs = [("the input", X)] + [(f"the model's weight {k!r}", p) for k, p in self._params.items()]
-            check_out(out, shape=(X.shape[0], width), dtype=self._config()["dtype"], what=what, inputs=inputs)
+            check_out(
+                out, shape=(X.shape[0], width), dtype=self._config()["dtype"], what=what, inputs=inputs, xp=self._B.xp
+            )
         return out
 
     def _chunked(self, X, fn):
@@ -590,7 +596,8 @@ class BaseModel:
         """
         self._check_fitted()
         name, units = self._CODES
-        H = check_array(H, dtype=self._config()["dtype"], name=name, n_features=self._code_size(), what_features=units)
+        dtype, xp = self._config()["dtype"], self._B.xp
+        H = check_array(H, dtype=dtype, name=name, n_features=self._code_size(), what_features=units, xp=xp)
         H = self._B.xp.asarray(H)
         out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
         return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
