@@ -157,10 +157,13 @@ def describe() -> dict:
     Returns
     -------
     info : dict
-        ``{"processor": ..., "blas": [...], "numba": ...}``: the results of :func:`processor`, :func:`blas`
-        and :func:`numba_target`.
+        ``{"processor": ..., "blas": [...], "numba": ..., "gemm": ...}``: the results of :func:`processor`,
+        :func:`blas`, :func:`numba_target` and :func:`fastae.backends.gemm.describe` (which provider takes the
+        large float32 products, and MKL's threads).
     """
-    return {"processor": processor(), "blas": blas(), "numba": numba_target()}
+    from .backends import gemm
+
+    return {"processor": processor(), "blas": blas(), "numba": numba_target(), "gemm": gemm.describe()}
 
 
 def summary_lines(info: dict | None = None) -> list:
@@ -194,6 +197,16 @@ def summary_lines(info: dict | None = None) -> list:
         if lib.get("pinned_by"):
             text += f" (pinned by {lib['pinned_by']})"
         rows.append(("BLAS", f"{text}: {lib['path']}"))
+    g = info.get("gemm")
+    if g is not None:
+        large = g.get("large_fp32") or ("mkl" if g["mkl"] == "available" else "openblas") + " (not loaded yet)"
+        text = f"{large} for float32 products of at least {g['mkl_min_muladds']} multiply-adds"
+        if g.get("forced"):
+            text += " (FASTAE_BLAS)"
+        if g.get("mkl_threading"):
+            text += f"; MKL {g['mkl_threading']} threading, {g['mkl_threads']} threads"
+        text += f"; bfloat16 units: {'yes' if g['bf16_units'] else 'no (bfloat16 products are emulated)'}"
+        rows.append(("GEMM", text))
     nb = info["numba"]
     rows.append(
         (

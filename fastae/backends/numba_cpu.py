@@ -19,7 +19,7 @@ import operator
 import numpy as np
 
 from .. import constants
-from . import contract
+from . import contract, gemm
 from . import numpy_ref as _ref
 
 NAME = "numba"
@@ -76,7 +76,31 @@ def _t(a):
 
 
 values_ok = checks.values_ok  # bound directly: a one-row encode has no time for another Python frame
-_product = _ref._product  # the products are BLAS calls on every CPU backend: the reference's own
+
+
+def _matmul(a, b, out=None):
+    """``a @ b`` (into ``out``): float32 products of at least ``gemm.MKL_MIN_MULADDS`` through the large-product
+    provider (oneMKL where installed), everything else through NumPy's BLAS."""
+    if (
+        a.dtype == _F32
+        and a.shape[0] * a.shape[1] * b.shape[1] >= gemm.MKL_MIN_MULADDS
+        and a.shape[0] >= gemm.MKL_MIN_ROWS
+        and (a.flags.c_contiguous or a.flags.f_contiguous)
+        and (b.flags.c_contiguous or b.flags.f_contiguous)
+        and (out is None or out.flags.c_contiguous)
+    ):
+        if out is None:
+            out = np.empty((a.shape[0], b.shape[1]), dtype=_F32)
+        return gemm.large_fp32().matmul(a, b, out)
+    return a @ b if out is None else np.matmul(a, b, out=out)
+
+
+_F32 = np.dtype(np.float32)
+
+
+def _product(x, W, transpose, out=None):
+    """``x Wᵀ`` (``x W`` with ``transpose``), into ``out`` if given."""
+    return _matmul(x, W if transpose else W.T, out)
 
 
 # --- dense layers ---------------------------------------------------------------------------------------------
@@ -94,12 +118,12 @@ def dense_backward(delta, x, W, transpose=False, need_dx=True):
 
 
 def _dense_backward(delta, x, W, transpose, need_dx, col_sum):
-    dW = x.T @ delta if transpose else delta.T @ x
+    dW = _matmul(x.T, delta) if transpose else _matmul(delta.T, x)
     db = np.empty(delta.shape[1], dtype=delta.dtype)
     col_sum(delta, db)
     dx = None
     if need_dx:
-        dx = delta @ W.T if transpose else delta @ W
+        dx = _matmul(delta, W.T) if transpose else _matmul(delta, W)
     return dW, db, dx
 
 

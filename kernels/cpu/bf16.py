@@ -1,0 +1,76 @@
+"""bfloat16: float32 rounded to 8 significant bits (round to nearest, ties to even) and back.
+
+A bfloat16 is the top half of a float32's bit pattern, held here as ``uint16``. Rounding adds ``0x7FFF`` plus the
+lowest kept bit to the pattern and drops the low half: the carry rounds to nearest and the kept bit breaks ties to
+even. The same integer step is right for subnormals (their patterns are the value's fixed-point digits), rounds
+the largest finite floats to infinity as IEEE rounding does, and keeps infinities; a NaN is kept a quiet NaN of
+the same sign (the carry could otherwise turn a NaN whose payload lies in the low half into an infinity).
+
+Widening back is exact: the pattern moved to the top half. The product of two bfloat16 values is exact in float32
+(8 + 8 significant bits), so a float32 product of widened operands computes what a bfloat16 GEMM with float32
+accumulation does, up to the order of the sums: that is the emulated path on processors without bf16 units.
+"""
+
+import numpy as np
+
+from ._config import JIT, njit
+
+_QUIET = np.uint32(0x00400000)  # the quiet bit of a float32 NaN
+
+
+@njit(**JIT)
+def _round_bits(b):
+    """The bfloat16 pattern (in a uint32) of the float32 pattern ``b``."""
+    if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN: stays a NaN, made quiet, sign kept
+        return (b | _QUIET) >> np.uint32(16)
+    return (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+
+
+@njit(**JIT)
+def to_bf16(x, out):
+    """``out[i] = bf16(x[i])`` for float32 ``x`` and uint16 ``out`` of the same shape (C-contiguous)."""
+    src = x.reshape(-1).view(np.uint32)
+    dst = out.reshape(-1)
+    for i in range(src.size):
+        dst[i] = np.uint16(_round_bits(src[i]))
+
+
+@njit(**JIT)
+def check_to_bf16(x, unit_interval, out):
+    """:func:`to_bf16` and the boundary scan of :func:`fastae.kernels.cpu.checks.values_ok` in one pass over
+    ``x``: True when every value is finite (and, with ``unit_interval``, in [0, 1]). On False ``out`` is written
+    all the same and the caller's detailed checks say what is wrong."""
+    src = x.reshape(-1).view(np.uint32)
+    dst = out.reshape(-1)
+    top = np.uint32(0)
+    keep = np.uint32(0xFFFFFFFF) if unit_interval else np.uint32(0x7FFFFFFF)
+    for i in range(src.size):
+        b = src[i]
+        dst[i] = np.uint16(_round_bits(b))
+        m = b & keep
+        top = m if m > top else top
+    if unit_interval:
+        return top <= np.uint32(0x3F800000)  # the pattern of 1.0: see checks.values_ok
+    return top < np.uint32(0x7F800000)
+
+
+@njit(**JIT)
+def widen(h, out):
+    """``out[i]`` = the float32 value of the bfloat16 pattern ``h[i]`` (exact)."""
+    src = h.reshape(-1)
+    dst = out.reshape(-1).view(np.uint32)
+    for i in range(src.size):
+        dst[i] = np.uint32(src[i]) << np.uint32(16)
+
+
+@njit(**JIT)
+def round_f32(x, out):
+    """``out[i]`` = ``x[i]`` rounded to bfloat16, as a float32 (``out`` may be ``x``): the operands of the
+    emulated path."""
+    src = x.reshape(-1).view(np.uint32)
+    dst = out.reshape(-1).view(np.uint32)
+    for i in range(src.size):
+        dst[i] = _round_bits(src[i]) << np.uint32(16)
+
+
+__all__ = ["to_bf16", "check_to_bf16", "widen", "round_f32"]
