@@ -22,8 +22,10 @@ def test_the_contract_lists_the_reference_ops_and_nothing_else():
         if callable(v) and not n.startswith("_") and getattr(v, "__module__", None) == numpy_ref.__name__
     }
     helpers = {"adam_scalars", "clamp_logvar"}  # the reference's own pieces of math, not ops a model calls
-    assert public - helpers == set(contract.OPS) | set(contract.LIFECYCLE)
-    assert contract.CAPABILITIES.keys() == {contract.FUSED_AE1_STEP, contract.VALUES_SCAN}
+    bf16 = set(contract._methods(contract.BF16Products))  # the one capability the reference offers
+    assert public - helpers == set(contract.OPS) | set(contract.LIFECYCLE) | bf16
+    assert numpy_ref.CAPABILITIES == {contract.BF16_PRODUCTS}
+    assert contract.CAPABILITIES.keys() == {contract.FUSED_AE1_STEP, contract.VALUES_SCAN, contract.BF16_PRODUCTS}
 
 
 def test_auto_reports_what_it_chose():

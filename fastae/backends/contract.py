@@ -143,10 +143,35 @@ class ValuesScan(Protocol):
     def values_ok(self, x: Array, unit_interval: bool) -> bool: ...
 
 
+class BF16Products(Protocol):
+    """Capability ``"bf16_products"``: layers whose products take bfloat16 operands (``uint16`` patterns) and sum
+    in float32 (``precision="bfloat16"``; the math is the reference's)."""
+
+    def bf16_input(self, x: Array, unit_interval: bool) -> tuple[bool, Array]: ...
+
+    def to_bf16(self, x: Array) -> Array: ...
+
+    def dense_forward_bf16(
+        self,
+        x16: Array,
+        W16: Array,
+        b: Array,
+        activation: str,
+        transpose: bool = False,
+        out: Array | None = None,
+        bf16_out: bool = False,
+    ) -> Array: ...
+
+
 FUSED_AE1_STEP = "fused_ae1_step"
 VALUES_SCAN = "values_scan"
+BF16_PRODUCTS = "bf16_products"
 # capability -> the Protocol of the functions it adds
-CAPABILITIES: dict[str, type] = {FUSED_AE1_STEP: FusedAE1Step, VALUES_SCAN: ValuesScan}
+CAPABILITIES: dict[str, type] = {
+    FUSED_AE1_STEP: FusedAE1Step,
+    VALUES_SCAN: ValuesScan,
+    BF16_PRODUCTS: BF16Products,
+}
 KNOWN_DTYPES = ("float32", "float64")
 
 

@@ -195,6 +195,16 @@ def large_fp32():
     return _CHOSEN[0]
 
 
+def bf16_provider(m: int, k: int, n: int):
+    """The provider of a bfloat16 product ``(m x k)(k x n)`` with bfloat16 units, or ``None`` for the emulation
+    (widened operands through the float32 path): oneMKL on a processor with AMX or AVX512-BF16, for the products
+    the float32 rule gives it (unless ``FASTAE_BLAS=openblas``)."""
+    if m < MKL_MIN_ROWS or m * k * n < MKL_MIN_MULADDS:
+        return None
+    p = large_fp32()
+    return p if p.native_bf16 else None
+
+
 def describe() -> dict:
     """Which provider runs which products here, and how MKL's threads are set (without loading MKL when no
     product has needed it yet, unless ``FASTAE_BLAS`` names it)."""

@@ -25,7 +25,7 @@ from . import numpy_ref as _ref
 NAME = "numba"
 DTYPES = ("float32", "float64")
 ARRAY_TYPES = (np.ndarray,)
-CAPABILITIES = frozenset({contract.FUSED_AE1_STEP, contract.VALUES_SCAN})
+CAPABILITIES = frozenset({contract.FUSED_AE1_STEP, contract.VALUES_SCAN, contract.BF16_PRODUCTS})
 xp = np
 
 from fastae.kernels.cpu import checks, dense  # noqa: E402
@@ -45,8 +45,8 @@ class _OnFirstUse:
         return getattr(self._module, attr)
 
 
-latent, losses, noise, optim, penalties, products, step = (
-    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step")
+latent, losses, noise, optim, penalties, products, step, bf16k = (
+    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step", "bf16")
 )
 
 
@@ -136,6 +136,48 @@ def _activation_backward(dh, h, activation, kernel):
     if activation != "linear":
         kernel(dh, h, ACT_CODE[activation])
     return dh
+
+
+# --- bfloat16 products ------------------------------------------------------------------------------------------
+def bf16_input(x, unit_interval):
+    """``(ok, x16)`` in one pass over ``x`` (:func:`fastae.kernels.cpu.bf16.check_to_bf16`)."""
+    x16 = np.empty(x.shape, dtype=np.uint16)
+    return bool(bf16k.check_to_bf16(x, unit_interval, x16)), x16
+
+
+def to_bf16(x):
+    x16 = np.empty(x.shape, dtype=np.uint16)
+    bf16k.to_bf16(np.ascontiguousarray(x), x16)
+    return x16
+
+
+def _widened(h):
+    w = np.empty(h.shape, dtype=np.float32)
+    bf16k.widen(h, w)
+    return w
+
+
+def dense_forward_bf16(x16, W16, b, activation, transpose=False, out=None, bf16_out=False):
+    """As :func:`numpy_ref.dense_forward_bf16`: oneMKL's bfloat16 GEMM where the processor has bfloat16 units and
+    the product is large enough (as for float32, :mod:`.gemm`), else the emulation (widened operands, float32
+    products: the same rounding); then the bias and activation, in bfloat16 too with ``bf16_out``."""
+    n, k = x16.shape
+    Wop = W16 if transpose else W16.T
+    m = Wop.shape[1]
+    a = np.empty((n, m), dtype=np.float32) if (out is None or bf16_out) else out
+    p = gemm.bf16_provider(n, k, m)
+    if p is not None:
+        p.matmul_bf16(x16, Wop, a)
+    else:
+        W = _widened(W16)
+        _matmul(_widened(x16), W if transpose else W.T, a)
+    code = ACT_CODE[activation]
+    if not bf16_out:
+        dense.bias_act(a, b, code)
+        return a
+    h16 = np.empty((n, m), dtype=np.uint16) if out is None else out
+    bf16k.bias_act_bf16(a, b, code, h16)
+    return h16
 
 
 # --- output layer fused with its loss -------------------------------------------------------------------------

@@ -25,13 +25,13 @@ import math
 import numpy as np
 
 from .. import activations as act
-from .. import rng
+from .. import precision, rng
 from ..constants import LOGVAR_MAX, LOGVAR_MIN, RHO_HAT_EPS
 
 NAME = "numpy"
 DTYPES = ("float32", "float64")
 ARRAY_TYPES = (np.ndarray,)
-CAPABILITIES: frozenset[str] = frozenset()
+CAPABILITIES: frozenset[str] = frozenset({"bf16_products"})
 xp = np
 
 
@@ -292,6 +292,36 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
 # ---------------------------------------------------------------------------------------------------------------
 # Lifecycle (fastae.backends.contract)
 # ---------------------------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------------------
+# bfloat16 products (capability "bf16_products"): operands rounded to bfloat16, float32 sums, float32 epilogues
+# ---------------------------------------------------------------------------------------------------------------
+def bf16_input(x, unit_interval):
+    """``(ok, x16)``: the bfloat16 patterns of the float32 input ``x`` (round to nearest even) and whether every
+    value is finite and, with ``unit_interval``, in [0, 1] (the boundary scan, made by the same pass)."""
+    ok = bool(np.isfinite(x).all() and (not unit_interval or ((x >= 0) & (x <= 1)).all()))
+    return ok, precision.to_bf16(x)
+
+
+def to_bf16(x):
+    """The bfloat16 patterns of float32 ``x`` (a weight, or codes to decode)."""
+    return precision.to_bf16(x)
+
+
+def dense_forward_bf16(x16, W16, b, activation, transpose=False, out=None, bf16_out=False):
+    """:func:`dense_forward` with bfloat16 operands: ``h = f(x Wᵀ + b)`` where ``x`` and ``W`` are bfloat16
+    patterns, every product of two of them exact in float32 and the sums float32; ``b`` and ``h`` float32. With
+    ``bf16_out`` the result is ``h``'s bfloat16 patterns, the input of a next bfloat16 product (``out`` then
+    receives them, uint16)."""
+    x, W = precision.widen(x16), precision.widen(W16)
+    h = act.apply(activation, _product(x, W, transpose) + b)
+    if bf16_out:
+        h = precision.to_bf16(h)
+    if out is None:
+        return h
+    out[...] = h
+    return out
+
+
 def session():
     """A context a model holds around a whole fit, or an encode of several chunks, for backends that set up
     threads for it (``numba_pool.session``); this backend has nothing to set up."""

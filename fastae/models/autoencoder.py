@@ -126,6 +126,14 @@ class Autoencoder(BaseModel):
     dtype : {"float32", "float64"}, default="float32"
         Floating-point type of the weights and of every computation. Input is converted to it (float64 values too
         large for float32 raise ``ValueError``), and the arrays returned are in it.
+    precision : {"float32", "bfloat16"}, default="float32"
+        Precision of the matrix products. ``"bfloat16"`` (float32 models only) rounds both operands of every
+        product to bfloat16 (8 significant bits, round to nearest even) and sums in float32; weights, biases,
+        activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
+        AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
+        (``fastae.describe()`` says which). It may be switched on a fitted model with ``set_params`` and is saved
+        with it. In this version it covers ``encode``, ``decode`` and ``reconstruct``; the other methods raise
+        ``ValueError`` while it is set.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, noise, the validation split), drawn
         through fastae's counter-based Philox generator. An int in [0, 2**64) is the seed itself; a ``Generator``
@@ -237,6 +245,7 @@ class Autoencoder(BaseModel):
         tol=1e-4,
         backend="auto",
         dtype="float32",
+        precision="float32",
         random_state=None,
         verbose=False,
     ):
@@ -263,6 +272,7 @@ class Autoencoder(BaseModel):
         self.tol = tol
         self.backend = backend
         self.dtype = dtype
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -519,14 +529,18 @@ class Autoencoder(BaseModel):
             The codes, in the model's dtype; ``out`` itself when given.
         """
         self._check_fitted()
-        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        w16 = self._w16()
+        if w16 is None:
+            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        else:
+            X = self._check_X16(X)
         if out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: a one-row encode has no time for more
-            return self._encode(X)
+            return self._encode(X, None, w16)
         out = self._checked_out(out, X, self._code_size(), "the codes")
-        return self._into(X, lambda c, _, dest: self._encode(c, dest), self._code_size(), out)
+        return self._into(X, lambda c, _, dest: self._encode(c, dest, w16), self._code_size(), out)
 
-    def _encode(self, x, out=None):
-        return network.forward(self._B, self._params, self._encoder, x, out)[-1]
+    def _encode(self, x, out=None, w16=None):
+        return network.forward(self._B, self._params, self._encoder, x, out, w16)[-1]
 
     @consistent
     def reconstruct(self, X, out=None):
@@ -546,9 +560,15 @@ class Autoencoder(BaseModel):
             ``out`` itself when given.
         """
         self._check_fitted()
-        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        w16 = self._w16()
+        if w16 is None:
+            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        else:
+            X = self._check_X16(X)
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
-        return self._into(X, lambda c, _, dest: self._decode(self._encode(c), dest), self.n_features_in_, out)
+        return self._into(
+            X, lambda c, _, dest: self._decode(self._encode(c, None, w16), dest, w16), self.n_features_in_, out
+        )
 
     def _row_loss(self, X):
         def rows(x, _):
@@ -581,6 +601,7 @@ class Autoencoder(BaseModel):
             instead of returning inf.
         """
         self._check_fitted()
+        self._float32_only("score_samples")
         X = self._check_X(X, n_features=self.n_features_in_)
         return self._finite_rows(lambda: self._row_loss(X), "score_samples")
 

@@ -13,6 +13,7 @@ from .. import io, rng, training
 from ..backends import contract, resolve_backend
 from ..concurrency import consistent, publishing, updating
 from ..errors import NotFittedError
+from ..precision import PRECISIONS
 from ..validation import FLOAT_DTYPES, check_array, check_choice, check_number, check_out
 from . import network
 
@@ -110,6 +111,7 @@ class BaseModel:
         state.pop("_B", None)
         state.pop("_locks", None)
         state.pop("_fused_cache", None)  # closures over this process's buffers
+        state.pop("_w16_cache", None)  # made again on first use
         opt = state.pop("_optimizer", None)
         if opt is not None:
             state["_optimizer_state"] = opt.state
@@ -131,6 +133,7 @@ class BaseModel:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("loss", self.loss, LOSSES)
         check_choice("dtype", self.dtype, FLOAT_DTYPES)
+        _check_precision(self.precision, self.dtype)
         check_number("learning_rate", self.learning_rate, low=0, low_open=True)
         check_number("momentum", self.momentum, low=0, high=1, high_open=True)
         check_number("weight_decay", self.weight_decay, low=0)
@@ -144,6 +147,53 @@ class BaseModel:
                 raise TypeError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
         if not isinstance(self.backend, str):
             raise TypeError(f"backend must be a string such as 'auto' or 'numpy', got {self.backend!r}")
+
+    # --- bfloat16 products (precision="bfloat16") ----------------------------------------------------------------
+    def _w16(self):
+        """``None`` for float32 products; for ``precision="bfloat16"``, the bfloat16 copies of the weights, made
+        once per set of weights (an update or a load replaces the arrays, and with them the copies)."""
+        if self.precision == "float32":
+            return None
+        _check_precision(self.precision, self._fitted_structure["dtype"])
+        if not contract.supports(self._B, contract.BF16_PRODUCTS):
+            raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {self.backend_!r} has none")
+        P = self._params
+        cached = self.__dict__.get("_w16_cache")
+        if cached is not None and len(cached[0]) == len(P) and all(P[k] is v for k, v in cached[0].items()):
+            return cached[1]
+        names = [k for k, v in P.items() if v.ndim == 2]
+        w16 = {k: self._B.to_bf16(P[k]) for k in names}
+        self._w16_cache = (dict(P), w16)
+        return w16
+
+    def _float32_only(self, what):
+        """``ValueError`` for a method that has no bfloat16 form yet while ``precision="bfloat16"``: it never runs
+        in float32 in its place."""
+        if self.precision != "float32":
+            _check_precision(self.precision, self._config()["dtype"])
+            raise ValueError(
+                f"{what} is not available with precision={self.precision!r} in this version (encode, decode and "
+                f"reconstruct are); set_params(precision='float32') to run it in float32"
+            )
+
+    def _check_X16(self, X):
+        """``X`` checked and rounded to bfloat16 patterns, in one pass over it when it is a C-contiguous float32
+        array of the fitted width (the common case); anything else is checked by :meth:`_check_X` first."""
+        B, unit = self._B, self._fitted_structure["loss"] == "bce"
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype == np.float32
+            and X.flags.c_contiguous
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and "feature_names_in_" not in self.__dict__
+        ):
+            ok, x16 = B.bf16_input(X, unit)
+            if ok:
+                return x16
+        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        return B.bf16_input(X, unit)[1]
 
     def _check_X(self, X, name="X", n_features=None, config=None, xp=None):
         """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about
@@ -209,7 +259,10 @@ class BaseModel:
         instead of storing them, so a refused call changes nothing)."""
         self._validate_training_params()
         derived = self._validate_model_params()
-        return resolve_backend(self.backend, self.dtype, like), derived
+        backend = resolve_backend(self.backend, self.dtype, like)
+        if self.precision == "bfloat16" and not contract.supports(backend, contract.BF16_PRODUCTS):
+            raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {backend.NAME!r} has none")
+        return backend, derived
 
     def _param_snapshot(self):
         """The constructor parameters as ``(type, value)`` pairs (lists as tuples): equal snapshots were validated
@@ -344,6 +397,7 @@ class BaseModel:
             When a batch diverges and ``on_divergence`` does not skip it.
         """
         _reject_positional_validation(y, X)
+        self._float32_only("fit")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs the checkpoint=path to resume from")
         if checkpoint is not None:
@@ -474,6 +528,7 @@ class BaseModel:
             The model, one epoch further.
         """
         _reject_positional_validation(y, X)
+        self._float32_only("partial_fit")
         if not hasattr(self, "_params"):
             xp = self._validated(like=X)[0].xp
             names, raw = _feature_names(X), X
@@ -600,10 +655,11 @@ class BaseModel:
         H = check_array(H, dtype=dtype, name=name, n_features=self._code_size(), what_features=units, xp=xp)
         H = self._B.xp.asarray(H)
         out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
-        return self._into(H, lambda c, _, dest: self._decode(c, dest), self.n_features_in_, out)
+        w16 = self._w16()
+        return self._into(H, lambda c, _, dest: self._decode(c, dest, w16), self.n_features_in_, out)
 
-    def _decode(self, h, out=None):
-        return network.forward(self._B, self._params, self._decoder, h, out)[-1]
+    def _decode(self, h, out=None, w16=None):
+        return network.forward(self._B, self._params, self._decoder, h, out, w16)[-1]
 
     def inverse_transform(self, H):
         """Same as :meth:`decode`.
@@ -918,3 +974,11 @@ def _jsonable(params):
             v = None  # a Generator cannot be stored; the drawn seed is kept in the fitted state instead
         out[k] = v
     return out
+
+
+def _check_precision(value, dtype):
+    check_choice("precision", value, PRECISIONS)
+    if value == "bfloat16" and dtype != "float32":
+        raise ValueError(
+            f"precision='bfloat16' needs dtype='float32' (bfloat16 products sum in float32), got dtype={dtype!r}"
+        )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Dense:
@@ -19,16 +21,34 @@ class Dense:
     transpose: bool = False
 
 
-def forward(B, params, layers, x, out=None):
+def forward(B, params, layers, x, out=None, w16=None):
     """Run ``layers`` on ``x``; returns ``[x, h_1, ..., h_n]`` (the input of each layer, then the last output).
     With ``out``, the last layer writes ``h_n`` there (the layers before it use arrays of their own); callers pass
-    ``out`` only with at least one layer."""
+    ``out`` only with at least one layer.
+
+    With ``w16`` (the bfloat16 copies of the weights, by name) every product takes bfloat16 operands: ``x`` is
+    float32 (rounded here) or already bfloat16 patterns, the layers before the last hand theirs on as bfloat16,
+    and the last output is float32 (``precision="bfloat16"``, inference)."""
+    if w16 is not None:
+        return _forward_bf16(B, params, layers, x, out, w16)
     hs = [x]
     for L in layers[:-1]:
         hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose))
     if layers:
         L = layers[-1]
         hs.append(B.dense_forward(hs[-1], params[L.weight], params[L.bias], L.activation, L.transpose, out))
+    return hs
+
+
+def _forward_bf16(B, params, layers, x, out, w16):
+    hs = [x if x.dtype == np.uint16 else B.to_bf16(x)]
+    for i, L in enumerate(layers):
+        last = i == len(layers) - 1
+        hs.append(
+            B.dense_forward_bf16(
+                hs[-1], w16[L.weight], params[L.bias], L.activation, L.transpose, out if last else None, not last
+            )
+        )
     return hs
 
 

@@ -98,6 +98,14 @@ class VAE(BaseModel):
     dtype : {"float32", "float64"}, default="float32"
         Floating-point type of the weights and of every computation. Input is converted to it (float64 values too
         large for float32 raise ``ValueError``), and the arrays returned are in it.
+    precision : {"float32", "bfloat16"}, default="float32"
+        Precision of the matrix products. ``"bfloat16"`` (float32 models only) rounds both operands of every
+        product to bfloat16 (8 significant bits, round to nearest even) and sums in float32; weights, biases,
+        activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
+        AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
+        (``fastae.describe()`` says which). It may be switched on a fitted model with ``set_params`` and is saved
+        with it. In this version it covers ``encode``, ``decode`` and ``reconstruct``; the other methods raise
+        ``ValueError`` while it is set.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, the validation split, the ``ε`` of
         training, and the draws of :meth:`sample`, ``encode(sample=True)`` and :meth:`elbo`), drawn through
@@ -185,6 +193,7 @@ class VAE(BaseModel):
         tol=1e-4,
         backend="auto",
         dtype="float32",
+        precision="float32",
         random_state=None,
         verbose=False,
     ):
@@ -206,6 +215,7 @@ class VAE(BaseModel):
         self.tol = tol
         self.backend = backend
         self.dtype = dtype
+        self.precision = precision
         self.random_state = random_state
         self.verbose = verbose
 
@@ -257,11 +267,10 @@ class VAE(BaseModel):
         logvar = B.dense_forward(h, P[self._logvar.weight], P[self._logvar.bias], "linear")
         return hs, mu, logvar
 
-    def _mean(self, x, out=None):
+    def _mean(self, x, out=None, w16=None):
         """``μ`` alone (into ``out`` if given): what encoding, reconstructing and scoring at ``z = μ`` need (the
         log-variance head would be a product thrown away)."""
-        h = network.forward(self._B, self._params, self._encoder, x)[-1]
-        return self._B.dense_forward(h, self._params[self._mu.weight], self._params[self._mu.bias], "linear", out=out)
+        return network.forward(self._B, self._params, [*self._encoder, self._mu], x, out, w16)[-1]
 
     def _loss_and_grads(self, x, step, row0=0):
         """Reconstruction + β KL on batch ``x`` with ``ε`` drawn at update ``step``, and the gradient of every
@@ -327,15 +336,21 @@ class VAE(BaseModel):
         self._check_fitted()
         if not isinstance(sample, (bool, np.bool_)):
             raise TypeError(f"sample must be True or False, got {sample!r}")
-        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        if sample:
+            self._float32_only("encode(sample=True)")
+        w16 = self._w16()
+        if w16 is None:
+            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        else:
+            X = self._check_X16(X)
         if not sample and out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: as Autoencoder.encode
-            return self._mean(X)
+            return self._mean(X, None, w16)
         out = self._checked_out(out, X, self._code_size(), "the codes")
         step = self._next_sample_step() if sample else None
 
         def code(x, row0, dest):
             if step is None:
-                return self._mean(x, dest)
+                return self._mean(x, dest, w16)
             _, mu, logvar = self._heads(x)
             z, _ = self._B.gaussian_latent(mu, logvar, 0.0, self._key, step, row0, stream=rng.STREAM_SAMPLE)
             dest[...] = z
@@ -361,9 +376,15 @@ class VAE(BaseModel):
             dtype; ``out`` itself when given.
         """
         self._check_fitted()
-        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        w16 = self._w16()
+        if w16 is None:
+            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        else:
+            X = self._check_X16(X)
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
-        return self._into(X, lambda c, _, dest: self._decode(self._mean(c), dest), self.n_features_in_, out)
+        return self._into(
+            X, lambda c, _, dest: self._decode(self._mean(c, None, w16), dest, w16), self.n_features_in_, out
+        )
 
     @consistent
     def sample(self, n):
@@ -388,7 +409,10 @@ class VAE(BaseModel):
         step = self._next_sample_step()
         dt = np.dtype(self._fitted_structure["dtype"])
         z = rng.normal(self._key, rng.STREAM_SAMPLE, step, int(n), self._code_size(), dtype=dt)
-        return self._into(self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest), self.n_features_in_, None)
+        w16 = self._w16()
+        return self._into(
+            self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest, w16), self.n_features_in_, None
+        )
 
     def _rec_rows(self, x, z):
         B, P = self._B, self._params
@@ -430,6 +454,7 @@ class VAE(BaseModel):
             raises ``ValueError`` instead of returning inf.
         """
         self._check_fitted()
+        self._float32_only("elbo")
         check_number("n_samples", n_samples, low=1, integer=True)
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         return self._finite_rows(lambda: self._elbo(X, int(n_samples)), "elbo")
@@ -461,6 +486,7 @@ class VAE(BaseModel):
             instead of returning inf.
         """
         self._check_fitted()
+        self._float32_only("score_samples")
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         return self._finite_rows(
             lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x))), "score_samples"

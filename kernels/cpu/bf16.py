@@ -13,6 +13,7 @@ accumulation does, up to the order of the sums: that is the emulated path on pro
 
 import numpy as np
 
+from . import dense
 from ._config import JIT, njit
 
 _QUIET = np.uint32(0x00400000)  # the quiet bit of a float32 NaN
@@ -73,4 +74,16 @@ def round_f32(x, out):
         dst[i] = _round_bits(src[i]) << np.uint32(16)
 
 
-__all__ = ["to_bf16", "check_to_bf16", "widen", "round_f32"]
+@njit(**JIT)
+def bias_act_bf16(a, b, act, out):
+    """``out = bf16(f(a + b))`` (uint16) for float32 ``a`` ``(n, m)``, row by row while the row is in cache: the
+    epilogue of a layer whose output feeds another bfloat16 product. ``a`` is overwritten with ``f(a + b)``."""
+    src = a.view(np.uint32)
+    for i in range(a.shape[0]):
+        dense._bias_act_vec(a[i], b, act)
+        row, dst = src[i], out[i]
+        for j in range(row.shape[0]):
+            dst[j] = np.uint16(_round_bits(row[j]))
+
+
+__all__ = ["to_bf16", "check_to_bf16", "widen", "round_f32", "bias_act_bf16"]

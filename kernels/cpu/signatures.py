@@ -96,10 +96,22 @@ _POOL = {
 }
 
 
+# bfloat16 kernels: float32 in, bfloat16 patterns (uint16) out, for float32 models only. The input and the codes to
+# decode can be the caller's data; weights and the patterns are fastae's.
+_F4, _U2 = types.float32, types.uint16
+_BF16 = {
+    "bf16.to_bf16": [(_a(_F4, 2, ro), _a(_U2, 2)) for ro in (False, True)],
+    "bf16.check_to_bf16": [(_a(_F4, 2, ro), b1, _a(_U2, 2)) for ro in (False, True)],
+    "bf16.widen": [(_a(_U2, 2), _a(_F4, 2))],
+    "bf16.bias_act_bf16": [(_a(_F4, 2), _a(_F4, 1), i8, _a(_U2, 2))],
+}
+
+
 def signatures(parallel=False):
     """``{"module.kernel": [argument-type tuples]}``; with ``parallel``, the ``_par`` twins and the one-pool ops
     as well."""
     table = {name: _per_dtype(make) for name, make in _TABLE.items()}
+    table.update(_BF16)
     if parallel:
         table.update({name + "_par": table[name] for name in PARALLEL_TWINS})
         table.update({name: _per_dtype(make) for name, make in _POOL.items()})

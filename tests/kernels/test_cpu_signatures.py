@@ -56,6 +56,17 @@ for dtype in ("float32", "float64"):
                        backend=backend).fit(X)
         v.encode(X), v.elbo(X), v.reconstruct(X)
     fastae.Autoencoder(hidden=(8,), epochs=1, dtype=dtype, backend=backend).fit(rng.random((50, 64)))  # converted
+for readonly in (False, True):  # precision="bfloat16": float32 models only
+    X = rng.random((300, 64)).astype("float32")
+    X.flags.writeable = not readonly
+    for m in (fastae.Autoencoder(hidden=(64, 8), epochs=1, random_state=0, backend=backend).fit(X),
+              fastae.VAE(hidden=(64,), latent=2, epochs=1, random_state=0, backend=backend).fit(X)):
+        m.set_params(precision="bfloat16")
+        H = m.encode(X)
+        H.flags.writeable = not readonly
+        m.decode(H), m.reconstruct(X), m.encode(X[:1]), m.encode(X.astype("float64"))
+        m.encode(X, out=np.empty_like(H)), m.reconstruct(X, out=np.empty(X.shape, "float32"))
+    m.sample(3)
 extra = {name: [str(s) for s in set(S.dispatcher(name).signatures) - set(sigs)] for name, sigs in table.items()}
 print(json.dumps({k: v for k, v in extra.items() if v}))
 """

@@ -1,0 +1,146 @@
+"""precision="bfloat16" (fastae/backends/*.dense_forward_bf16, the models' inference): every backend's bfloat16
+layer against the float64 product of the rounded operands, within the tolerance model (u = 2^-8 on each operand
+against the float32 operands); the models' codes within that bound of their float32 codes; the combinations that
+cannot run are refused by name."""
+
+import numpy as np
+import pytest
+
+import fastae
+from fastae import activations, precision
+from fastae.backends import gemm, registry
+from fastae.backends import numpy_ref as ref
+
+from .tolerances import close, dense_forward_err
+
+BACKENDS = registry.available_backends()
+U = precision.UNIT_BF16
+
+
+def layer(n, k, m, seed=0):
+    r = np.random.default_rng(seed)
+    x = r.uniform(0, 1, (n, k)).astype(np.float32)
+    W = r.uniform(-0.2, 0.2, (m, k)).astype(np.float32)
+    b = r.uniform(-0.2, 0.2, m).astype(np.float32)
+    return x, W, b
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n, k, m", [(1, 9, 5), (7, 33, 17), (64, 784, 256)])  # the last: MKL's bf16 GEMM
+@pytest.mark.parametrize("activation", activations.ACTIVATIONS)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_dense_forward_bf16(backend, n, k, m, activation, transpose):
+    B = registry.get_backend(backend, "float32")
+    x, W, b = layer(n, k, m)
+    if transpose:
+        W = np.ascontiguousarray(W.T)
+    ok, x16 = B.bf16_input(x, True)
+    W16 = B.to_bf16(W)
+    assert ok and x16.dtype == np.uint16
+    np.testing.assert_array_equal(x16, precision.to_bf16(x))
+    np.testing.assert_array_equal(W16, precision.to_bf16(W))
+    h = B.dense_forward_bf16(x16, W16, b, activation, transpose)
+    # exact math of the rounded operands, in float64; only the float32 sums and the epilogue err
+    xr, Wr = (precision.widen(a).astype(np.float64) for a in (x16, W16))
+    want = ref.dense_forward(xr, Wr, b.astype(np.float64), activation, transpose)
+    err = dense_forward_err(xr, Wr, b.astype(np.float64), "float32", transpose)
+    close(h, want, "float32", err=err, what=f"{backend} bf16 layer")
+    # against the float32 operands: their rounding at u = 2^-8 each on top
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    want32 = ref.dense_forward(x64, W64, b.astype(np.float64), activation, transpose)
+    Wt = W64 if transpose else W64.T
+    err32 = dense_forward_err(x64, W64, b.astype(np.float64), "float32", transpose) + 2 * U * (np.abs(x64) @ np.abs(Wt))
+    close(h, want32, "float32", err=err32, what=f"{backend} bf16 layer against float32 operands")
+    # the bfloat16 output for a next layer: h's patterns, within one bfloat16 rounding of the float32 h
+    h16 = B.dense_forward_bf16(x16, W16, b, activation, transpose, bf16_out=True)
+    assert h16.dtype == np.uint16
+    close(precision.widen(h16), want, "float32", err=err + U * np.abs(want), what=f"{backend} bf16 output")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bf16_input_flags_bad_values_as_the_scan_does(backend):
+    B = registry.get_backend(backend, "float32")
+    x = np.array([[0.0, 0.5], [1.0, 0.25]], dtype=np.float32)
+    assert B.bf16_input(x, True)[0]
+    for bad, unit in ((np.nan, False), (np.inf, False), (1.5, True), (-0.5, True)):
+        y = x.copy()
+        y[1, 0] = bad
+        ok, y16 = B.bf16_input(y, unit)
+        assert not ok
+        np.testing.assert_array_equal(y16, precision.to_bf16(y))
+
+
+def test_bf16_is_computed_not_float32_in_disguise():
+    """Inputs chosen so that bf16 and fp32 codes differ by far more than fp32 rounding: bf16 gives bf16's."""
+    x = np.full((2, 4), 1 + 2**-10, dtype=np.float32)  # rounds to 1.0 in bfloat16
+    m = fastae.Autoencoder(hidden=(2,), activation="linear", code_activation="linear", loss="mse", epochs=0)
+    m.fit(x)
+    state = m.state_dict()
+    m.load_state_dict({**state, "encoder.0.weight": np.ones((2, 4), np.float32)})
+    b = state["encoder.0.bias"]
+    np.testing.assert_allclose(m.encode(x), np.broadcast_to((1 + 2**-10) * 4 + b, (2, 2)), rtol=1e-6)
+    m.set_params(precision="bfloat16")
+    np.testing.assert_array_equal(m.encode(x), np.broadcast_to(np.float32(4.0) + b, (2, 2)))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    return (load_digits().data / 16.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("cls", [fastae.Autoencoder, fastae.VAE])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_models_encode_decode_reconstruct_in_bf16(cls, backend, digits, tmp_path):
+    m = cls(hidden=(48, 24), epochs=2, backend=backend, random_state=0).fit(digits)
+    codes32 = m.encode(digits)
+    m.set_params(precision="bfloat16")
+    codes = m.encode(digits)
+    assert codes.dtype == np.float32 and codes.shape == codes32.shape
+    # the bf16 codes are other numbers, close to the float32 ones (largest error over the largest code)
+    assert 0 < np.abs(codes - codes32).max() / np.abs(codes32).max() < 2e-2
+    np.testing.assert_array_equal(m.transform(digits), codes)
+    np.testing.assert_array_equal(m.encode(digits[:1]), codes[:1])  # one row: the same rounding
+    rec = m.reconstruct(digits)
+    np.testing.assert_array_equal(m.decode(codes), rec)
+    out = np.empty_like(codes)
+    assert m.encode(digits, out=out) is out
+    np.testing.assert_array_equal(out, codes)
+    # saved with the model, and the loaded model encodes the same bits
+    m.save(tmp_path / "m.safetensors")
+    loaded = fastae.load(tmp_path / "m.safetensors")
+    assert loaded.precision == "bfloat16"
+    np.testing.assert_array_equal(loaded.encode(digits), codes)
+    # what has no bfloat16 form yet is refused by name, never run in float32
+    for call, what in ((lambda: m.fit(digits), "fit"), (lambda: m.partial_fit(digits), "partial_fit"),
+                       (lambda: m.score_samples(digits), "score_samples")):
+        with pytest.raises(ValueError, match=rf"{what} is not available with precision='bfloat16'"):
+            call()
+    m.set_params(precision="float32")
+    np.testing.assert_array_equal(m.encode(digits), codes32)
+
+
+def test_bf16_weights_follow_the_weights(digits):
+    m = fastae.Autoencoder(hidden=(16,), epochs=1, random_state=0).fit(digits)
+    m.set_params(precision="bfloat16")
+    before = m.encode(digits)
+    m.set_params(precision="float32").partial_fit(digits)
+    m.set_params(precision="bfloat16")
+    assert not np.array_equal(m.encode(digits), before)  # new weights, new bf16 copies
+
+
+def test_impossible_combinations_are_refused(digits):
+    with pytest.raises(ValueError, match=r"precision='bfloat16' needs dtype='float32'.*got dtype='float64'"):
+        fastae.Autoencoder(dtype="float64", precision="bfloat16").fit(digits)
+    with pytest.raises(ValueError, match=r"precision must be one of \['float32', 'bfloat16'\], got 'fp16'"):
+        fastae.Autoencoder(precision="fp16").fit(digits)
+    m = fastae.Autoencoder(hidden=(8,), epochs=1, dtype="float64", random_state=0).fit(digits)
+    with pytest.raises(ValueError, match=r"precision='bfloat16' needs dtype='float32'"):
+        m.set_params(precision="bfloat16").encode(digits)
+
+
+def test_describe_says_whether_bf16_runs_on_units():
+    info = gemm.describe()
+    assert isinstance(info["bf16_units"], bool)
+    assert info["bf16_units"] == gemm._cpu_has_bf16()
