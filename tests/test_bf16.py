@@ -11,7 +11,7 @@ from fastae import activations, precision
 from fastae.backends import gemm, registry
 from fastae.backends import numpy_ref as ref
 
-from .tolerances import close, dense_forward_err
+from .tolerances import close, dense_forward_err, matmul_err
 
 BACKENDS = registry.available_backends()
 U = precision.UNIT_BF16
@@ -35,11 +35,13 @@ def test_dense_forward_bf16(backend, n, k, m, activation, transpose):
     if transpose:
         W = np.ascontiguousarray(W.T)
     ok, x16 = B.bf16_input(x, True)
-    W16 = B.to_bf16(W)
+    Wb = B.bf16_weight(W)
+    W16 = Wb[0]
     assert ok and x16.dtype == np.uint16
     np.testing.assert_array_equal(x16, precision.to_bf16(x))
     np.testing.assert_array_equal(W16, precision.to_bf16(W))
-    h = B.dense_forward_bf16(x16, W16, b, activation, transpose)
+    np.testing.assert_array_equal(B.to_bf16(W), W16)
+    h = B.dense_forward_bf16(x16, Wb, b, activation, transpose)
     # exact math of the rounded operands, in float64; only the float32 sums and the epilogue err
     xr, Wr = (precision.widen(a).astype(np.float64) for a in (x16, W16))
     want = ref.dense_forward(xr, Wr, b.astype(np.float64), activation, transpose)
@@ -52,7 +54,7 @@ def test_dense_forward_bf16(backend, n, k, m, activation, transpose):
     err32 = dense_forward_err(x64, W64, b.astype(np.float64), "float32", transpose) + 2 * U * (np.abs(x64) @ np.abs(Wt))
     close(h, want32, "float32", err=err32, what=f"{backend} bf16 layer against float32 operands")
     # the bfloat16 output for a next layer: h's patterns, within one bfloat16 rounding of the float32 h
-    h16 = B.dense_forward_bf16(x16, W16, b, activation, transpose, bf16_out=True)
+    h16 = B.dense_forward_bf16(x16, Wb, b, activation, transpose, bf16_out=True)
     assert h16.dtype == np.uint16
     close(precision.widen(h16), want, "float32", err=err + U * np.abs(want), what=f"{backend} bf16 output")
 
@@ -113,8 +115,11 @@ def test_models_encode_decode_reconstruct_in_bf16(cls, backend, digits, tmp_path
     assert loaded.precision == "bfloat16"
     np.testing.assert_array_equal(loaded.encode(digits), codes)
     # what has no bfloat16 form yet is refused by name, never run in float32
-    for call, what in ((lambda: m.fit(digits), "fit"), (lambda: m.partial_fit(digits), "partial_fit"),
-                       (lambda: m.score_samples(digits), "score_samples")):
+    for call, what in (
+        (lambda: m.fit(digits), "fit"),
+        (lambda: m.partial_fit(digits), "partial_fit"),
+        (lambda: m.score_samples(digits), "score_samples"),
+    ):
         with pytest.raises(ValueError, match=rf"{what} is not available with precision='bfloat16'"):
             call()
     m.set_params(precision="float32")
@@ -144,3 +149,22 @@ def test_describe_says_whether_bf16_runs_on_units():
     info = gemm.describe()
     assert isinstance(info["bf16_units"], bool)
     assert info["bf16_units"] == gemm._cpu_has_bf16()
+
+
+def test_bf16_inference_in_chunks_is_the_same_computation(digits, monkeypatch):
+    from fastae.models import base
+
+    m = fastae.Autoencoder(hidden=(32,), epochs=1, random_state=0).fit(digits)
+    m.set_params(precision="bfloat16")
+    whole = m.encode(digits)
+    monkeypatch.setattr(base, "BF16_CHUNK", 100)
+    parts = m.encode(digits)
+    out = np.empty_like(whole)
+    assert m.encode(digits, out=out) is out
+    # the same operands and sums; only how BLAS splits rows can differ: two float32 sums of the same terms, each
+    # within the bound of the tolerance model, through a sigmoid (slope at most 1/4)
+    sd = m.state_dict()
+    xr, Wr = precision.round_bf16(digits).astype(np.float64), precision.round_bf16(sd["encoder.0.weight"])
+    err = 2 * 0.25 * matmul_err(xr, Wr.T.astype(np.float64), "float32", bias=sd["encoder.0.bias"])
+    close(parts, whole.astype(np.float64), "float32", err=err, what="chunked bf16 codes")
+    np.testing.assert_array_equal(out, parts)

@@ -16,6 +16,7 @@ from fastae.backends.numpy_ref import (  # noqa: F401  every other op, and the l
     activation_backward,
     adam_update,
     bf16_input,
+    bf16_weight,
     contractive_penalty,
     dense_forward,
     dense_forward_bf16,

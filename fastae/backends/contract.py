@@ -151,10 +151,12 @@ class BF16Products(Protocol):
 
     def to_bf16(self, x: Array) -> Array: ...
 
+    def bf16_weight(self, W: Array) -> Any: ...
+
     def dense_forward_bf16(
         self,
         x16: Array,
-        W16: Array,
+        Wb: Any,
         b: Array,
         activation: str,
         transpose: bool = False,

@@ -157,20 +157,25 @@ def _widened(h):
     return w
 
 
-def dense_forward_bf16(x16, W16, b, activation, transpose=False, out=None, bf16_out=False):
+def bf16_weight(W):
+    """``(W16, Wr)`` as :func:`numpy_ref.bf16_weight`."""
+    W16 = to_bf16(W)
+    return W16, _widened(W16)
+
+
+def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_out=False):
     """As :func:`numpy_ref.dense_forward_bf16`: oneMKL's bfloat16 GEMM where the processor has bfloat16 units and
     the product is large enough (as for float32, :mod:`.gemm`), else the emulation (widened operands, float32
     products: the same rounding); then the bias and activation, in bfloat16 too with ``bf16_out``."""
     n, k = x16.shape
-    Wop = W16 if transpose else W16.T
-    m = Wop.shape[1]
+    W16, Wr = Wb
+    m = W16.shape[1] if transpose else W16.shape[0]
     a = np.empty((n, m), dtype=np.float32) if (out is None or bf16_out) else out
     p = gemm.bf16_provider(n, k, m)
     if p is not None:
-        p.matmul_bf16(x16, Wop, a)
+        p.matmul_bf16(x16, W16 if transpose else W16.T, a)
     else:
-        W = _widened(W16)
-        _matmul(_widened(x16), W if transpose else W.T, a)
+        _matmul(_widened(x16), Wr if transpose else Wr.T, a)
     code = ACT_CODE[activation]
     if not bf16_out:
         dense.bias_act(a, b, code)

@@ -303,16 +303,23 @@ def bf16_input(x, unit_interval):
 
 
 def to_bf16(x):
-    """The bfloat16 patterns of float32 ``x`` (a weight, or codes to decode)."""
+    """The bfloat16 patterns of float32 ``x`` (codes to decode, say)."""
     return precision.to_bf16(x)
 
 
-def dense_forward_bf16(x16, W16, b, activation, transpose=False, out=None, bf16_out=False):
-    """:func:`dense_forward` with bfloat16 operands: ``h = f(x Wᵀ + b)`` where ``x`` and ``W`` are bfloat16
-    patterns, every product of two of them exact in float32 and the sums float32; ``b`` and ``h`` float32. With
-    ``bf16_out`` the result is ``h``'s bfloat16 patterns, the input of a next bfloat16 product (``out`` then
-    receives them, uint16)."""
-    x, W = precision.widen(x16), precision.widen(W16)
+def bf16_weight(W):
+    """The bfloat16 form of a float32 weight that :func:`dense_forward_bf16` takes: ``(W16, Wr)``, its patterns
+    and their float32 values (the emulation's operand, kept so that no call widens a weight again)."""
+    W16 = precision.to_bf16(W)
+    return W16, precision.widen(W16)
+
+
+def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_out=False):
+    """:func:`dense_forward` with bfloat16 operands: ``h = f(x Wᵀ + b)`` where ``x`` (patterns) and ``W``
+    (:func:`bf16_weight`'s form) are bfloat16, every product of two of them exact in float32 and the sums
+    float32; ``b`` and ``h`` float32. With ``bf16_out`` the result is ``h``'s bfloat16 patterns, the input of a
+    next bfloat16 product (``out`` then receives them, uint16)."""
+    x, W = precision.widen(x16), Wb[1]
     h = act.apply(activation, _product(x, W, transpose) + b)
     if bf16_out:
         h = precision.to_bf16(h)

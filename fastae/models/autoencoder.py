@@ -10,7 +10,7 @@ from ..backends import contract
 from ..concurrency import consistent, publishing
 from ..errors import DivergenceError
 from ..validation import check_choice, check_layer_sizes, check_number
-from . import base, network
+from . import network
 from .base import BaseModel
 from .network import Dense
 
@@ -534,10 +534,10 @@ class Autoencoder(BaseModel):
             X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         else:
             X = self._check_X16(X)
-        if out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: a one-row encode has no time for more
+        if out is None and X.shape[0] <= self._chunk(w16):  # one call: a one-row encode has no time for more
             return self._encode(X, None, w16)
         out = self._checked_out(out, X, self._code_size(), "the codes")
-        return self._into(X, lambda c, _, dest: self._encode(c, dest, w16), self._code_size(), out)
+        return self._into(X, lambda c, _, dest: self._encode(c, dest, w16), self._code_size(), out, self._chunk(w16))
 
     def _encode(self, x, out=None, w16=None):
         return network.forward(self._B, self._params, self._encoder, x, out, w16)[-1]
@@ -567,7 +567,11 @@ class Autoencoder(BaseModel):
             X = self._check_X16(X)
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
         return self._into(
-            X, lambda c, _, dest: self._decode(self._encode(c, None, w16), dest, w16), self.n_features_in_, out
+            X,
+            lambda c, _, dest: self._decode(self._encode(c, None, w16), dest, w16),
+            self.n_features_in_,
+            out,
+            self._chunk(w16),
         )
 
     def _row_loss(self, X):

@@ -21,6 +21,9 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 LOSSES = ("bce", "mse")
 # Rows per backend call at inference: large enough to keep BLAS busy, small enough to bound temporaries.
 INFERENCE_CHUNK = 8192
+# Rows per call with bfloat16 products: small enough that a layer's output is still in cache when its epilogue and
+# the next product read it (docs/performance.md, *GEMM providers*).
+BF16_CHUNK = 2048
 
 
 class BaseModel:
@@ -162,9 +165,15 @@ class BaseModel:
         if cached is not None and len(cached[0]) == len(P) and all(P[k] is v for k, v in cached[0].items()):
             return cached[1]
         names = [k for k, v in P.items() if v.ndim == 2]
-        w16 = {k: self._B.to_bf16(P[k]) for k in names}
+        w16 = {k: self._B.bf16_weight(P[k]) for k in names}
         self._w16_cache = (dict(P), w16)
         return w16
+
+    @staticmethod
+    def _chunk(w16):
+        """Rows per backend call at inference: :data:`BF16_CHUNK` with bfloat16 products, else
+        :data:`INFERENCE_CHUNK`."""
+        return INFERENCE_CHUNK if w16 is None else BF16_CHUNK
 
     def _float32_only(self, what):
         """``ValueError`` for a method that has no bfloat16 form yet while ``precision="bfloat16"``: it never runs
@@ -559,20 +568,21 @@ class BaseModel:
         return self
 
     # --- inference helpers ------------------------------------------------------------------------------------
-    def _into(self, X, fn, width, out):
+    def _into(self, X, fn, width, out, chunk=None):
         """The ``(n, width)`` result of ``fn(chunk, row0, dest)`` over row chunks of ``X``: each call writes its
         chunk's rows into ``dest``, a slice of ``out`` (already checked by :meth:`_checked_out`) or of one array
         allocated here, so the result is never assembled from pieces. Returns ``out`` itself when given. Every
         input error is caught before the first row is written; a failure part-way (an interrupt, memory running
         out) leaves ``out`` holding the chunks done so far."""
         n = X.shape[0]
+        chunk = INFERENCE_CHUNK if chunk is None else chunk
         if out is None:
             dest = self._B.xp.empty((n, width), dtype=self._config()["dtype"])
         else:
             dest = self._B.xp.asarray(out)
         with self._B.session():
-            for s in range(0, n, INFERENCE_CHUNK):
-                fn(X[s : s + INFERENCE_CHUNK], s, dest[s : s + INFERENCE_CHUNK])
+            for s in range(0, n, chunk):
+                fn(X[s : s + chunk], s, dest[s : s + chunk])
         return dest if out is None else out
 
     def _checked_out(self, out, X, width, what):
@@ -656,7 +666,7 @@ class BaseModel:
         H = self._B.xp.asarray(H)
         out = self._checked_out(out, H, self.n_features_in_, "the reconstructions")
         w16 = self._w16()
-        return self._into(H, lambda c, _, dest: self._decode(c, dest, w16), self.n_features_in_, out)
+        return self._into(H, lambda c, _, dest: self._decode(c, dest, w16), self.n_features_in_, out, self._chunk(w16))
 
     def _decode(self, h, out=None, w16=None):
         return network.forward(self._B, self._params, self._decoder, h, out, w16)[-1]

@@ -343,7 +343,7 @@ class VAE(BaseModel):
             X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         else:
             X = self._check_X16(X)
-        if not sample and out is None and X.shape[0] <= base.INFERENCE_CHUNK:  # one call: as Autoencoder.encode
+        if not sample and out is None and X.shape[0] <= self._chunk(w16):  # one call: as Autoencoder.encode
             return self._mean(X, None, w16)
         out = self._checked_out(out, X, self._code_size(), "the codes")
         step = self._next_sample_step() if sample else None
@@ -356,7 +356,7 @@ class VAE(BaseModel):
             dest[...] = z
             return dest
 
-        return self._into(X, code, self._code_size(), out)
+        return self._into(X, code, self._code_size(), out, self._chunk(w16))
 
     @consistent
     def reconstruct(self, X, out=None):
@@ -383,7 +383,11 @@ class VAE(BaseModel):
             X = self._check_X16(X)
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
         return self._into(
-            X, lambda c, _, dest: self._decode(self._mean(c, None, w16), dest, w16), self.n_features_in_, out
+            X,
+            lambda c, _, dest: self._decode(self._mean(c, None, w16), dest, w16),
+            self.n_features_in_,
+            out,
+            self._chunk(w16),
         )
 
     @consistent
@@ -411,7 +415,11 @@ class VAE(BaseModel):
         z = rng.normal(self._key, rng.STREAM_SAMPLE, step, int(n), self._code_size(), dtype=dt)
         w16 = self._w16()
         return self._into(
-            self._B.xp.asarray(z), lambda c, _, dest: self._decode(c, dest, w16), self.n_features_in_, None
+            self._B.xp.asarray(z),
+            lambda c, _, dest: self._decode(c, dest, w16),
+            self.n_features_in_,
+            None,
+            self._chunk(w16),
         )
 
     def _rec_rows(self, x, z):

@@ -21,10 +21,11 @@ _QUIET = np.uint32(0x00400000)  # the quiet bit of a float32 NaN
 
 @njit(**JIT)
 def _round_bits(b):
-    """The bfloat16 pattern (in a uint32) of the float32 pattern ``b``."""
-    if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):  # NaN: stays a NaN, made quiet, sign kept
-        return (b | _QUIET) >> np.uint32(16)
-    return (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    """The bfloat16 pattern (in a uint32) of the float32 pattern ``b``. Both candidates are computed and one is
+    selected, with no branch, so that the loops calling this vectorise."""
+    rounded = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+    quiet = (b | _QUIET) >> np.uint32(16)  # NaN: stays a NaN, made quiet, sign kept
+    return quiet if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
 
 
 @njit(**JIT)
@@ -39,17 +40,19 @@ def to_bf16(x, out):
 @njit(**JIT)
 def check_to_bf16(x, unit_interval, out):
     """:func:`to_bf16` and the boundary scan of :func:`fastae.kernels.cpu.checks.values_ok` in one pass over
-    ``x``: True when every value is finite (and, with ``unit_interval``, in [0, 1]). On False ``out`` is written
-    all the same and the caller's detailed checks say what is wrong."""
-    src = x.reshape(-1).view(np.uint32)
-    dst = out.reshape(-1)
+    ``x`` ``(n, m)``: True when every value is finite (and, with ``unit_interval``, in [0, 1]). On False ``out`` is
+    written all the same and the caller's detailed checks say what is wrong. Row by row, the scan reading the row
+    the conversion has just brought into cache: one loop doing both did not vectorise (3x slower)."""
+    src = x.view(np.uint32)
     top = np.uint32(0)
     keep = np.uint32(0xFFFFFFFF) if unit_interval else np.uint32(0x7FFFFFFF)
-    for i in range(src.size):
-        b = src[i]
-        dst[i] = np.uint16(_round_bits(b))
-        m = b & keep
-        top = m if m > top else top
+    for r in range(src.shape[0]):
+        row, dst = src[r], out[r]
+        for i in range(row.shape[0]):
+            dst[i] = np.uint16(_round_bits(row[i]))
+        for i in range(row.shape[0]):
+            m = row[i] & keep
+            top = m if m > top else top
     if unit_interval:
         return top <= np.uint32(0x3F800000)  # the pattern of 1.0: see checks.values_ok
     return top < np.uint32(0x7F800000)
