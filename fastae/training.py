@@ -188,7 +188,7 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     skip the batch and continue; ``info`` has ``epoch``, ``batch``, ``loss`` and ``reason``.
     """
     n = X.shape[0]
-    order = rng.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
+    order = model._B.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
     spans = batches(n, model.batch_size)
     if model.t_ + len(spans) > MAX_UPDATES:
         raise ValueError(

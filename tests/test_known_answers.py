@@ -43,6 +43,7 @@ RETURNS = {
     "sgd_update": ("finite",),
     "momentum_update": ("finite",),
     "adam_update": ("finite",),
+    "permutation": ("order",),
 }
 MUTATES = {
     "weight_decay": ("grad",),
@@ -51,8 +52,8 @@ MUTATES = {
     "adam_update": ("out", "m", "v"),
 }
 OPTIMISERS = ("sgd_update", "momentum_update", "adam_update")
-NOISE_OPS = ("mask_noise", "gaussian_noise", "gaussian_latent")
-INT_ARGS = ("step", "row0", "stream", "t_step")
+NOISE_OPS = ("mask_noise", "gaussian_noise", "gaussian_latent", "permutation")
+INT_ARGS = ("step", "row0", "stream", "t_step", "n")
 
 
 def _array(value, dtype):
@@ -128,6 +129,10 @@ def test_known_answer(backend, dtype, case):
         where = f"{backend} {dtype} {case['name']}{' ' + label if label else ''}"
         for name, want in case["expected"].items():
             err = case.get("err", {}).get(name, 0.0)
+            if case["op"] == "permutation":  # row indices: int64, exactly
+                got = np.asarray(results[name])
+                assert got.dtype == np.int64 and got.tolist() == want, f"{where}: {name} {got!r}"
+                continue
             _compare(results[name], want, dtype, case["exact"], err, f"{where}: {name}")
         for name, (now, was) in unchanged.items():
             np.testing.assert_array_equal(now, was, err_msg=f"{where}: {name} must not change")

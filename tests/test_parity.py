@@ -217,3 +217,12 @@ def test_optimizers(B, dtype, size, method):
     assert B.sgd_update(p, bad, np.empty_like(p), 0.1) is False
     bad.reshape(-1)[-1] = np.inf
     assert B.adam_update(p, bad, s1.copy(), s2.copy(), np.empty_like(p), 0.01, 0.9, 0.999, 1e-8, 4) is False
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 4097])
+@pytest.mark.parametrize("step", [0, 3, 2**32 - 1])
+def test_permutation(B, n, step):
+    """The shuffle: the same order as the reference, bit for bit, whatever the size and epoch."""
+    got = B.permutation(KEY, rng.STREAM_SHUFFLE, step, n)
+    want = ref.permutation(KEY, rng.STREAM_SHUFFLE, step, n)
+    assert got.dtype == np.int64 and np.array_equal(got, want)

@@ -30,6 +30,7 @@ from fastae.backends.numpy_ref import (  # noqa: F401  every other op, and the l
     momentum_update,
     output_loss_grad,
     output_row_loss,
+    permutation,
     session,
     sgd_update,
     to_bf16,

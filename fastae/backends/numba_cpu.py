@@ -45,8 +45,8 @@ class _OnFirstUse:
         return getattr(self._module, attr)
 
 
-latent, losses, noise, optim, penalties, products, step, bf16k = (
-    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step", "bf16")
+latent, losses, noise, optim, penalties, products, step, bf16k, philox = (
+    _OnFirstUse(n) for n in ("latent", "loss", "noise", "optim", "penalties", "products", "step", "bf16", "philox")
 )
 
 
@@ -295,6 +295,16 @@ def gaussian_kl_rows(mu, logvar):
     out = np.empty(mu.shape[0], dtype=mu.dtype)
     latent.gaussian_kl_rows(mu, logvar, *_logvar_bounds(mu), out)
     return out
+
+
+# --- the shuffle ----------------------------------------------------------------------------------------------
+def permutation(key, stream, step, n):
+    """:func:`fastae.rng.permutation` with the Philox words drawn by the compiled generator (the same bits), then
+    the same stable sort: a small model's ``partial_fit`` spent most of its time drawing them in NumPy."""
+    bits = np.empty((1, n), dtype=np.uint32)
+    k0, k1 = _key(key)
+    philox.random_bits(k0, k1, np.uint32(stream), np.uint32(step), np.int64(0), np.int64(0), bits)
+    return np.argsort(bits[0], kind="stable")
 
 
 # --- optimisers: flat views of C-contiguous parameters, scalars in the parameter dtype -------------------------

@@ -45,6 +45,7 @@ from .numba_cpu import (  # the ops whose work this backend does not split, and 
     gaussian_kl_rows,
     kl_sparsity,
     l1_penalty,
+    permutation,
     to_bf16,
     to_numpy,
     weight_decay,
@@ -278,5 +279,6 @@ __all__ = [
     "gaussian_kl_rows",
     "kl_sparsity",
     "l1_penalty",
+    "permutation",
     "weight_decay",
 ]

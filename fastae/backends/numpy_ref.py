@@ -234,6 +234,11 @@ def gaussian_kl_rows(mu, logvar):
 # Optimisers. Each writes the new parameters into ``out`` (never into ``p``), updates its state in place and
 # returns whether ``out`` is all finite, so a diverging step can be refused with ``p`` still intact.
 # ---------------------------------------------------------------------------------------------------------------
+def permutation(key, stream, step, n):
+    """The order of the rows of an epoch: :func:`fastae.rng.permutation` (a NumPy ``int64`` array on the host)."""
+    return rng.permutation(key, stream, step, n)
+
+
 def sgd_update(p, g, out, lr):
     """``p ← p − lr g``, written into ``out``.
 
