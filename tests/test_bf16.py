@@ -11,7 +11,7 @@ from fastae import activations, precision
 from fastae.backends import gemm, registry
 from fastae.backends import numpy_ref as ref
 
-from .tolerances import close, dense_forward_err, matmul_err
+from .tolerances import close, dense_backward_err, dense_forward_err, matmul_err, output_err
 
 BACKENDS = registry.available_backends()
 U = precision.UNIT_BF16
@@ -114,14 +114,6 @@ def test_models_encode_decode_reconstruct_in_bf16(cls, backend, digits, tmp_path
     loaded = fastae.load(tmp_path / "m.safetensors")
     assert loaded.precision == "bfloat16"
     np.testing.assert_array_equal(loaded.encode(digits), codes)
-    # what has no bfloat16 form yet is refused by name, never run in float32
-    for call, what in (
-        (lambda: m.fit(digits), "fit"),
-        (lambda: m.partial_fit(digits), "partial_fit"),
-        (lambda: m.score_samples(digits), "score_samples"),
-    ):
-        with pytest.raises(ValueError, match=rf"{what} is not available with precision='bfloat16'"):
-            call()
     m.set_params(precision="float32")
     np.testing.assert_array_equal(m.encode(digits), codes32)
 
@@ -168,3 +160,83 @@ def test_bf16_inference_in_chunks_is_the_same_computation(digits, monkeypatch):
     err = 2 * 0.25 * matmul_err(xr, Wr.T.astype(np.float64), "float32", bias=sd["encoder.0.bias"])
     close(parts, whole.astype(np.float64), "float32", err=err, what="chunked bf16 codes")
     np.testing.assert_array_equal(out, parts)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n, k, m", [(7, 33, 17), (64, 784, 256)])
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_output_ops_bf16(backend, n, k, m, loss, transpose):
+    """The output layer with a bfloat16 product: loss, ``delta`` and row losses against the float64 ops on the
+    rounded operands."""
+    B = registry.get_backend(backend, "float32")
+    h, W, c = layer(n, k, m, seed=1)  # h: the layer input (n, k); W: (m, k); c: (m,)
+    x = np.random.default_rng(2).uniform(0, 1, (n, m)).astype(np.float32)
+    if transpose:
+        W = np.ascontiguousarray(W.T)
+    h16, Wb = B.to_bf16(h), B.bf16_weight(W)
+    hr, Wr = precision.widen(h16).astype(np.float64), Wb[1].astype(np.float64)
+    c64, x64 = c.astype(np.float64), x.astype(np.float64)
+    e_loss, e_delta, e_rows = output_err(hr, Wr, c64, x64, loss, "float32", transpose)
+    value, delta = B.output_loss_grad_bf16(h16, Wb, c, x, loss, transpose)
+    want_value, want_delta = ref.output_loss_grad(hr, Wr, c64, x64, loss, transpose)
+    close(value, want_value, "float32", err=e_loss, what=f"{backend} loss")
+    close(delta, want_delta, "float32", err=e_delta, what=f"{backend} delta")
+    rows = B.output_row_loss_bf16(h16, Wb, c, x, loss, transpose)
+    close(rows, ref.output_row_loss(hr, Wr, c64, x64, loss, transpose), "float32", err=e_rows, what=f"{backend} rows")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n, k, m", [(7, 33, 17), (64, 784, 256)])
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("need_dx", [False, True])
+def test_dense_backward_bf16(backend, n, k, m, transpose, need_dx):
+    """``dW`` and ``dx`` with ``delta`` rounded to bfloat16 for their products; ``db`` from the float32 ``delta``."""
+    B = registry.get_backend(backend, "float32")
+    x, W, _ = layer(n, k, m, seed=3)
+    if transpose:
+        W = np.ascontiguousarray(W.T)
+    delta = np.random.default_rng(4).uniform(-1, 1, (n, m)).astype(np.float32)
+    x16, Wb = B.to_bf16(x), B.bf16_weight(W)
+    dW, db, dx = B.dense_backward_bf16(delta, x16, Wb, transpose, need_dx)
+    dr = precision.round_bf16(delta).astype(np.float64)
+    xr, Wr = precision.widen(x16).astype(np.float64), Wb[1].astype(np.float64)
+    want = ref.dense_backward(dr, xr, Wr, transpose, need_dx)
+    errs = dense_backward_err(dr, xr, Wr, "float32", transpose)
+    close(dW, want[0], "float32", err=errs[0], what=f"{backend} dW")
+    d64 = delta.astype(np.float64)
+    close(db, d64.sum(axis=0), "float32", err=dense_backward_err(d64, xr, Wr, "float32", transpose)[1], what="db")
+    if need_dx:
+        close(dx, want[2], "float32", err=errs[2], what=f"{backend} dx")
+    else:
+        assert dx is None
+
+
+@pytest.mark.parametrize("cls, kw", [(fastae.Autoencoder, dict(hidden=(64, 16))), (fastae.VAE, dict(hidden=(64,)))])
+def test_bf16_training_reaches_the_float32_held_out_error(cls, kw, digits):
+    """The issue's bar: trained in bfloat16, the held-out error is within 3% of float32's; the weights are other
+    numbers (the fused float32 step is not used)."""
+    r = np.random.default_rng(0).permutation(len(digits))
+    train, test = digits[r[:1400]], digits[r[1400:]]
+    scores, weights = {}, {}
+    for prec in ("float32", "bfloat16"):
+        m = cls(**kw, epochs=20, random_state=0, precision=prec).fit(train)
+        scores[prec] = float(np.mean(m.set_params(precision="float32").score_samples(test)))
+        weights[prec] = m.state_dict()["encoder.0.weight"]
+    assert abs(scores["bfloat16"] - scores["float32"]) <= 0.03 * abs(scores["float32"]), scores
+    assert not np.array_equal(weights["bfloat16"], weights["float32"])
+
+
+def test_bf16_variants_train_and_the_contractive_penalty_is_refused(digits):
+    for kw in (
+        dict(hidden=(16,)),  # one hidden layer: no fused float32 step in bfloat16
+        dict(hidden=(24, 8), pretrain="layerwise", pretrain_epochs=1),
+        dict(hidden=(16,), noise=("mask", 0.2), sparsity=("kl", 0.1, 0.1), weight_decay=1e-4, tied=False),
+    ):
+        m = fastae.Autoencoder(**kw, epochs=2, random_state=0, precision="bfloat16").fit(digits)
+        assert np.isfinite(m.history_["loss"]).all() and np.isfinite(m.score_samples(digits)).all()
+        m.partial_fit(digits[:100])
+    v = fastae.VAE(hidden=(16,), latent=4, epochs=2, random_state=0, precision="bfloat16").fit(digits)
+    assert np.isfinite(v.elbo(digits)).all() and v.encode(digits, sample=True).shape == (len(digits), 4)
+    with pytest.raises(ValueError, match=r"the contractive penalty has no bfloat16 form"):
+        fastae.Autoencoder(hidden=(8,), contractive=0.1, epochs=1, precision="bfloat16").fit(digits)

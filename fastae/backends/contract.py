@@ -166,6 +166,18 @@ class BF16Products(Protocol):
         bf16_out: bool = False,
     ) -> Array: ...
 
+    def output_loss_grad_bf16(
+        self, h16: Array, Wb: Any, c: Array, x: Array, loss: str, transpose: bool = False
+    ) -> tuple[Any, Array]: ...
+
+    def output_row_loss_bf16(
+        self, h16: Array, Wb: Any, c: Array, x: Array, loss: str, transpose: bool = False
+    ) -> Array: ...
+
+    def dense_backward_bf16(
+        self, delta: Array, x16: Array, Wb: Any, transpose: bool = False, need_dx: bool = True
+    ) -> tuple[Array, Array, Array | None]: ...
+
 
 FUSED_AE1_STEP = "fused_ae1_step"
 VALUES_SCAN = "values_scan"

@@ -163,26 +163,71 @@ def bf16_weight(W):
     return W16, _widened(W16)
 
 
+def _matmul_bf16(a16, b16, b32, out=None):
+    """``a @ b`` of bfloat16 operands (``b32``: ``b16``'s float32 values, or ``None`` to widen it here) into
+    float32 ``out``: oneMKL's bf16 GEMM where :func:`gemm.bf16_provider` gives one, else the emulation."""
+    m, k = a16.shape
+    n = b16.shape[1]
+    if out is None:
+        out = np.empty((m, n), dtype=np.float32)
+    p = gemm.bf16_provider(m, k, n)
+    if p is not None:
+        return p.matmul_bf16(a16, b16, out)
+    return _matmul(_widen_any(a16), _widen_any(b16) if b32 is None else b32, out)
+
+
+def _widen_any(a16):
+    """The float32 values of bfloat16 patterns that are C-contiguous or the transpose of a C-contiguous array."""
+    return _widened(a16) if a16.flags.c_contiguous else _widened(np.ascontiguousarray(a16.T)).T
+
+
+def _bf16_product(x16, Wb, transpose, out=None):
+    """``x Wᵀ`` (``x W`` with ``transpose``) of bfloat16 operands, float32."""
+    W16, Wr = Wb
+    return _matmul_bf16(x16, W16 if transpose else W16.T, Wr if transpose else Wr.T, out)
+
+
 def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_out=False):
     """As :func:`numpy_ref.dense_forward_bf16`: oneMKL's bfloat16 GEMM where the processor has bfloat16 units and
     the product is large enough (as for float32, :mod:`.gemm`), else the emulation (widened operands, float32
     products: the same rounding); then the bias and activation, in bfloat16 too with ``bf16_out``."""
-    n, k = x16.shape
-    W16, Wr = Wb
-    m = W16.shape[1] if transpose else W16.shape[0]
-    a = np.empty((n, m), dtype=np.float32) if (out is None or bf16_out) else out
-    p = gemm.bf16_provider(n, k, m)
-    if p is not None:
-        p.matmul_bf16(x16, W16 if transpose else W16.T, a)
-    else:
-        _matmul(_widened(x16), Wr if transpose else Wr.T, a)
+    a = _bf16_product(x16, Wb, transpose, None if (out is None or bf16_out) else out)
     code = ACT_CODE[activation]
     if not bf16_out:
         dense.bias_act(a, b, code)
         return a
-    h16 = np.empty((n, m), dtype=np.uint16) if out is None else out
+    h16 = np.empty(a.shape, dtype=np.uint16) if out is None else out
     bf16k.bias_act_bf16(a, b, code, h16)
     return h16
+
+
+def output_loss_grad_bf16(h16, Wb, c, x, loss, transpose=False):
+    """As :func:`numpy_ref.output_loss_grad_bf16`: the bf16 product, then the fused loss pass over it."""
+    n = x.shape[0]
+    a = _bf16_product(h16, Wb, transpose)
+    rows = np.empty(n, dtype=a.dtype)
+    (losses.bce_output if loss == "bce" else losses.mse_output)(a, c, x, a, _t(a)(1.0 / n), rows)
+    return rows.sum() / _t(a)(n), a
+
+
+def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
+    a = _bf16_product(h16, Wb, transpose)
+    rows = np.empty(x.shape[0], dtype=a.dtype)
+    losses.output_rows(a, c, x, loss == "bce", rows)
+    return rows
+
+
+def dense_backward_bf16(delta, x16, Wb, transpose=False, need_dx=True):
+    """As :func:`numpy_ref.dense_backward_bf16`."""
+    W16, Wr = Wb
+    d16 = to_bf16(delta)
+    dW = _matmul_bf16(x16.T, d16, None) if transpose else _matmul_bf16(d16.T, x16, None)
+    db = np.empty(delta.shape[1], dtype=delta.dtype)
+    dense.col_sum(delta, db)
+    dx = None
+    if need_dx:
+        dx = _matmul_bf16(d16, W16.T, Wr.T) if transpose else _matmul_bf16(d16, W16, Wr)
+    return dW, db, dx
 
 
 # --- output layer fused with its loss -------------------------------------------------------------------------

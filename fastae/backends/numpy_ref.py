@@ -234,6 +234,25 @@ def gaussian_kl_rows(mu, logvar):
 # Optimisers. Each writes the new parameters into ``out`` (never into ``p``), updates its state in place and
 # returns whether ``out`` is all finite, so a diverging step can be refused with ``p`` still intact.
 # ---------------------------------------------------------------------------------------------------------------
+def output_loss_grad_bf16(h16, Wb, c, x, loss, transpose=False):
+    """:func:`output_loss_grad` with the output layer's product of bfloat16 operands (``h16`` patterns,
+    ``Wb`` as :func:`bf16_weight` gives it); the loss and ``(x̂ − x)/B`` in float32."""
+    return output_loss_grad(precision.widen(h16), Wb[1], c, x, loss, transpose)
+
+
+def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
+    """:func:`output_row_loss` with the product of bfloat16 operands."""
+    return output_row_loss(precision.widen(h16), Wb[1], c, x, loss, transpose)
+
+
+def dense_backward_bf16(delta, x16, Wb, transpose=False, need_dx=True):
+    """:func:`dense_backward` with the products of bfloat16 operands: ``delta`` (float32) is rounded for them,
+    ``x16`` and ``Wb`` are bfloat16 already; ``db`` (no product) is the column sum of the float32 ``delta``."""
+    d = precision.round_bf16(delta)
+    dW, _, dx = dense_backward(d, precision.widen(x16), Wb[1], transpose, need_dx)
+    return dW, delta.sum(axis=0), dx
+
+
 def permutation(key, stream, step, n):
     """The order of the rows of an epoch: :func:`fastae.rng.permutation` (a NumPy ``int64`` array on the host)."""
     return rng.permutation(key, stream, step, n)

@@ -131,9 +131,9 @@ class Autoencoder(BaseModel):
         product to bfloat16 (8 significant bits, round to nearest even) and sums in float32; weights, biases,
         activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
         AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
-        (``fastae.describe()`` says which). It may be switched on a fitted model with ``set_params`` and is saved
-        with it. In this version it covers ``encode``, ``decode`` and ``reconstruct``; the other methods raise
-        ``ValueError`` while it is set.
+        (``fastae.describe()`` says which). Training, inference and scores all use it; the bfloat16 copies of the
+        weights are taken once per training step. It may be switched on a fitted model with ``set_params`` and is
+        saved with it. The contractive penalty has no bfloat16 form (``ValueError``).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, noise, the validation split), drawn
         through fastae's counter-based Philox generator. An int in [0, 2**64) is the seed itself; a ``Generator``
@@ -355,7 +355,7 @@ class Autoencoder(BaseModel):
     # --- objective ------------------------------------------------------------------------------------------
     def _loss_and_grads(self, x, step, row0=0):
         """The training objective on batch ``x`` at update ``step`` and its gradient for every parameter."""
-        B, P = self._B, self._params
+        B, P = self._ops(), self._params
         x_in = x
         if self._noise is not None:
             kind, level = self._noise
@@ -402,6 +402,7 @@ class Autoencoder(BaseModel):
         B = self._B
         if (
             not contract.supports(B, contract.FUSED_AE1_STEP)
+            or self.precision != "float32"  # its products are float32
             or len(self._hidden) != 1
             or self._sparsity is not None
             or self.contractive > 0
@@ -485,6 +486,7 @@ class Autoencoder(BaseModel):
                 shuffle=self.shuffle,
                 backend=self.backend_,
                 dtype=self._fitted_structure["dtype"],
+                precision=self.precision,
                 random_state=int(seed[0]) | (int(seed[1]) << 32),
                 verbose=self.verbose,
             )
@@ -575,11 +577,13 @@ class Autoencoder(BaseModel):
         )
 
     def _row_loss(self, X):
+        ops, P = self._ops(), self._params
+
         def rows(x, _):
-            h = network.forward(self._B, self._params, self._decoder[:-1], self._encode(x))[-1]
+            h = network.forward(ops, P, [*self._encoder, *self._decoder[:-1]], x)[-1]
             last = self._decoder[-1]
-            return self._B.output_row_loss(
-                h, self._params[last.weight], self._params[last.bias], x, self._fitted_structure["loss"], last.transpose
+            return ops.output_row_loss(
+                h, P[last.weight], P[last.bias], x, self._fitted_structure["loss"], last.transpose
             )
 
         return self._chunked(self._B.xp.asarray(X), rows)
@@ -605,7 +609,6 @@ class Autoencoder(BaseModel):
             instead of returning inf.
         """
         self._check_fitted()
-        self._float32_only("score_samples")
         X = self._check_X(X, n_features=self.n_features_in_)
         return self._finite_rows(lambda: self._row_loss(X), "score_samples")
 

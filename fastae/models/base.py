@@ -169,21 +169,20 @@ class BaseModel:
         self._w16_cache = (dict(P), w16)
         return w16
 
+    def _ops(self, w16=None):
+        """The ops the model computes with: the backend's, or for ``precision="bfloat16"`` the backend's with
+        bfloat16 products (:class:`fastae.models.bf16.BF16Ops`, over the current weights or the copies ``w16``)."""
+        if self.precision == "float32":
+            return self._B
+        from .bf16 import BF16Ops
+
+        return BF16Ops(self._B, self._params, w16 if w16 is not None else self._w16())
+
     @staticmethod
     def _chunk(w16):
         """Rows per backend call at inference: :data:`BF16_CHUNK` with bfloat16 products, else
         :data:`INFERENCE_CHUNK`."""
         return INFERENCE_CHUNK if w16 is None else BF16_CHUNK
-
-    def _float32_only(self, what):
-        """``ValueError`` for a method that has no bfloat16 form yet while ``precision="bfloat16"``: it never runs
-        in float32 in its place."""
-        if self.precision != "float32":
-            _check_precision(self.precision, self._config()["dtype"])
-            raise ValueError(
-                f"{what} is not available with precision={self.precision!r} in this version (encode, decode and "
-                f"reconstruct are); set_params(precision='float32') to run it in float32"
-            )
 
     def _check_X16(self, X):
         """``X`` checked and rounded to bfloat16 patterns, in one pass over it when it is a C-contiguous float32
@@ -406,7 +405,6 @@ class BaseModel:
             When a batch diverges and ``on_divergence`` does not skip it.
         """
         _reject_positional_validation(y, X)
-        self._float32_only("fit")
         if resume and checkpoint is None:
             raise ValueError("resume=True needs the checkpoint=path to resume from")
         if checkpoint is not None:
@@ -537,7 +535,6 @@ class BaseModel:
             The model, one epoch further.
         """
         _reject_positional_validation(y, X)
-        self._float32_only("partial_fit")
         if not hasattr(self, "_params"):
             xp = self._validated(like=X)[0].xp
             names, raw = _feature_names(X), X

@@ -103,9 +103,9 @@ class VAE(BaseModel):
         product to bfloat16 (8 significant bits, round to nearest even) and sums in float32; weights, biases,
         activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
         AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
-        (``fastae.describe()`` says which). It may be switched on a fitted model with ``set_params`` and is saved
-        with it. In this version it covers ``encode``, ``decode`` and ``reconstruct``; the other methods raise
-        ``ValueError`` while it is set.
+        (``fastae.describe()`` says which). Training, inference and scores all use it; the bfloat16 copies of the
+        weights are taken once per training step. It may be switched on a fitted model with ``set_params`` and is
+        saved with it. The contractive penalty has no bfloat16 form (``ValueError``).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, the validation split, the ``ε`` of
         training, and the draws of :meth:`sample`, ``encode(sample=True)`` and :meth:`elbo`), drawn through
@@ -259,8 +259,8 @@ class VAE(BaseModel):
         return int(self._fitted_structure["latent"])
 
     # --- objective ------------------------------------------------------------------------------------------
-    def _heads(self, x):
-        B, P = self._B, self._params
+    def _heads(self, x, B=None):
+        B, P = (self._ops() if B is None else B), self._params
         hs = network.forward(B, P, self._encoder, x)
         h = hs[-1]
         mu = B.dense_forward(h, P[self._mu.weight], P[self._mu.bias], "linear")
@@ -275,8 +275,8 @@ class VAE(BaseModel):
     def _loss_and_grads(self, x, step, row0=0):
         """Reconstruction + β KL on batch ``x`` with ``ε`` drawn at update ``step``, and the gradient of every
         parameter."""
-        B, P = self._B, self._params
-        hs, mu, logvar = self._heads(x)
+        B, P = self._ops(), self._params
+        hs, mu, logvar = self._heads(x, B)
         z, kl = B.gaussian_latent(mu, logvar, self.beta, self._key, step, row0)
         dec_hs = network.forward(B, P, self._decoder[:-1], z)
         last = self._decoder[-1]
@@ -336,8 +336,6 @@ class VAE(BaseModel):
         self._check_fitted()
         if not isinstance(sample, (bool, np.bool_)):
             raise TypeError(f"sample must be True or False, got {sample!r}")
-        if sample:
-            self._float32_only("encode(sample=True)")
         w16 = self._w16()
         if w16 is None:
             X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
@@ -422,8 +420,8 @@ class VAE(BaseModel):
             self._chunk(w16),
         )
 
-    def _rec_rows(self, x, z):
-        B, P = self._B, self._params
+    def _rec_rows(self, x, z, B=None):
+        B, P = (self._ops() if B is None else B), self._params
         h = network.forward(B, P, self._decoder[:-1], z)[-1]
         last = self._decoder[-1]
         return B.output_row_loss(h, P[last.weight], P[last.bias], x, self._fitted_structure["loss"])
@@ -462,7 +460,6 @@ class VAE(BaseModel):
             raises ``ValueError`` instead of returning inf.
         """
         self._check_fitted()
-        self._float32_only("elbo")
         check_number("n_samples", n_samples, low=1, integer=True)
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         return self._finite_rows(lambda: self._elbo(X, int(n_samples)), "elbo")
@@ -494,10 +491,9 @@ class VAE(BaseModel):
             instead of returning inf.
         """
         self._check_fitted()
-        self._float32_only("score_samples")
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         return self._finite_rows(
-            lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x))), "score_samples"
+            lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x, None, self._w16()))), "score_samples"
         )
 
     def score(self, X, y=None):

@@ -62,11 +62,14 @@ for readonly in (False, True):  # precision="bfloat16": float32 models only
     for m in (fastae.Autoencoder(hidden=(64, 8), epochs=1, random_state=0, backend=backend).fit(X),
               fastae.VAE(hidden=(64,), latent=2, epochs=1, random_state=0, backend=backend).fit(X)):
         m.set_params(precision="bfloat16")
+        m.fit(X, validation_data=X[:40]).partial_fit(X)
+        m.score_samples(X)
         H = m.encode(X)
         H.flags.writeable = not readonly
         m.decode(H), m.reconstruct(X), m.encode(X[:1]), m.encode(X.astype("float64"))
         m.encode(X, out=np.empty_like(H)), m.reconstruct(X, out=np.empty(X.shape, "float32"))
-    m.sample(3)
+    m.sample(3), m.elbo(X), m.encode(X, sample=True)
+    fastae.Autoencoder(hidden=(8,), epochs=1, random_state=0, backend=backend, precision="bfloat16").fit(X)
 extra = {name: [str(s) for s in set(S.dispatcher(name).signatures) - set(sigs)] for name, sigs in table.items()}
 print(json.dumps({k: v for k, v in extra.items() if v}))
 """

@@ -1,0 +1,59 @@
+"""The backend's ops with bfloat16 products, for models with ``precision="bfloat16"``.
+
+:class:`BF16Ops` stands in for the backend wherever a model computes (a training step, the scores): it has the
+backend's ops, and the ones with a matrix product round its operands to bfloat16 and sum in float32 (the
+backend's ``*_bf16`` ops of capability ``bf16_products``); every other op is the backend's own. So the models'
+forward and backward passes are written once, for both precisions.
+
+It is made for one set of weights: the bfloat16 copies of the weights are taken when it is made (once per
+training step), and the bfloat16 copy of each layer input is made once and used by the forward product and by
+the weight gradient's product alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BF16Ops:
+    """The ops of backend ``B`` with bfloat16 products, over the weights in ``params``."""
+
+    def __init__(self, B, params, weights=None):
+        self._B = B
+        w = weights if weights is not None else {k: B.bf16_weight(v) for k, v in params.items() if v.ndim == 2}
+        self._w = {id(params[k]): (params[k], wb) for k, wb in w.items()}
+        self._x16: dict[int, tuple] = {}
+
+    def __getattr__(self, name):
+        return getattr(self._B, name)
+
+    def _wb(self, W):
+        held, wb = self._w[id(W)]
+        assert held is W  # a weight of the set this was made for
+        return wb
+
+    def _r(self, x):
+        """``x``'s bfloat16 patterns (``x`` itself if it holds patterns already), made once per array."""
+        if x.dtype == np.uint16:
+            return x
+        entry = self._x16.get(id(x))
+        if entry is not None and entry[0] is x:
+            return entry[1]
+        x16 = self._B.to_bf16(x)
+        self._x16[id(x)] = (x, x16)
+        return x16
+
+    def dense_forward(self, x, W, b, activation, transpose=False, out=None):
+        return self._B.dense_forward_bf16(self._r(x), self._wb(W), b, activation, transpose, out)
+
+    def dense_backward(self, delta, x, W, transpose=False, need_dx=True):
+        return self._B.dense_backward_bf16(delta, self._r(x), self._wb(W), transpose, need_dx)
+
+    def output_loss_grad(self, h, W, c, x, loss, transpose=False):
+        return self._B.output_loss_grad_bf16(self._r(h), self._wb(W), c, x, loss, transpose)
+
+    def output_row_loss(self, h, W, c, x, loss, transpose=False):
+        return self._B.output_row_loss_bf16(self._r(h), self._wb(W), c, x, loss, transpose)
+
+    def contractive_penalty(self, h, W, activation, lam):
+        raise ValueError("the contractive penalty has no bfloat16 form: use precision='float32' with contractive > 0")
