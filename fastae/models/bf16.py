@@ -28,9 +28,8 @@ class BF16Ops:
         return getattr(self._B, name)
 
     def _wb(self, W):
-        held, wb = self._w[id(W)]
-        assert held is W  # a weight of the set this was made for
-        return wb
+        # Keyed by identity: each entry holds its weight, so no other array can take the same id meanwhile.
+        return self._w[id(W)][1]
 
     def _r(self, x):
         """``x``'s bfloat16 patterns (``x`` itself if it holds patterns already), made once per array."""
