@@ -240,3 +240,38 @@ def test_bf16_variants_train_and_the_contractive_penalty_is_refused(digits):
     assert np.isfinite(v.elbo(digits)).all() and v.encode(digits, sample=True).shape == (len(digits), 4)
     with pytest.raises(ValueError, match=r"the contractive penalty has no bfloat16 form"):
         fastae.Autoencoder(hidden=(8,), contractive=0.1, epochs=1, precision="bfloat16").fit(digits)
+
+
+def test_bf16_copies_follow_updates_that_reuse_their_arrays(digits):
+    """The fused float32 step rotates three buffers, so after three updates the weights are the same arrays with
+    new values: the bf16 copies must follow the values (the model's version), not the arrays."""
+    kw = dict(hidden=(8,), backend="numba", epochs=1, batch_size=64, random_state=0)
+    m = fastae.Autoencoder(**kw, precision="bfloat16").fit(digits)
+    m.encode(digits)
+    m.set_params(precision="float32")
+    for _ in range(3):
+        m.partial_fit(digits)
+    m.set_params(precision="bfloat16")
+    fresh = fastae.Autoencoder(**kw).fit(digits).load_state_dict(m.state_dict()).set_params(precision="bfloat16")
+    np.testing.assert_array_equal(m.encode(digits), fresh.encode(digits))
+
+
+def test_refused_bf16_training_changes_nothing(digits):
+    m = fastae.Autoencoder(hidden=(8,), contractive=0.1, epochs=1, random_state=0).fit(digits)
+    before, t = m.state_dict(), m.t_
+    with pytest.raises(ValueError, match=r"the contractive penalty has no bfloat16 form"):
+        m.set_params(precision="bfloat16").fit(digits)
+    assert m.t_ == t
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_a_model_pickled_before_precision_existed_still_runs(digits):
+    import pickle
+
+    m = fastae.Autoencoder(hidden=(8,), epochs=1, random_state=0).fit(digits)
+    state = m.__getstate__()
+    del state["precision"]
+    old = fastae.Autoencoder.__new__(fastae.Autoencoder)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    np.testing.assert_array_equal(old.encode(digits), m.encode(digits))

@@ -208,7 +208,11 @@ def bf16_provider(m: int, k: int, n: int):
 def describe() -> dict:
     """Which provider runs which products here, and how MKL's threads are set (without loading MKL when no
     product has needed it yet, unless ``FASTAE_BLAS`` names it)."""
-    info: dict = {"forced": forced(), "mkl_min_muladds": MKL_MIN_MULADDS, "mkl": unavailable("mkl") or "available"}
+    try:
+        chosen = forced()
+    except ValueError as exc:  # reported, not raised: describe() is what a user runs to find such a problem
+        chosen = f"invalid: {exc}"
+    info: dict = {"forced": chosen, "mkl_min_muladds": MKL_MIN_MULADDS, "mkl": unavailable("mkl") or "available"}
     if _CHOSEN:
         p = _CHOSEN[0]
         info["large_fp32"] = p.name

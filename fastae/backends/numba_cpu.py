@@ -83,6 +83,7 @@ def _matmul(a, b, out=None):
     provider (oneMKL where installed), everything else through NumPy's BLAS."""
     if (
         a.dtype == _F32
+        and b.dtype == _F32
         and a.shape[0] * a.shape[1] * b.shape[1] >= gemm.MKL_MIN_MULADDS
         and a.shape[0] >= gemm.MKL_MIN_ROWS
         and (a.flags.c_contiguous or a.flags.f_contiguous)

@@ -296,6 +296,10 @@ class Autoencoder(BaseModel):
                     f"{list(act.CONTRACTIVE_ACTIVATIONS)}; got hidden={hidden} with code "
                     f"activation {code_act!r}"
                 )
+            if self.precision == "bfloat16":
+                raise ValueError(
+                    "the contractive penalty has no bfloat16 form: use precision='float32' with contractive > 0"
+                )
         if sparsity and sparsity[0] == "kl" and code_act != "sigmoid":
             raise ValueError(
                 f"sparsity=('kl', rho, beta) needs code activations in (0, 1), i.e. a sigmoid code "
@@ -506,8 +510,8 @@ class Autoencoder(BaseModel):
                 self._params[f"decoder.{j}.bias"] = layer._params["decoder.0.bias"].copy()
                 if not self._fitted_structure["tied"]:
                     self._params[f"decoder.{j}.weight"] = self._B.xp.ascontiguousarray(W.T)
-            if i + 1 < len(self._encoder):
-                below = self._B.dense_forward(below, W, self._params[L.bias], L.activation)
+            if i + 1 < len(self._encoder):  # the next layer's data, in the model's precision
+                below = self._ops().dense_forward(below, self._params[L.weight], self._params[L.bias], L.activation)
         self.history_["pretrain_loss"] = losses
 
     # --- inference ------------------------------------------------------------------------------------------

@@ -124,6 +124,7 @@ class BaseModel:
 
     def __setstate__(self, state):
         opt_state = state.pop("_optimizer_state", None)
+        state.setdefault("precision", "float32")  # pickled before the parameter existed
         self.__dict__.update(state)
         if "backend_" in state:
             self._B = resolve_backend(self.backend_, self._fitted_structure["dtype"])
@@ -154,19 +155,23 @@ class BaseModel:
     # --- bfloat16 products (precision="bfloat16") ----------------------------------------------------------------
     def _w16(self):
         """``None`` for float32 products; for ``precision="bfloat16"``, the bfloat16 copies of the weights, made
-        once per set of weights (an update or a load replaces the arrays, and with them the copies)."""
+        once per published set of weights. The cache is keyed by the model's version, which every update and load
+        moves (the fused step reuses its arrays, so their identity would not do), and is kept only when no update
+        was published while it was made."""
         if self.precision == "float32":
             return None
         _check_precision(self.precision, self._fitted_structure["dtype"])
         if not contract.supports(self._B, contract.BF16_PRODUCTS):
             raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {self.backend_!r} has none")
-        P = self._params
+        v = self._version
         cached = self.__dict__.get("_w16_cache")
-        if cached is not None and len(cached[0]) == len(P) and all(P[k] is v for k, v in cached[0].items()):
+        if cached is not None and cached[0] == v and not v & 1:
             return cached[1]
-        names = [k for k, v in P.items() if v.ndim == 2]
-        w16 = {k: self._B.bf16_weight(P[k]) for k in names}
-        self._w16_cache = (dict(P), w16)
+        snapshot = dict(self._params)
+        w16 = {k: self._B.bf16_weight(a) for k, a in snapshot.items() if a.ndim == 2}
+        w16 = {k: (snapshot[k], wb) for k, wb in w16.items()}  # each copy with the array it was made from
+        if self._version == v and not v & 1:
+            self._w16_cache = (v, w16)
         return w16
 
     def _ops(self, w16=None):
@@ -176,7 +181,7 @@ class BaseModel:
             return self._B
         from .bf16 import BF16Ops
 
-        return BF16Ops(self._B, self._params, w16 if w16 is not None else self._w16())
+        return BF16Ops(self._B, w16 if w16 is not None else self._w16())
 
     @staticmethod
     def _chunk(w16):

@@ -18,18 +18,23 @@ import numpy as np
 class BF16Ops:
     """The ops of backend ``B`` with bfloat16 products, over the weights in ``params``."""
 
-    def __init__(self, B, params, weights=None):
+    def __init__(self, B, weights):
+        """``weights``: ``{name: (W, W's bf16 form)}`` (``BaseModel._w16``)."""
         self._B = B
-        w = weights if weights is not None else {k: B.bf16_weight(v) for k, v in params.items() if v.ndim == 2}
-        self._w = {id(params[k]): (params[k], wb) for k, wb in w.items()}
+        self._w = {id(W): (W, wb) for W, wb in weights.values()}
         self._x16: dict[int, tuple] = {}
 
     def __getattr__(self, name):
         return getattr(self._B, name)
 
     def _wb(self, W):
-        # Keyed by identity: each entry holds its weight, so no other array can take the same id meanwhile.
-        return self._w[id(W)][1]
+        """``W``'s bf16 form. Keyed by identity: each entry holds its weight, so no other array can take its id
+        meanwhile. A weight published after the copies were made (a reader overlapping an update, which will run
+        again) gets its copy here."""
+        entry = self._w.get(id(W))
+        if entry is None or entry[0] is not W:
+            entry = self._w[id(W)] = (W, self._B.bf16_weight(W))
+        return entry[1]
 
     def _r(self, x):
         """``x``'s bfloat16 patterns (``x`` itself if it holds patterns already), made once per array."""

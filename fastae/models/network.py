@@ -26,9 +26,9 @@ def forward(B, params, layers, x, out=None, w16=None):
     With ``out``, the last layer writes ``h_n`` there (the layers before it use arrays of their own); callers pass
     ``out`` only with at least one layer.
 
-    With ``w16`` (the bfloat16 copies of the weights, by name) every product takes bfloat16 operands: ``x`` is
-    float32 (rounded here) or already bfloat16 patterns, the layers before the last hand theirs on as bfloat16,
-    and the last output is float32 (``precision="bfloat16"``, inference)."""
+    With ``w16`` (``{name: (W, W's bfloat16 form)}``, the model's copies of its weights) every product takes
+    bfloat16 operands: ``x`` is float32 (rounded here) or already bfloat16 patterns, the layers before the last
+    hand theirs on as bfloat16, and the last output is float32 (``precision="bfloat16"``, inference)."""
     if w16 is not None:
         return _forward_bf16(B, params, layers, x, out, w16)
     hs = [x]
@@ -46,7 +46,7 @@ def _forward_bf16(B, params, layers, x, out, w16):
         last = i == len(layers) - 1
         hs.append(
             B.dense_forward_bf16(
-                hs[-1], w16[L.weight], params[L.bias], L.activation, L.transpose, out if last else None, not last
+                hs[-1], w16[L.weight][1], params[L.bias], L.activation, L.transpose, out if last else None, not last
             )
         )
     return hs
