@@ -28,13 +28,21 @@ ENCODE_ROWS = (33, 1)  # an odd batch and a single row (the latency case)
 
 TORCH_REASON = "torch is not installed (pip install fastae[bench])"
 JAX_REASON = "jax is not installed (pip install fastae[bench])"
-PEER_MODULE = {"torch eager": "torch", "torch.compile": "torch", "jax jit": "jax"}
+PEER_MODULE = {
+    "torch eager": "torch",
+    "torch.compile": "torch",
+    "jax jit": "jax",
+    "torch autocast bf16": "torch",
+    "torch bf16 module": "torch",
+    "jax jit bf16": "jax",
+}
 
 
 def _peer(name):
     module = PEER_MODULE[name]
     pytest.importorskip(module, reason=TORCH_REASON if module == "torch" else JAX_REASON)
-    return {c.name: c for c in (peers.TorchEager, peers.TorchCompile, peers.JaxJit)}[name]()
+    every = (peers.TorchEager, peers.TorchCompile, peers.TorchAutocast, peers.TorchBF16Module, peers.JaxJit)
+    return {c.name: c for c in (*every, peers.JaxJitBF16)}[name]()
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,6 +103,25 @@ def _check_encode(contestant, cfg_name, rows):
 
 
 # --- agreement with the reference -----------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg_name", ["shallow", "vae"])
+@pytest.mark.parametrize("peer", ["torch autocast bf16", "torch bf16 module", "jax jit bf16"])
+def test_bf16_peers_pass_their_check_and_compute_in_bf16(peer, cfg_name):
+    """The bf16 peers land within the runner's bf16 tolerances, and outside the float32 ones: they do compute with
+    bf16 products, not float32 ones."""
+    c = _peer(peer)
+    train_tol, encode_tol = runner.TOLERANCES["bfloat16"]
+    cfg, params, x, eps, loss1, _ = _reference(cfg_name)
+    case = c.train(cfg, params, x, eps)
+    case.step()
+    assert abs(case.loss() - loss1) / abs(loss1) <= train_tol
+    x = configs.data(cfg, 64, seed_offset=1)
+    ref = fastae_model(cfg, params, "numpy", "float64").encode(x.astype(np.float64))
+    enc = c.encode(cfg, params, x)
+    enc.run()
+    err = runner._rel_error(enc.result(), ref)
+    assert runner.ENCODE_TOL < err <= encode_tol, f"{peer}: encode error {err:.3g}"
+
+
 @pytest.mark.parametrize("cfg_name", CONFIGS)
 @pytest.mark.parametrize("peer", ["torch eager", "jax jit"])
 def test_peer_matches_the_float64_reference(peer, cfg_name):
@@ -230,7 +257,14 @@ def test_the_starting_weights_are_not_modified():
 def test_peers_table_for_the_cli():
     assert set(peers.PEERS) == {"torch", "jax"}
     made = [cls() for group in peers.PEERS.values() for cls in group]
-    assert [c.name for c in made] == ["torch eager", "torch.compile", "jax jit"]
+    assert [(c.name, c.precision) for c in made] == [
+        ("torch eager", "float32"),
+        ("torch.compile", "float32"),
+        ("torch autocast bf16", "bfloat16"),
+        ("torch bf16 module", "bfloat16"),
+        ("jax jit", "float32"),
+        ("jax jit bf16", "bfloat16"),
+    ]
     assert all(c.kind == PEER for c in made)
 
 

@@ -230,11 +230,11 @@ def test_markdown_formats_units_ratios_and_fractions():
     cells = [c.strip() for c in small.strip("|").split("|")]
     cfg = CONFIGS["small"]
     gflops = cfg.train_flops() / 79e-6 / 1e9
-    assert cells[:5] == ["small", "fastae[numpy]", "79.0 µs", "76.6 µs", "86.9 µs"]
-    assert cells[5] == f"{gflops:.2f}"
-    assert cells[6] == f"{100 * gflops / PEAK:.1f}%"
-    assert cells[7] == f"{79 / 61:.2f}x"
-    assert cells[8] == "2e-07" and cells[9] == "ok"
+    assert cells[:6] == ["small", "fastae[numpy]", "float32", "79.0 µs", "76.6 µs", "86.9 µs"]
+    assert cells[6] == f"{gflops:.2f}"
+    assert cells[7] == f"{100 * gflops / PEAK:.1f}%"
+    assert cells[8] == f"{79 / 61:.2f}x"
+    assert cells[9] == "2e-07" and cells[10] == "ok"
     (enc,) = [ln for ln in _table_lines(md, "GEMM-only floor", "Encode throughput at batch 8192") if "| small |" in ln]
     assert "*GEMM-only floor*" in enc and "94.2 Mrows/s" in enc and "| – |" in enc  # floor: no error
     (deep,) = [ln for ln in _table_lines(md, "fastae[numpy]", "Encode throughput at batch 8192") if "| deep |" in ln]
@@ -284,7 +284,7 @@ def test_markdown_of_a_bare_result():
             "rows": [{"suite": "train", "config": "small", "contestant": "x", "status": "ok", "median_s": 1e-3}],
         }
     )
-    assert "| small | x | 1.00 ms |" in md and "not recorded" in md
+    assert "| small | x | float32 | 1.00 ms |" in md and "not recorded" in md
 
 
 @pytest.mark.parametrize(

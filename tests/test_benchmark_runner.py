@@ -106,6 +106,7 @@ def test_wrong_missing_and_crashing_contestants_are_reported_not_timed():
             "config": "small",
             "contestant": "missing",
             "kind": "peer",
+            "precision": "float32",
             "error": None,
             "status": "skipped",
             "note": "not installed here",

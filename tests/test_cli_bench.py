@@ -227,7 +227,12 @@ def test_threads_are_set_before_contestants_are_built(monkeypatch, tmp_path, fas
 def test_contestants_fastae_backends_peers_and_floor(monkeypatch):
     monkeypatch.setattr("fastae.backends.available_backends", lambda: ["numpy"])
     cs = lineup.contestants([], 1, _quiet)
-    assert [(c.name, c.kind) for c in cs] == [("fastae[numpy]", "fastae"), ("GEMM-only floor", "floor")]
+    assert [(c.name, c.kind, c.precision) for c in cs] == [
+        ("fastae[numpy]", "fastae", "float32"),
+        ("GEMM-only floor", "floor", "float32"),
+        ("GEMM-only floor (mkl)", "floor", "float32"),
+        ("bf16 GEMM-only floor (mkl)", "floor", "bfloat16"),
+    ]
     assert all(getattr(c, "dtype", "float32") == "float32" for c in cs)  # the float64 reference is no contestant
 
 
@@ -279,7 +284,7 @@ def test_peer_threads_are_set_and_a_failure_is_reported(monkeypatch):
     monkeypatch.setitem(sys.modules, "fastae.benchmark.peers", fake)
     monkeypatch.setattr("fastae.backends.available_backends", lambda: [])
     cs = lineup.contestants(["torch"], 2, _quiet)
-    assert good.set_to == 2 and [c.name for c in cs] == ["good", "bad", "GEMM-only floor"]
+    assert good.set_to == 2 and [c.name for c in cs][:3] == ["good", "bad", "GEMM-only floor"]
     with pytest.raises(RuntimeError, match="could not set 2 threads: RuntimeError: nope"):
         cs[1].train(None, None, None, None)
 
@@ -371,7 +376,7 @@ def test_a_crashing_availability_check_is_a_failure_not_a_skip(monkeypatch):
     fake.PEERS = {"jax": [Crashy("crashy")]}
     monkeypatch.setitem(sys.modules, "fastae.benchmark.peers", fake)
     monkeypatch.setattr("fastae.backends.available_backends", lambda: [])
-    (crashy, _floor) = lineup.contestants(["jax"], 1, _quiet)
+    crashy, *_floors = lineup.contestants(["jax"], 1, _quiet)
     assert crashy.name == "crashy" and crashy.unavailable() is None
     with pytest.raises(RuntimeError, match="unavailable\\(\\) raised ImportError: half-installed"):
         crashy.encode(None, None, None)

@@ -49,10 +49,12 @@ class EncodeCase:
 
 class Contestant:
     """Base class. ``kind`` is ``"fastae"`` (ours), ``"peer"`` (what we compare against) or ``"floor"`` (a
-    physical bound, not a competitor)."""
+    physical bound, not a competitor); ``precision`` is that of its matrix products (``"float32"`` or
+    ``"bfloat16"``: bf16 operands, float32 sums), and each is compared with the peers of its own precision."""
 
     name = "?"
     kind = PEER
+    precision = "float32"
 
     def unavailable(self) -> str | None:
         """``None`` if this contestant can run here, else the reason it cannot (reported, never silent)."""
@@ -80,12 +82,13 @@ STEP_WORK_FLOPS = 2e7
 MAX_STEPS = 64
 
 
-def fastae_model(cfg: Config, params: dict, backend: str, dtype: str = "float32"):
+def fastae_model(cfg: Config, params: dict, backend: str, dtype: str = "float32", precision: str = "float32"):
     """A fastae model of ``cfg`` on ``backend`` holding ``params`` (cast to ``dtype``), through the public API: a
-    fit of no epoch sets it up, ``load_state_dict`` puts the shared weights in."""
+    fit of no epoch sets it up, ``load_state_dict`` puts the shared weights in, ``precision`` is set last."""
     model = cfg.model(dtype=dtype, backend=backend, random_state=0).set_params(epochs=0, shuffle=False)
     model.fit(np.full((1, cfg.n_features), 0.5, dtype=dtype))
-    return model.load_state_dict({k: v.astype(dtype) for k, v in params.items()})
+    model.load_state_dict({k: v.astype(dtype) for k, v in params.items()})
+    return model.set_params(precision=precision)
 
 
 class _FastaeTrain(TrainCase):
@@ -127,85 +130,119 @@ class Fastae(Contestant):
 
     kind = FASTAE
 
-    def __init__(self, backend="numpy", dtype="float32"):
-        self.backend, self.dtype = backend, dtype
-        self.name = f"fastae[{backend}]" if dtype == "float32" else f"fastae[{backend},{dtype}]"
+    def __init__(self, backend="numpy", dtype="float32", precision="float32"):
+        self.backend, self.dtype, self.precision = backend, dtype, precision
+        tags = [backend] + ([dtype] if dtype != "float32" else []) + (["bf16"] if precision == "bfloat16" else [])
+        self.name = f"fastae[{','.join(tags)}]"
 
     def unavailable(self):
         from ..backends import registry
 
-        return registry.unavailable(self.backend, self.dtype)
+        why = registry.unavailable(self.backend, self.dtype)
+        if why is None and self.precision == "bfloat16":
+            from ..backends import contract
+
+            if not contract.supports(registry.get_backend(self.backend, self.dtype), contract.BF16_PRODUCTS):
+                why = f"backend {self.backend!r} has no bfloat16 products"
+        return why
 
     def train(self, cfg, params, x, eps):
-        return _FastaeTrain(cfg, fastae_model(cfg, params, self.backend, self.dtype), x, eps)
+        return _FastaeTrain(cfg, fastae_model(cfg, params, self.backend, self.dtype, self.precision), x, eps)
 
     def encode(self, cfg, params, x):
-        return _FastaeEncode(fastae_model(cfg, params, self.backend, self.dtype), x)
+        return _FastaeEncode(fastae_model(cfg, params, self.backend, self.dtype, self.precision), x)
 
 
-# --- the GEMM-only floor --------------------------------------------------------------------------------------
+# --- the GEMM-only floors ---------------------------------------------------------------------------------------
+def _provider_matmul(provider, precision):
+    """``mm(a, b, out)``: the product through ``provider`` (``"numpy"`` is NumPy's own ``matmul``) in
+    ``precision``, and ``cast(array)``: an operand in the form that product takes (bfloat16 patterns for bf16)."""
+    if provider == "numpy":
+        return (lambda a, b, out: np.matmul(a, b, out=out)), (lambda a: a)
+    from .. import precision as bf16
+    from ..backends import gemm
+
+    p = gemm.provider(provider)
+    if precision == "bfloat16":
+        return p.matmul_bf16, bf16.to_bf16
+    return p.matmul, (lambda a: a)
+
+
 class _FloorTrain(TrainCase):
-    """Exactly the matrix products of one training step, into preallocated outputs, and nothing else."""
+    """Exactly the matrix products of one training step, into preallocated outputs, and nothing else: the
+    forward products, then for every layer its weight gradient and (but the first) its input gradient. The
+    operands are fixed arrays of the right shapes in the floor's precision (their values do not matter)."""
 
-    def __init__(self, cfg, x):
+    def __init__(self, cfg, x, mm, cast):
         r = np.random.default_rng(0)
         B = cfg.batch
-        self.x = x
-        self.W = [r.random((o, i), dtype=np.float32) for i, o in cfg.layers()]
+        self.mm = mm
+        self.W = [cast(r.random((o, i), dtype=np.float32)) for i, o in cfg.layers()]
+        self.inputs = [cast(np.ascontiguousarray(x, dtype=np.float32))] + [
+            cast(r.random((B, i), dtype=np.float32)) for i, _ in cfg.layers()[1:]
+        ]
+        self.deltas = [cast(r.random((B, o), dtype=np.float32)) for _, o in cfg.layers()]
         self.acts = [np.empty((B, o), np.float32) for _, o in cfg.layers()]
-        self.dW = [np.empty_like(W) for W in self.W]
+        self.dW = [np.empty((o, i), np.float32) for i, o in cfg.layers()]
         self.dx = [np.empty((B, i), np.float32) for i, _ in cfg.layers()]
-        # A VAE's two heads both read the last hidden layer and the decoder reads z (as wide as a head).
-        self.inputs = self._inputs(cfg)
-
-    def _inputs(self, cfg):
-        ins = [self.x]
-        for idx in range(1, len(self.W)):
-            if cfg.kind == "vae" and idx == len(cfg.dims):  # logvar head: same input as the mu head
-                ins.append(ins[-1])
-            else:
-                ins.append(self.acts[idx - 1])
-        return ins
 
     def step(self):
+        mm = self.mm
         for W, a, out in zip(self.W, self.inputs, self.acts):
-            np.matmul(a, W.T, out=out)
+            mm(a, W.T, out)
         for idx in range(len(self.W) - 1, -1, -1):
-            delta = self.acts[idx]
-            np.matmul(delta.T, self.inputs[idx], out=self.dW[idx])
+            delta = self.deltas[idx]
+            mm(delta.T, self.inputs[idx], self.dW[idx])
             if idx > 0:
-                np.matmul(delta, self.W[idx], out=self.dx[idx])
+                mm(delta, self.W[idx], self.dx[idx])
 
     def loss(self):
         return float("nan")  # not a model: nothing to check, and reported as such
 
 
 class _FloorEncode(EncodeCase):
-    def __init__(self, cfg, x):
+    def __init__(self, cfg, x, mm, cast):
         r = np.random.default_rng(0)
-        self.x = x
-        self.W = [r.random((o, i), dtype=np.float32) for i, o in cfg.encoder_layers()]
+        self.mm = mm
+        self.W = [cast(r.random((o, i), dtype=np.float32)) for i, o in cfg.encoder_layers()]
+        self.inputs = [cast(np.ascontiguousarray(x, dtype=np.float32))] + [
+            cast(r.random((x.shape[0], i), dtype=np.float32)) for i, _ in cfg.encoder_layers()[1:]
+        ]
         self.acts = [np.empty((x.shape[0], o), np.float32) for _, o in cfg.encoder_layers()]
 
     def run(self):
-        a = self.x
-        for W, out in zip(self.W, self.acts):
-            np.matmul(a, W.T, out=out)
-            a = out
-        return a
+        for W, a, out in zip(self.W, self.inputs, self.acts):
+            self.mm(a, W.T, out)
+        return self.acts[-1]
 
     def result(self):
         return self.acts[-1]
 
 
 class GemmFloor(Contestant):
-    """The matrix products alone through NumPy's BLAS: the floor that fused kernels are measured against."""
+    """The matrix products alone, through NumPy's BLAS (``provider="numpy"``) or a GEMM provider of
+    :mod:`fastae.backends.gemm` (``"mkl"``), in float32 or bfloat16: the floors that fused kernels are measured
+    against."""
 
-    name = "GEMM-only floor"
     kind = FLOOR
 
+    def __init__(self, provider="numpy", precision="float32"):
+        self.provider, self.precision = provider, precision
+        label = "" if provider == "numpy" else f" ({provider})"
+        self.name = ("bf16 " if precision == "bfloat16" else "") + "GEMM-only floor" + label
+
+    def unavailable(self):
+        if self.provider == "numpy":
+            return None
+        from ..backends import gemm
+
+        why = gemm.unavailable(self.provider)
+        if why is None and self.precision == "bfloat16" and not gemm.provider(self.provider).native_bf16:
+            why = "this processor has no bfloat16 units (AMX, AVX512-BF16)"
+        return why
+
     def train(self, cfg, params, x, eps):
-        return _FloorTrain(cfg, x)
+        return _FloorTrain(cfg, x, *_provider_matmul(self.provider, self.precision))
 
     def encode(self, cfg, params, x):
-        return _FloorEncode(cfg, x)
+        return _FloorEncode(cfg, x, *_provider_matmul(self.provider, self.precision))

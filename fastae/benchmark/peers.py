@@ -157,54 +157,85 @@ def _torch_compile(fn):
 
 
 class _TorchTrain(TrainCase):
-    def __init__(self, cfg, params, x, eps, compiled):
+    """One training step of the torch peers. ``mode``: ``"eager"``, ``"compiled"``, ``"autocast"`` (the forward
+    under ``torch.autocast`` in bf16: bf16 products, float32 master weights and loss), or ``"bf16"`` (the module in
+    bf16: parameters and Adam's state in bf16, the float32 batch converted inside the step)."""
+
+    def __init__(self, cfg, params, x, eps, mode):
         import torch
 
+        self.mode = mode
         self.P = _torch_params(params)
+        if mode == "bf16":
+            self.P = {k: torch.nn.Parameter(v.detach().to(torch.bfloat16)) for k, v in self.P.items()}
         self.x = torch.from_numpy(_f32(x))
         self.eps = None if eps is None else torch.from_numpy(_f32(eps))
         self.opt = torch.optim.Adam(
             list(self.P.values()), lr=LEARNING_RATE, betas=ADAM_BETAS, eps=ADAM_EPS, **TORCH_ADAM
         )
         self._eager_loss, _ = _torch_fns(layout(cfg))
-        self._loss = _torch_compile(self._eager_loss) if compiled else self._eager_loss
+        self._loss = _torch_compile(self._eager_loss) if mode == "compiled" else self._eager_loss
         self._no_grad = torch.no_grad
+        self._torch = torch
 
     def step(self):
+        torch = self._torch
         self.opt.zero_grad(set_to_none=True)
-        self._loss(self.P, self.x, self.eps).backward()
+        if self.mode == "autocast":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = self._loss(self.P, self.x, self.eps)
+        elif self.mode == "bf16":
+            eps = None if self.eps is None else self.eps.to(torch.bfloat16)
+            loss = self._loss(self.P, self.x.to(torch.bfloat16), eps)
+        else:
+            loss = self._loss(self.P, self.x, self.eps)
+        loss.backward()
         self.opt.step()
 
     def loss(self):
-        # The check reads the weights the timed steps produced; an eager forward evaluates them exactly and keeps
-        # a second (inference) compilation out of the run.
+        # The check reads the weights the timed steps produced; an eager float32 forward evaluates them exactly and
+        # keeps a second (inference) compilation out of the run.
         with self._no_grad():
-            return float(self._eager_loss(self.P, self.x, self.eps))
+            P = {k: v.float() for k, v in self.P.items()}
+            return float(self._eager_loss(P, self.x, self.eps))
 
 
 class _TorchEncode(EncodeCase):
-    def __init__(self, cfg, params, x, compiled):
+    """The encoder of the torch peers, in ``mode`` as :class:`_TorchTrain`'s (``"bf16"``: the weights in bf16 and
+    the float32 input converted inside the timed call)."""
+
+    def __init__(self, cfg, params, x, mode):
         import torch
 
+        self.mode = mode
         self.P = {k: v.detach() for k, v in _torch_params(params).items()}
+        if mode == "bf16":
+            self.P = {k: v.to(torch.bfloat16) for k, v in self.P.items()}
         self.x = torch.from_numpy(_f32(x))
         _, encode = _torch_fns(layout(cfg))
-        self._fn = _torch_compile(encode) if compiled else encode
-        self._inference_mode = torch.inference_mode
+        self._fn = _torch_compile(encode) if mode == "compiled" else encode
+        self._torch = torch
         self.out = None
 
     def run(self):
-        with self._inference_mode():
-            self.out = self._fn(self.P, self.x)
+        torch = self._torch
+        with torch.inference_mode():
+            if self.mode == "autocast":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    self.out = self._fn(self.P, self.x)
+            elif self.mode == "bf16":
+                self.out = self._fn(self.P, self.x.to(torch.bfloat16))
+            else:
+                self.out = self._fn(self.P, self.x)
         return self.out  # CPU kernels are synchronous: the result is complete on return
 
     def result(self):
-        return self.out.numpy()
+        return self.out.float().numpy()
 
 
 class _TorchPeer(Contestant):
     kind = PEER
-    compiled = False
+    mode = "eager"
 
     def unavailable(self):
         return _missing("torch")
@@ -219,10 +250,10 @@ class _TorchPeer(Contestant):
             pass
 
     def train(self, cfg, params, x, eps):
-        return _TorchTrain(cfg, params, x, eps, self.compiled)
+        return _TorchTrain(cfg, params, x, eps, self.mode)
 
     def encode(self, cfg, params, x):
-        return _TorchEncode(cfg, params, x, self.compiled)
+        return _TorchEncode(cfg, params, x, self.mode)
 
 
 class TorchEager(_TorchPeer):
@@ -237,7 +268,25 @@ class TorchCompile(_TorchPeer):
     Compilation happens on the first call, in the runner's warm-up, never in the timed loop."""
 
     name = "torch.compile"
-    compiled = True
+    mode = "compiled"
+
+
+class TorchAutocast(_TorchPeer):
+    """PyTorch eager under ``torch.autocast("cpu", dtype=torch.bfloat16)``: bf16 products (oneDNN, AMX where
+    present), float32 weights, optimizer state and loss."""
+
+    name = "torch autocast bf16"
+    mode = "autocast"
+    precision = "bfloat16"
+
+
+class TorchBF16Module(_TorchPeer):
+    """PyTorch eager with the module in bf16 (``.to(torch.bfloat16)``): weights, activations and Adam's state in
+    bf16; the float32 input is converted inside the timed call."""
+
+    name = "torch bf16 module"
+    mode = "bf16"
+    precision = "bfloat16"
 
 
 # =============================================================================================================
@@ -309,12 +358,14 @@ def _jax_adam(P, state, grads, lr=LEARNING_RATE, betas=ADAM_BETAS, eps=ADAM_EPS)
     c2 = -jnp.expm1(tf * math.log(b2))
     m = jax.tree.map(lambda m_, g: b1 * m_ + (1 - b1) * g, m, grads)
     v = jax.tree.map(lambda v_, g: b2 * v_ + (1 - b2) * (g * g), v, grads)
-    P = jax.tree.map(lambda p, m_, v_: p - lr * (m_ / c1) / (jnp.sqrt(v_ / c2) + eps), P, m, v)
+    # the parameters keep their dtype (bf16 ones would otherwise be promoted by the float32 c1, c2)
+    P = jax.tree.map(lambda p, m_, v_: (p - lr * (m_ / c1) / (jnp.sqrt(v_ / c2) + eps)).astype(p.dtype), P, m, v)
     return P, (t, m, v)
 
 
-def _jax_train_fns(layout):
-    """Jitted ``(params, opt_state, x, eps) -> (params, opt_state)`` (params and state donated) and loss."""
+def _jax_train_fns(layout, dtype=None):
+    """Jitted ``(params, opt_state, x, eps) -> (params, opt_state)`` (params and state donated) and loss; with
+    ``dtype`` (bf16) the float32 batch is converted to it inside the step."""
     import functools
 
     import jax
@@ -322,6 +373,9 @@ def _jax_train_fns(layout):
     loss = functools.partial(_jax_loss, layout)
 
     def train_step(P, state, x, eps):
+        if dtype is not None:
+            x = x.astype(dtype)
+            eps = None if eps is None else eps.astype(dtype)
         grads = jax.grad(loss)(P, x, eps)
         return _jax_adam(P, state, grads)
 
@@ -329,18 +383,21 @@ def _jax_train_fns(layout):
 
 
 class _JaxTrain(TrainCase):
-    def __init__(self, cfg, params, x, eps):
+    def __init__(self, cfg, params, x, eps, bf16=False):
         import jax
         import jax.numpy as jnp
 
         self.layout = layout(cfg)
         f32 = jnp.float32
-        self.P = {k: jnp.array(v, dtype=f32) for k, v in params.items()}  # a copy: donation consumes it
-        zeros = {k: jnp.zeros(v.shape, f32) for k, v in params.items()}
+        pdt = jnp.bfloat16 if bf16 else f32  # the parameters' and the optimizer state's dtype
+        self.P = {k: jnp.array(v, dtype=pdt) for k, v in params.items()}  # a copy: donation consumes it
+        zeros = {k: jnp.zeros(v.shape, pdt) for k, v in params.items()}
         self.state = (jnp.zeros((), jnp.int32), zeros, jax.tree.map(jnp.copy, zeros))
         self.x = jnp.asarray(x, dtype=f32)
         self.eps = None if eps is None else jnp.asarray(eps, dtype=f32)
-        self._step, self._loss = _jax_train_fns(self.layout)
+        self._step, _ = _jax_train_fns(self.layout, jnp.bfloat16 if bf16 else None)
+        _, self._loss = _jax_train_fns(self.layout)
+        self._f32 = lambda P: {k: v.astype(f32) for k, v in P.items()}
         self._block = jax.block_until_ready
 
     def step(self):
@@ -348,20 +405,22 @@ class _JaxTrain(TrainCase):
         self._block((self.P, self.state))  # honest timing: the step is done when this returns
 
     def loss(self):
-        return float(self._loss(self.P, self.x, self.eps))
+        return float(self._loss(self._f32(self.P), self.x, self.eps))  # the check: float32, as every peer's
 
 
 class _JaxEncode(EncodeCase):
-    def __init__(self, cfg, params, x):
+    def __init__(self, cfg, params, x, bf16=False):
         import functools
 
         import jax
         import jax.numpy as jnp
 
         self.layout = layout(cfg)
-        self.P = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in params.items()}
+        dt = jnp.bfloat16 if bf16 else jnp.float32
+        self.P = {k: jnp.asarray(v, dtype=dt) for k, v in params.items()}
         self.x = jnp.asarray(x, dtype=jnp.float32)
-        self._fn = jax.jit(functools.partial(_jax_encode, self.layout))
+        encode = functools.partial(_jax_encode, self.layout)
+        self._fn = jax.jit(lambda P, x: encode(P, x.astype(dt)))  # the float32 input converted inside the call
         self.out = None
 
     def run(self):
@@ -369,7 +428,7 @@ class _JaxEncode(EncodeCase):
         return self.out
 
     def result(self):
-        return np.asarray(self.out)
+        return np.asarray(self.out, dtype=np.float32)
 
 
 class JaxJit(Contestant):
@@ -393,12 +452,23 @@ class JaxJit(Contestant):
         if "jax" not in sys.modules:
             _threads.set_xla_threads(n)
 
+    bf16 = False
+
     def train(self, cfg, params, x, eps):
-        return _JaxTrain(cfg, params, x, eps)
+        return _JaxTrain(cfg, params, x, eps, self.bf16)
 
     def encode(self, cfg, params, x):
-        return _JaxEncode(cfg, params, x)
+        return _JaxEncode(cfg, params, x, self.bf16)
+
+
+class JaxJitBF16(JaxJit):
+    """:class:`JaxJit` with bf16 parameters and optimizer state (the float32 batch converted inside the jitted
+    call): XLA's bf16 products, bf16 activations."""
+
+    name = "jax jit bf16"
+    precision = "bfloat16"
+    bf16 = True
 
 
 # The CLI's ``--peers torch,jax``.
-PEERS = {"torch": [TorchEager, TorchCompile], "jax": [JaxJit]}
+PEERS = {"torch": [TorchEager, TorchCompile, TorchAutocast, TorchBF16Module], "jax": [JaxJit, JaxJitBF16]}

@@ -48,6 +48,7 @@ HIDDEN_SUITES = ("gemm",)  # shown in the header, not as a table
 COLUMNS = {
     "config": "config",
     "contestant": "contestant",
+    "precision": "precision",
     "median_s": "median",
     "min_s": "min",
     "max_s": "max",
@@ -62,6 +63,7 @@ CORE_COLUMNS = {
     "train": (
         "config",
         "contestant",
+        "precision",
         "median_s",
         "min_s",
         "max_s",
@@ -74,6 +76,7 @@ CORE_COLUMNS = {
     "encode": (
         "config",
         "contestant",
+        "precision",
         "median_s",
         "min_s",
         "max_s",
@@ -252,6 +255,8 @@ def fmt_value(key: str, v) -> str:
         "ratio_to_best_peer": fmt_ratio,
         "error": fmt_error,
     }
+    if key == "precision" and v is None:  # rows written before the column existed: all float32
+        return "float32"
     if v is None:
         return DASH
     if key in known:
@@ -381,41 +386,50 @@ def _ok(r) -> bool:
 
 
 def train_summary(result: dict) -> list[str]:
-    """Per configuration: the fastest fastae contestant, the fastest peer and the GEMM-only floor, with ratios."""
+    """Per configuration and precision: the fastest fastae contestant, the fastest peer and the fastest GEMM-only
+    floor of that precision, with ratios (rows written before precisions were recorded are float32)."""
     rows = _rows_of(result, "train")
     configs = _ordered(r.get("config") for r in rows)
+    precisions = _ordered(r.get("precision") or "float32" for r in rows)
     body = []
     for cfg in configs:
-        rs = [r for r in rows if r.get("config") == cfg]
-        best = {
-            kind: min((r for r in rs if r.get("kind") == kind and _ok(r)), key=lambda r: r["median_s"], default=None)
-            for kind in ("fastae", "peer", "floor")
-        }
-        f, p, fl = best["fastae"], best["peer"], best["floor"]
+        for prec in precisions:
+            rs = [r for r in rows if r.get("config") == cfg and (r.get("precision") or "float32") == prec]
+            if not rs:
+                continue
+            best = {
+                kind: min(
+                    (r for r in rs if r.get("kind") == kind and _ok(r)), key=lambda r: r["median_s"], default=None
+                )
+                for kind in ("fastae", "peer", "floor")
+            }
+            f, p, fl = best["fastae"], best["peer"], best["floor"]
 
-        def who(r, kind):
-            if r is not None:
-                return f"{fmt_time(r['median_s'])} ({r['contestant']})"
-            others = [x for x in rs if x.get("kind") == kind]
-            if not others:
-                return "not run"
-            return "none ran: " + "; ".join(f"{x.get('contestant')} {str(x.get('status', '?'))}" for x in others)
+            def who(r, kind, rs=rs):
+                if r is not None:
+                    return f"{fmt_time(r['median_s'])} ({r['contestant']})"
+                others = [x for x in rs if x.get("kind") == kind]
+                if not others:
+                    return "not run"
+                return "none ran: " + "; ".join(f"{x.get('contestant')} {str(x.get('status', '?'))}" for x in others)
 
-        vs_peer = fmt_ratio(f["median_s"] / p["median_s"]) if f and p else DASH
-        vs_floor = fmt_ratio(f["median_s"] / fl["median_s"]) if f and fl else DASH
-        body.append(
-            [
-                str(cfg),
-                who(f, "fastae"),
-                who(p, "peer"),
-                fmt_time(fl["median_s"]) if fl else DASH,
-                vs_peer,
-                vs_floor,
-                fmt_frac(f.get("frac_peak")) if f else DASH,
-            ]
-        )
+            vs_peer = fmt_ratio(f["median_s"] / p["median_s"]) if f and p else DASH
+            vs_floor = fmt_ratio(f["median_s"] / fl["median_s"]) if f and fl else DASH
+            body.append(
+                [
+                    str(cfg),
+                    prec,
+                    who(f, "fastae"),
+                    who(p, "peer"),
+                    fmt_time(fl["median_s"]) if fl else DASH,
+                    vs_peer,
+                    vs_floor,
+                    fmt_frac(f.get("frac_peak")) if f else DASH,
+                ]
+            )
     header = [
         "config",
+        "precision",
         "fastae (fastest)",
         "best peer",
         "GEMM-only floor",
@@ -423,7 +437,7 @@ def train_summary(result: dict) -> list[str]:
         "fastae vs floor",
         "fastae of GEMM peak",
     ]
-    return _table(header, body, [0])
+    return _table(header, body, [0, 1])
 
 
 def _ordered(items) -> list:

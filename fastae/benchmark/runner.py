@@ -26,6 +26,10 @@ from .contestants import FLOOR, PEER, Fastae, GemmFloor, vae_eps
 # does nothing (or the wrong thing) to be caught.
 TRAIN_TOL = 1e-5
 ENCODE_TOL = 1e-4
+# bfloat16 contestants: the codes within issue 13's bar (largest error over the largest code). A step's loss within
+# 5e-4: a module kept in bf16 rounds its weights too, which moved the loss by 1.4-2.4e-4 here, while one Adam step
+# moves it by 1.6e-3 (small) to 3.8e-2 (deep), so a step that does nothing is still caught.
+TOLERANCES = {"float32": (TRAIN_TOL, ENCODE_TOL), "bfloat16": (5e-4, 2e-2)}
 GEMM_N = 2048
 
 SUITES = ("train", "encode", "latency")
@@ -106,7 +110,15 @@ def _suite_cases(suite, cfg, contestants, log, params=None):
         ref.run()
         want = ref.result()
     for c in contestants:
-        row = {"suite": suite, "config": cfg.name, "contestant": c.name, "kind": c.kind, "error": None}
+        precision = getattr(c, "precision", "float32")
+        row = {
+            "suite": suite,
+            "config": cfg.name,
+            "contestant": c.name,
+            "kind": c.kind,
+            "precision": precision,
+            "error": None,
+        }
         reason = c.unavailable()
         if reason:
             rows.append({**row, "status": "skipped", "note": reason})
@@ -128,7 +140,7 @@ def _suite_cases(suite, cfg, contestants, log, params=None):
             log(f"  {suite} {cfg.name} {c.name}: FAILED {type(exc).__name__}: {exc}")
             continue
         row["error"] = err
-        tol = TRAIN_TOL if suite == "train" else ENCODE_TOL
+        tol = TOLERANCES[precision][0 if suite == "train" else 1]
         if err is not None and not err <= tol:
             rows.append({**row, "status": "WRONG", "note": f"error {err:.3g} against the reference exceeds {tol}"})
             log(f"  {suite} {cfg.name} {c.name}: WRONG ANSWER, error {err:.3g} > {tol}; not timed")
@@ -169,8 +181,12 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
                 row["frac_peak"] = row["gflops"] / peak["gflops"]
                 if suite != "train":
                     row["rows_per_s"] = n_rows / row["median_s"]
-            peers = [r["median_s"] for r in suite_rows if r["kind"] == PEER and r["status"] == "ok"]
-            for row in suite_rows:
+            for row in suite_rows:  # against the fastest peer of the same precision
+                peers = [
+                    r["median_s"]
+                    for r in suite_rows
+                    if r["kind"] == PEER and r["status"] == "ok" and r["precision"] == row["precision"]
+                ]
                 if row["status"] == "ok" and peers:
                     row["ratio_to_best_peer"] = row["median_s"] / min(peers)
                 if row["status"] == "ok":
