@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -91,8 +92,8 @@ class MKL:
         lib.MKL_CBWR_Set.argtypes = [ctypes.c_int]
         self.cbwr_ok = lib.MKL_CBWR_Set(_MKL_CBWR_AUTO | _MKL_CBWR_STRICT) == 0
         lib.MKL_Set_Num_Threads.argtypes = [ctypes.c_int]
-        self.threads = _cores() if layer == _MKL_THREADING_GNU else 1
-        lib.MKL_Set_Num_Threads(self.threads)
+        self._lib = lib
+        self.set_threads(_THREADS[0] or _cores())
         i, i64, f, p = ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
         gemm_args = [i, i, i, i64, i64, i64, f, p, i64, p, i64, f, p, i64]
         self._sgemm = lib.cblas_sgemm
@@ -100,6 +101,11 @@ class MKL:
         self._bf16 = lib.cblas_gemm_bf16bf16f32
         self._bf16.argtypes, self._bf16.restype = gemm_args, None
         self.native_bf16 = _cpu_has_bf16()
+
+    def set_threads(self, n: int) -> None:
+        """``n`` threads for MKL's products (one with the sequential layer)."""
+        self.threads = n if self.threading == "gnu" else 1
+        self._lib.MKL_Set_Num_Threads(self.threads)
 
     def _call(self, fn, a, b, out):
         (ta, lda), (tb, ldb) = _layout(a), _layout(b)
@@ -139,7 +145,18 @@ def _cpu_has_bf16() -> bool:
 
 
 _LOCK = threading.Lock()
-_LOADED: dict[str, object] = {}
+_LOADED: dict[str, Any] = {}
+_THREADS = [0]  # the thread count set_threads asked for (0: one per core)
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads for oneMKL's products, now if it is loaded and else from when it loads (OpenBLAS's threads
+    are threadpoolctl's to set)."""
+    _THREADS[0] = int(n)
+    with _LOCK:
+        p = _LOADED.get("mkl")
+    if p is not None:
+        p.set_threads(int(n))
 
 
 def provider(name: str):

@@ -343,10 +343,10 @@ def _columns(suite: str, rows: list[dict]) -> tuple[list[str], set[str]]:
                 continue
             values = [x.get(k) for x in rows if x.get(k) is not None]
             (text_extras if any(_is_text(x) for x in values) else num_extras).append(k)
-    ident = [c for c in cols if c in ("config", "contestant")]
+    ident = [c for c in cols if c in ("config", "contestant", "precision")]
     rest = [c for c in cols if c not in ident and c != "status"]
     cols = ident + text_extras + rest + num_extras + ["status"]
-    return cols, {"config", "contestant", "status", *text_extras}
+    return cols, {"config", "contestant", "precision", "status", *text_extras}
 
 
 def _contestant_cell(row: dict) -> str:
@@ -682,9 +682,7 @@ def plot_train(result: dict, path) -> str | None:
     ax.set_axisbelow(True)
     ax.set_xlabel("time per training step (median over samples, log scale; whiskers: min to max)")
     meta = result.get("meta", {})
-    ax.set_title(
-        "One training step (forward, backward, Adam), float32" + _subtitle(meta) + "\nshorter is faster", fontsize=11
-    )
+    ax.set_title("One training step (forward, backward, Adam)" + _subtitle(meta) + "\nshorter is faster", fontsize=11)
     handles = _handles(names, styles, rows)
     fig.legend(
         handles=handles, loc="outside lower center", ncol=_legend_columns(handles, 10), fontsize=9, frameon=False

@@ -4,9 +4,10 @@ by side, and return machine-readable rows.
 A row is a dict with: ``suite`` (train, encode, latency, gemm), ``config``, ``contestant``, ``kind`` (fastae,
 peer, floor), ``status`` (``ok``; ``skipped`` with the reason in ``note``; ``WRONG`` when the answer failed its
 check, in which case it is not timed), ``median_s``/``min_s``/``max_s`` per call, ``samples``, ``inner``,
-``flops``, ``gflops`` (at the median), ``frac_peak`` (of the measured float32 GEMM peak), ``rows_per_s`` (encode
-suites), ``error`` (relative, against the reference) and ``ratio_to_best_peer`` (median over the fastest peer's
-median in the same suite and configuration: below 1 is faster than every peer).
+``flops``, ``gflops`` (at the median), ``frac_peak`` (of the measured float32 GEMM peak; float32 rows only),
+``rows_per_s`` (encode suites), ``error`` (relative, against the reference) and ``ratio_to_best_peer`` (median
+over the fastest peer's median of the same precision in the same suite and configuration: below 1 is faster than
+every peer).
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ def _suite_cases(suite, cfg, contestants, log, params=None):
             log(f"  {suite} {cfg.name} {c.name}: FAILED {type(exc).__name__}: {exc}")
             continue
         row["error"] = err
+        if precision not in TOLERANCES:
+            rows.append({**row, "status": "failed", "note": f"unknown precision {precision!r}"})
+            continue
         tol = TOLERANCES[precision][0 if suite == "train" else 1]
         if err is not None and not err <= tol:
             rows.append({**row, "status": "WRONG", "note": f"error {err:.3g} against the reference exceeds {tol}"})
@@ -178,7 +182,8 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
                 n_rows = cfg.batch if suite == "train" else (ENCODE_BATCH if suite == "encode" else 1)
                 row["flops"] = cfg.train_flops() if suite == "train" else cfg.encode_flops(n_rows)
                 row["gflops"] = row["flops"] / row["median_s"] / 1e9
-                row["frac_peak"] = row["gflops"] / peak["gflops"]
+                # the measured peak is float32's: a bf16 row's fraction of it would say nothing
+                row["frac_peak"] = row["gflops"] / peak["gflops"] if row["precision"] == "float32" else None
                 if suite != "train":
                     row["rows_per_s"] = n_rows / row["median_s"]
             for row in suite_rows:  # against the fastest peer of the same precision
@@ -190,9 +195,10 @@ def run(configs=None, contestants=None, suites=SUITES, quick=False, log=print) -
                 if row["status"] == "ok" and peers:
                     row["ratio_to_best_peer"] = row["median_s"] / min(peers)
                 if row["status"] == "ok":
+                    peak_note = "" if row["frac_peak"] is None else f", {row['frac_peak']:.0%} of peak"
                     log(
                         f"  {suite:8s} {name:8s} {row['contestant']:22s} median {row['median_s'] * 1e6:10.1f} us"
-                        f"  ({row['gflops']:.1f} GFLOP/s, {row['frac_peak']:.0%} of peak)"
+                        f"  ({row['gflops']:.1f} GFLOP/s{peak_note})"
                     )
             rows.extend(suite_rows)
     meta = {

@@ -17,6 +17,9 @@ def set_threads(n: int) -> dict:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     _blas_limit = threadpool_limits(limits=n)  # kept alive: the limit holds while this object lives
+    from ..backends import gemm
+
+    gemm.set_threads(n)  # MKL loads later, with the first product that needs it: tell it now
     info = {
         "threads": n,
         "blas": [f"{d['internal_api']} {d.get('version')} ({d['num_threads']} threads)" for d in threadpool_info()],
