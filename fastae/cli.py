@@ -210,12 +210,9 @@ def _name_list(what, choices, allow_none=False):
 
 
 def _cpu_count():
-    import os
+    from .machine import usable_cores
 
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def bench_command(args) -> str:

@@ -55,6 +55,42 @@ def _llvm_host():
     return llvm.get_host_cpu_name(), features
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on.
+
+    Returns
+    -------
+    cores : int
+        The size of its affinity set where the OS reports one, else the machine's CPU count.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def isa(flags=None) -> dict:
+    """Which of :data:`ISA_EXTENSIONS` the processor has.
+
+    Parameters
+    ----------
+    flags : set of str or None, default=None
+        The processor's flags as ``/proc/cpuinfo`` spells them; ``None`` reads them there, and where there is no
+        ``/proc/cpuinfo`` LLVM's view of the host is used instead.
+
+    Returns
+    -------
+    isa : dict
+        ``{extension name: bool}``.
+    """
+    if flags is None:
+        flags = _cpuinfo()[1]
+    if flags is not None:
+        return {name: flag in flags for name, flag, _ in ISA_EXTENSIONS}
+    features = _llvm_host()[1]
+    return {name: bool(features.get(feature)) for name, _, feature in ISA_EXTENSIONS}
+
+
 def processor() -> dict:
     """The processor this process runs on.
 
@@ -66,23 +102,16 @@ def processor() -> dict:
         ``{extension: bool}`` for each of :data:`ISA_EXTENSIONS` (from ``/proc/cpuinfo``, else LLVM's view).
     """
     model, flags = _cpuinfo()
-    host, features = _llvm_host()
-    if flags is not None:
-        isa = {name: flag in flags for name, flag, _ in ISA_EXTENSIONS}
-    else:
-        isa = {name: bool(features.get(feature)) for name, _, feature in ISA_EXTENSIONS}
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
+    host = _llvm_host()[0]
+    extensions = isa(flags)
     fields = _cpuinfo_fields()
     family = "/".join(fields[k] for k in ("cpu family", "model", "stepping") if k in fields) or None
     return {
         "model": model or platform.processor() or host,
         "family_model_stepping": family,
         "machine": platform.machine(),
-        "cores": cores,
-        "isa": isa,
+        "cores": usable_cores(),
+        "isa": extensions,
     }
 
 

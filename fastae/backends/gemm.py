@@ -35,10 +35,9 @@ _MKL_CBWR_AUTO, _MKL_CBWR_STRICT = 2, 0x10000
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    from ..machine import usable_cores
+
+    return usable_cores()
 
 
 class OpenBLAS:
@@ -132,16 +131,11 @@ def _layout(x):
 
 
 def _cpu_has_bf16() -> bool:
-    """True where the processor has bfloat16 units (AMX-BF16 or AVX512-BF16): ``/proc/cpuinfo``'s flags."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
+    """True where the processor has bfloat16 units (AMX-BF16 or AVX512-BF16)."""
+    from ..machine import isa
+
+    units = isa()
+    return units["AMX-BF16"] or units["AVX512-BF16"]
 
 
 _LOCK = threading.Lock()

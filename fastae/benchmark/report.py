@@ -59,35 +59,9 @@ COLUMNS = {
     "error": "error",
     "status": "status / note",
 }
-CORE_COLUMNS = {
-    "train": (
-        "config",
-        "contestant",
-        "precision",
-        "median_s",
-        "min_s",
-        "max_s",
-        "gflops",
-        "frac_peak",
-        "ratio_to_best_peer",
-        "error",
-        "status",
-    ),
-    "encode": (
-        "config",
-        "contestant",
-        "precision",
-        "median_s",
-        "min_s",
-        "max_s",
-        "rows_per_s",
-        "gflops",
-        "frac_peak",
-        "ratio_to_best_peer",
-        "error",
-        "status",
-    ),
-}
+_HEAD = ("config", "contestant", "precision", "median_s", "min_s", "max_s")
+_TAIL = ("gflops", "frac_peak", "ratio_to_best_peer", "error", "status")
+CORE_COLUMNS = {"train": _HEAD + _TAIL, "encode": _HEAD + ("rows_per_s",) + _TAIL}
 CORE_COLUMNS["latency"] = CORE_COLUMNS["encode"]
 # Known keys never shown as columns of their own (folded into another column, or bookkeeping kept in the JSON).
 QUIET_KEYS = {"suite", "kind", "note", "samples", "inner", "flops"}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from ..machine import usable_cores
+
 _blas_limit = None
 
 
@@ -59,6 +61,6 @@ def set_xla_threads(n: int) -> str:
     os.environ["XLA_FLAGS"] = f"{flags} {_XLA_EIGEN}={'false' if n == 1 else 'true'}".strip()
     return (
         f"XLA_FLAGS={os.environ['XLA_FLAGS']!r}; the XLA CPU pool has os.sched_getaffinity threads "
-        f"({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}), "
+        f"({usable_cores()}), "
         f"which no flag sets"
     )
