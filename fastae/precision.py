@@ -31,3 +31,25 @@ def widen(h) -> np.ndarray:
 def round_bf16(x) -> np.ndarray:
     """``x`` rounded to bfloat16, as float32."""
     return widen(to_bf16(x))
+
+
+class BF16Weight:
+    """A weight's bfloat16 form, as the backends' ``bf16_weight`` gives it: its patterns ``bits`` (``uint16``, the
+    weight's shape) and their float32 ``values``, widened from the patterns on first use. Only the emulated
+    products (a processor without bfloat16 units, a product too small for oneMKL) read the values, so a training
+    step on bfloat16 units never pays for them. Two threads widening at once compute the same array; one is kept."""
+
+    __slots__ = ("bits", "_values", "_widen")
+
+    def __init__(self, bits, widen_fn=None):
+        self.bits = bits
+        self._values = None
+        self._widen = widen if widen_fn is None else widen_fn
+
+    @property
+    def values(self):
+        """``bits`` widened to float32 (exact), made once."""
+        v = self._values
+        if v is None:
+            v = self._values = self._widen(self.bits)
+        return v

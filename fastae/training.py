@@ -139,25 +139,34 @@ class Optimizer:
         self._buffers = None
         return True
 
-    def step(self, params, grads, t):
+    def step(self, params, grads, t, out16=None):
         """Apply update number ``t`` (≥ 1) to every parameter. The new values are written over the gradients,
         which are consumed (a separate buffer would cost a read of every line it writes), and swapped in only when
-        every one is finite. Returns the name of the first parameter whose update was non-finite (no parameter
-        is changed then), or ``None`` on success."""
+        every one is finite. ``out16`` (``{name: uint16 array}``, for ``precision="bfloat16"``) receives the
+        bfloat16 patterns of the named parameters' new values, written by the same update kernels. Returns the
+        name of the first parameter whose update was non-finite (no parameter is changed then), or ``None`` on
+        success."""
         B = self.B
         for name, g in grads.items():
             p = params[name]
             if not g.flags.c_contiguous or not getattr(g.flags, "writeable", True):
                 g = grads[name] = g.copy()  # the kernels write through flat views
             st = self._state_for(name, p)
+            o16 = None if out16 is None else out16.get(name)
             if self.name == "sgd":
-                ok = B.sgd_update(p, g, g, self.lr)
+                ok = B.sgd_update(p, g, g, self.lr) if o16 is None else B.sgd_update_bf16(p, g, g, o16, self.lr)
             elif self.name == "adam":
-                ok = B.adam_update(
-                    p, g, st["exp_avg"], st["exp_avg_sq"], g, self.lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t
-                )
+                m, v, hyper = st["exp_avg"], st["exp_avg_sq"], (self.lr, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t)
+                if o16 is None:
+                    ok = B.adam_update(p, g, m, v, g, *hyper)
+                else:
+                    ok = B.adam_update_bf16(p, g, m, v, g, o16, *hyper)
             else:
-                ok = B.momentum_update(p, g, st["momentum_buffer"], g, self.lr, self.momentum, self.name == "nesterov")
+                buf, hyper = st["momentum_buffer"], (self.lr, self.momentum, self.name == "nesterov")
+                if o16 is None:
+                    ok = B.momentum_update(p, g, buf, g, *hyper)
+                else:
+                    ok = B.momentum_update_bf16(p, g, buf, g, o16, *hyper)
             if not ok:
                 return name
         self._previous = {name: params[name] for name in grads}
@@ -236,15 +245,21 @@ def _step(model, xb, accept, fused=None):
     ``accept`` is :func:`_loss_accepted`'s; ``fused``, the model's ``_fused_stepper()``, if it has one."""
     t = model.t_ + 1
     done = fused(xb, t, t, accept) if fused is not None else None
+    out16 = None
     if done is None:
         loss, grads = model._loss_and_grads(xb, t)
         loss = float(loss)
-        bad = model._optimizer.step(model._params, grads, t) if accept(loss) else None
+        bad = None
+        if accept(loss):
+            out16 = model._w16_targets(grads)
+            bad = model._optimizer.step(model._params, grads, t, out16)
     else:  # the whole update ran in one backend call, committed only if finite and its loss was accepted
         loss, bad = done
     if bad is None and accept(loss):
         if model._loss_ref_ is None:
             model._loss_ref_ = loss
+        if out16 is not None:
+            model._w16_updated(out16)
         model.t_ = t
         return loss
     model._refused = (loss, bad)

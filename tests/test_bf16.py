@@ -36,7 +36,7 @@ def test_dense_forward_bf16(backend, n, k, m, activation, transpose):
         W = np.ascontiguousarray(W.T)
     ok, x16 = B.bf16_input(x, True)
     Wb = B.bf16_weight(W)
-    W16 = Wb[0]
+    W16 = Wb.bits
     assert ok and x16.dtype == np.uint16
     np.testing.assert_array_equal(x16, precision.to_bf16(x))
     np.testing.assert_array_equal(W16, precision.to_bf16(W))
@@ -57,6 +57,12 @@ def test_dense_forward_bf16(backend, n, k, m, activation, transpose):
     h16 = B.dense_forward_bf16(x16, Wb, b, activation, transpose, bf16_out=True)
     assert h16.dtype == np.uint16
     close(precision.widen(h16), want, "float32", err=err + U * np.abs(want), what=f"{backend} bf16 output")
+    # training's form: the float32 output and its patterns from one epilogue, the same numbers as above
+    h2, h16_2 = B.dense_forward_bf16_pair(x16, Wb, b, activation, transpose)
+    np.testing.assert_array_equal(h2, h)
+    np.testing.assert_array_equal(h16_2, h16)
+    np.testing.assert_array_equal(h16_2, precision.to_bf16(h2))
+    np.testing.assert_array_equal(Wb.values, precision.widen(W16))  # widened on demand, exactly
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -175,10 +181,11 @@ def test_output_ops_bf16(backend, n, k, m, loss, transpose):
     if transpose:
         W = np.ascontiguousarray(W.T)
     h16, Wb = B.to_bf16(h), B.bf16_weight(W)
-    hr, Wr = precision.widen(h16).astype(np.float64), Wb[1].astype(np.float64)
+    hr, Wr = precision.widen(h16).astype(np.float64), Wb.values.astype(np.float64)
     c64, x64 = c.astype(np.float64), x.astype(np.float64)
     e_loss, e_delta, e_rows = output_err(hr, Wr, c64, x64, loss, "float32", transpose)
-    value, delta = B.output_loss_grad_bf16(h16, Wb, c, x, loss, transpose)
+    value, delta, d16 = B.output_loss_grad_bf16(h16, Wb, c, x, loss, transpose)
+    np.testing.assert_array_equal(d16, precision.to_bf16(delta))
     want_value, want_delta = ref.output_loss_grad(hr, Wr, c64, x64, loss, transpose)
     close(value, want_value, "float32", err=e_loss, what=f"{backend} loss")
     close(delta, want_delta, "float32", err=e_delta, what=f"{backend} delta")
@@ -198,9 +205,9 @@ def test_dense_backward_bf16(backend, n, k, m, transpose, need_dx):
         W = np.ascontiguousarray(W.T)
     delta = np.random.default_rng(4).uniform(-1, 1, (n, m)).astype(np.float32)
     x16, Wb = B.to_bf16(x), B.bf16_weight(W)
-    dW, db, dx = B.dense_backward_bf16(delta, x16, Wb, transpose, need_dx)
+    dW, db, dx = B.dense_backward_bf16(delta, B.to_bf16(delta), x16, Wb, transpose, need_dx)
     dr = precision.round_bf16(delta).astype(np.float64)
-    xr, Wr = precision.widen(x16).astype(np.float64), Wb[1].astype(np.float64)
+    xr, Wr = precision.widen(x16).astype(np.float64), Wb.values.astype(np.float64)
     want = ref.dense_backward(dr, xr, Wr, transpose, need_dx)
     errs = dense_backward_err(dr, xr, Wr, "float32", transpose)
     close(dW, want[0], "float32", err=errs[0], what=f"{backend} dW")
@@ -210,6 +217,82 @@ def test_dense_backward_bf16(backend, n, k, m, transpose, need_dx):
         close(dx, want[2], "float32", err=errs[2], what=f"{backend} dx")
     else:
         assert dx is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", activations.ACTIVATIONS)
+def test_activation_backward_bf16(backend, activation):
+    """The same ``delta`` as the float32 op, bit for bit, and its bfloat16 patterns."""
+    B = registry.get_backend(backend, "float32")
+    r = np.random.default_rng(5)
+    h = activations.apply(activation, r.uniform(-2, 2, (9, 37)).astype(np.float32))
+    dh = r.uniform(-1, 1, (9, 37)).astype(np.float32)
+    want = B.activation_backward(dh.copy(), h, activation)
+    delta, d16 = B.activation_backward_bf16(dh.copy(), h, activation)
+    np.testing.assert_array_equal(delta, want)
+    np.testing.assert_array_equal(d16, precision.to_bf16(want))
+
+
+UPDATES = {
+    "sgd": lambda B, p, g, st, out, o16: (
+        B.sgd_update(p, g, out, 0.1) if o16 is None else B.sgd_update_bf16(p, g, out, o16, 0.1)
+    ),
+    "momentum": lambda B, p, g, st, out, o16: (
+        B.momentum_update(p, g, st[0], out, 0.1, 0.9, True)
+        if o16 is None
+        else B.momentum_update_bf16(p, g, st[0], out, o16, 0.1, 0.9, True)
+    ),
+    "adam": lambda B, p, g, st, out, o16: (
+        B.adam_update(p, g, st[0], st[1], out, 0.01, 0.9, 0.999, 1e-8, 3)
+        if o16 is None
+        else B.adam_update_bf16(p, g, st[0], st[1], out, o16, 0.01, 0.9, 0.999, 1e-8, 3)
+    ),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", sorted(UPDATES))
+@pytest.mark.parametrize("shape", [(3, 5), (300, 200)])  # the second: several blocks, and the pool's parallel kernel
+def test_optimiser_updates_write_the_bf16_copy(backend, method, shape):
+    """The ``_bf16`` updates compute the float32 update bit for bit (new values and state) and write the new
+    values' bfloat16 patterns; a non-finite update is still reported."""
+    B = registry.get_backend(backend, "float32")
+    r = np.random.default_rng(6)
+    p, g = (r.uniform(-1, 1, shape).astype(np.float32) for _ in range(2))
+    state = [r.uniform(0, 0.1, shape).astype(np.float32) for _ in range(2)]
+    results = []
+    for o16 in (None, np.full(shape, 0xFFFF, dtype=np.uint16)):
+        st, gg = [s.copy() for s in state], g.copy()
+        ok = UPDATES[method](B, p, gg, st, gg, o16)
+        results.append((ok, gg, st, o16))
+    (ok32, new32, st32, _), (ok16, new16, st16, o16) = results
+    assert ok32 and ok16
+    np.testing.assert_array_equal(new16, new32)
+    for a, b in zip(st16, st32):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(o16, precision.to_bf16(new32))
+    bad = g.copy()
+    bad[-1, -1] = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        assert not UPDATES[method](B, p, bad, [s.copy() for s in state], bad, np.empty(shape, np.uint16))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "sgd"])
+def test_training_keeps_the_bf16_copies_its_updates_wrote(backend, optimizer, digits):
+    """After bfloat16 training the model's bf16 weight copies are those the last update wrote: the patterns of
+    the published weights, for the version published; encoding then gives what a freshly loaded model gives."""
+    kw = dict(hidden=(24, 8), backend=backend, optimizer=optimizer, epochs=2, batch_size=128, random_state=0)
+    m = fastae.Autoencoder(**kw, tied=False, precision="bfloat16").fit(digits)
+    version, w16 = m._w16_cache
+    assert version == m._version
+    P = m._params
+    assert sorted(w16) == sorted(k for k in P if P[k].ndim == 2)
+    for k, (W, wb) in w16.items():
+        assert W is P[k]
+        np.testing.assert_array_equal(wb.bits, precision.to_bf16(W))
+    fresh = fastae.Autoencoder(**kw, tied=False).fit(digits).load_state_dict(m.state_dict())
+    np.testing.assert_array_equal(m.encode(digits), fresh.set_params(precision="bfloat16").encode(digits))
 
 
 @pytest.mark.parametrize("cls, kw", [(fastae.Autoencoder, dict(hidden=(64, 16))), (fastae.VAE, dict(hidden=(64,)))])

@@ -153,7 +153,7 @@ class BF16Products(Protocol):
 
     def to_bf16(self, x: Array) -> Array: ...
 
-    def bf16_weight(self, W: Array) -> Any: ...
+    def bf16_weight(self, W: Array, bits: Array | None = None) -> Any: ...
 
     def dense_forward_bf16(
         self,
@@ -166,17 +166,44 @@ class BF16Products(Protocol):
         bf16_out: bool = False,
     ) -> Array: ...
 
+    def dense_forward_bf16_pair(
+        self, x16: Array, Wb: Any, b: Array, activation: str, transpose: bool = False
+    ) -> tuple[Array, Array]: ...
+
     def output_loss_grad_bf16(
         self, h16: Array, Wb: Any, c: Array, x: Array, loss: str, transpose: bool = False
-    ) -> tuple[Any, Array]: ...
+    ) -> tuple[Any, Array, Array]: ...
 
     def output_row_loss_bf16(
         self, h16: Array, Wb: Any, c: Array, x: Array, loss: str, transpose: bool = False
     ) -> Array: ...
 
+    def activation_backward_bf16(self, dh: Array, h: Array, activation: str) -> tuple[Array, Array]: ...
+
     def dense_backward_bf16(
-        self, delta: Array, x16: Array, Wb: Any, transpose: bool = False, need_dx: bool = True
+        self, delta: Array, d16: Array, x16: Array, Wb: Any, transpose: bool = False, need_dx: bool = True
     ) -> tuple[Array, Array, Array | None]: ...
+
+    def sgd_update_bf16(self, p: Array, g: Array, out: Array, out16: Array, lr: float) -> bool: ...
+
+    def momentum_update_bf16(
+        self, p: Array, g: Array, buf: Array, out: Array, out16: Array, lr: float, momentum: float, nesterov: bool
+    ) -> bool: ...
+
+    def adam_update_bf16(
+        self,
+        p: Array,
+        g: Array,
+        m: Array,
+        v: Array,
+        out: Array,
+        out16: Array,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        t_step: int,
+    ) -> bool: ...
 
 
 FUSED_AE1_STEP = "fused_ae1_step"

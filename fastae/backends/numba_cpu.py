@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from .. import constants
+from .. import constants, precision
 from . import contract, gemm
 from . import numpy_ref as _ref
 
@@ -158,15 +158,15 @@ def _widened(h):
     return w
 
 
-def bf16_weight(W):
-    """``(W16, Wr)`` as :func:`numpy_ref.bf16_weight`."""
-    W16 = to_bf16(W)
-    return W16, _widened(W16)
+def bf16_weight(W, bits=None):
+    """As :func:`numpy_ref.bf16_weight` (the float32 values widened only if an emulated product asks)."""
+    return precision.BF16Weight(to_bf16(W) if bits is None else bits, _widened)
 
 
-def _matmul_bf16(a16, b16, b32, out=None):
-    """``a @ b`` of bfloat16 operands (``b32``: ``b16``'s float32 values, or ``None`` to widen it here) into
-    float32 ``out``: oneMKL's bf16 GEMM where :func:`gemm.bf16_provider` gives one, else the emulation."""
+def _matmul_bf16(a16, b16, out=None, b32=None):
+    """``a @ b`` of bfloat16 operands into float32 ``out``: oneMKL's bf16 GEMM where :func:`gemm.bf16_provider`
+    gives one, else the emulation, which takes ``b16``'s float32 values from ``b32()`` when given (a weight's,
+    widened once) and otherwise widens them here."""
     m, k = a16.shape
     n = b16.shape[1]
     if out is None:
@@ -174,7 +174,7 @@ def _matmul_bf16(a16, b16, b32, out=None):
     p = gemm.bf16_provider(m, k, n)
     if p is not None:
         return p.matmul_bf16(a16, b16, out)
-    return _matmul(_widen_any(a16), _widen_any(b16) if b32 is None else b32, out)
+    return _matmul(_widen_any(a16), _widen_any(b16) if b32 is None else b32(), out)
 
 
 def _widen_any(a16):
@@ -182,10 +182,15 @@ def _widen_any(a16):
     return _widened(a16) if a16.flags.c_contiguous else _widened(np.ascontiguousarray(a16.T)).T
 
 
+def _weight_product(a16, Wb, transposed, out=None):
+    """``a @ W`` (``a @ Wᵀ`` with ``transposed``) of bfloat16 operands, ``Wb`` a weight's bfloat16 form."""
+    W16 = Wb.bits
+    return _matmul_bf16(a16, W16.T if transposed else W16, out, lambda: Wb.values.T if transposed else Wb.values)
+
+
 def _bf16_product(x16, Wb, transpose, out=None):
     """``x Wᵀ`` (``x W`` with ``transpose``) of bfloat16 operands, float32."""
-    W16, Wr = Wb
-    return _matmul_bf16(x16, W16 if transpose else W16.T, Wr if transpose else Wr.T, out)
+    return _weight_product(x16, Wb, not transpose, out)
 
 
 def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_out=False):
@@ -202,13 +207,22 @@ def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_o
     return h16
 
 
+def dense_forward_bf16_pair(x16, Wb, b, activation, transpose=False):
+    """As :func:`numpy_ref.dense_forward_bf16_pair`: one epilogue writes ``h`` and its bfloat16 patterns."""
+    a = _bf16_product(x16, Wb, transpose)
+    h16 = np.empty(a.shape, dtype=np.uint16)
+    bf16k.bias_act_bf16(a, b, ACT_CODE[activation], h16)
+    return a, h16
+
+
 def output_loss_grad_bf16(h16, Wb, c, x, loss, transpose=False):
-    """As :func:`numpy_ref.output_loss_grad_bf16`: the bf16 product, then the fused loss pass over it."""
+    """As :func:`numpy_ref.output_loss_grad_bf16`: the bf16 product, the fused loss pass over it, then the
+    rounding of ``delta`` (a second pass, over an array the first has just left in cache)."""
     n = x.shape[0]
     a = _bf16_product(h16, Wb, transpose)
     rows = np.empty(n, dtype=a.dtype)
     (losses.bce_output if loss == "bce" else losses.mse_output)(a, c, x, a, _t(a)(1.0 / n), rows)
-    return rows.sum() / _t(a)(n), a
+    return rows.sum() / _t(a)(n), a, to_bf16(a)
 
 
 def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
@@ -218,16 +232,22 @@ def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
     return rows
 
 
-def dense_backward_bf16(delta, x16, Wb, transpose=False, need_dx=True):
+def activation_backward_bf16(dh, h, activation):
+    """As :func:`numpy_ref.activation_backward_bf16`, in one pass (``bf16.act_backward_bf16``)."""
+    d16 = np.empty(dh.shape, dtype=np.uint16)
+    if activation == "linear":
+        bf16k.to_bf16(dh, d16)
+    else:
+        bf16k.act_backward_bf16(dh, h, ACT_CODE[activation], d16)
+    return dh, d16
+
+
+def dense_backward_bf16(delta, d16, x16, Wb, transpose=False, need_dx=True):
     """As :func:`numpy_ref.dense_backward_bf16`."""
-    W16, Wr = Wb
-    d16 = to_bf16(delta)
-    dW = _matmul_bf16(x16.T, d16, None) if transpose else _matmul_bf16(d16.T, x16, None)
+    dW = _matmul_bf16(x16.T, d16) if transpose else _matmul_bf16(d16.T, x16)
     db = np.empty(delta.shape[1], dtype=delta.dtype)
     dense.col_sum(delta, db)
-    dx = None
-    if need_dx:
-        dx = _matmul_bf16(d16, W16.T, Wr.T) if transpose else _matmul_bf16(d16, W16, Wr)
+    dx = _weight_product(d16, Wb, transpose) if need_dx else None
     return dW, db, dx
 
 
@@ -376,21 +396,39 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     return _adam(optim.adam, p, g, m, v, out, lr, beta1, beta2, eps, t_step)
 
 
-def _sgd(kernel, p, g, out, lr):
-    return bool(kernel(p.reshape(-1), _over(g, out), float(lr)))
+def sgd_update_bf16(p, g, out, out16, lr):
+    """As :func:`numpy_ref.sgd_update_bf16`: the bfloat16 copy is written by the update kernel, block by block."""
+    return _sgd(optim.sgd, p, g, out, lr, out16)
 
 
-def _momentum(kernel, p, g, buf, out, lr, momentum, nesterov):
-    return bool(kernel(p.reshape(-1), _over(g, out), buf.reshape(-1), float(lr), float(momentum), bool(nesterov)))
+def momentum_update_bf16(p, g, buf, out, out16, lr, momentum, nesterov):
+    return _momentum(optim.momentum, p, g, buf, out, lr, momentum, nesterov, out16)
 
 
-def _adam(kernel, p, g, m, v, out, lr, beta1, beta2, eps, t_step):
+def adam_update_bf16(p, g, m, v, out, out16, lr, beta1, beta2, eps, t_step):
+    return _adam(optim.adam, p, g, m, v, out, lr, beta1, beta2, eps, t_step, out16)
+
+
+_NO_BF16 = np.empty(0, dtype=np.uint16)  # the optimiser kernels' o16 when no bfloat16 copy is asked for
+
+
+def _o16(out16):
+    return _NO_BF16 if out16 is None else out16.reshape(-1)
+
+
+def _sgd(kernel, p, g, out, lr, out16=None):
+    return bool(kernel(p.reshape(-1), _over(g, out), float(lr), _o16(out16)))
+
+
+def _momentum(kernel, p, g, buf, out, lr, momentum, nesterov, out16=None):
+    o = _over(g, out)
+    return bool(kernel(p.reshape(-1), o, buf.reshape(-1), float(lr), float(momentum), bool(nesterov), _o16(out16)))
+
+
+def _adam(kernel, p, g, m, v, out, lr, beta1, beta2, eps, t_step, out16=None):
     step, rs = _ref.adam_scalars(lr, beta1, beta2, t_step)
-    return bool(
-        kernel(
-            p.reshape(-1), _over(g, out), m.reshape(-1), v.reshape(-1), step, rs, float(beta1), float(beta2), float(eps)
-        )
-    )
+    o, b1, b2, e = _over(g, out), float(beta1), float(beta2), float(eps)
+    return bool(kernel(p.reshape(-1), o, m.reshape(-1), v.reshape(-1), step, rs, b1, b2, e, _o16(out16)))
 
 
 # --- a whole training step of a one-hidden-layer autoencoder in one call (kernels/cpu/step.py) -----------------

@@ -35,6 +35,7 @@ from .numba_cpu import (  # the ops whose work this backend does not split, and 
     CAPABILITIES,
     DTYPES,
     FUSED_MAX_MULADDS,
+    activation_backward_bf16,
     ae1_stepper,
     ae1_workspace_size,
     bf16_input,
@@ -42,6 +43,7 @@ from .numba_cpu import (  # the ops whose work this backend does not split, and 
     contractive_penalty,
     dense_backward_bf16,
     dense_forward_bf16,
+    dense_forward_bf16_pair,
     fused_ae1_fits,
     gaussian_kl_rows,
     kl_sparsity,
@@ -259,6 +261,20 @@ def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     return _serial._adam(_pick(optim, "adam", p.size), p, g, m, v, out, lr, beta1, beta2, eps, t_step)
 
 
+def sgd_update_bf16(p, g, out, out16, lr):
+    return _serial._sgd(_pick(optim, "sgd", p.size), p, g, out, lr, out16)
+
+
+def momentum_update_bf16(p, g, buf, out, out16, lr, momentum, nesterov):
+    kernel = _pick(optim, "momentum", p.size)
+    return _serial._momentum(kernel, p, g, buf, out, lr, momentum, nesterov, out16)
+
+
+def adam_update_bf16(p, g, m, v, out, out16, lr, beta1, beta2, eps, t_step):
+    kernel = _pick(optim, "adam", p.size)
+    return _serial._adam(kernel, p, g, m, v, out, lr, beta1, beta2, eps, t_step, out16)
+
+
 __all__ = [
     "NAME",
     "DTYPES",
@@ -277,8 +293,10 @@ __all__ = [
     "bf16_input",
     "bf16_weight",
     "to_bf16",
+    "activation_backward_bf16",
     "dense_backward_bf16",
     "dense_forward_bf16",
+    "dense_forward_bf16_pair",
     "output_loss_grad_bf16",
     "output_row_loss_bf16",
     "contractive_penalty",

@@ -236,21 +236,30 @@ def gaussian_kl_rows(mu, logvar):
 # ---------------------------------------------------------------------------------------------------------------
 def output_loss_grad_bf16(h16, Wb, c, x, loss, transpose=False):
     """:func:`output_loss_grad` with the output layer's product of bfloat16 operands (``h16`` patterns,
-    ``Wb`` as :func:`bf16_weight` gives it); the loss and ``(x̂ − x)/B`` in float32."""
-    return output_loss_grad(precision.widen(h16), Wb[1], c, x, loss, transpose)
+    ``Wb`` as :func:`bf16_weight` gives it); the loss and ``delta = (x̂ − x)/B`` in float32. Returns
+    ``(loss, delta, delta's bfloat16 patterns)``: the operand of the backward products."""
+    value, delta = output_loss_grad(precision.widen(h16), Wb.values, c, x, loss, transpose)
+    return value, delta, precision.to_bf16(delta)
 
 
 def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
     """:func:`output_row_loss` with the product of bfloat16 operands."""
-    return output_row_loss(precision.widen(h16), Wb[1], c, x, loss, transpose)
+    return output_row_loss(precision.widen(h16), Wb.values, c, x, loss, transpose)
 
 
-def dense_backward_bf16(delta, x16, Wb, transpose=False, need_dx=True):
-    """:func:`dense_backward` with the products of bfloat16 operands: ``delta`` (float32) is rounded for them,
-    ``x16`` and ``Wb`` are bfloat16 already; ``db`` (no product) is the column sum of the float32 ``delta``."""
-    d = precision.round_bf16(delta)
-    dW, _, dx = dense_backward(d, precision.widen(x16), Wb[1], transpose, need_dx)
+def dense_backward_bf16(delta, d16, x16, Wb, transpose=False, need_dx=True):
+    """:func:`dense_backward` with the products of bfloat16 operands: ``d16`` is ``delta`` rounded (as
+    :func:`to_bf16` gives it), ``x16`` and ``Wb`` are bfloat16 already; ``db`` (no product) is the column sum of
+    the float32 ``delta``."""
+    dW, _, dx = dense_backward(precision.widen(d16), precision.widen(x16), Wb.values, transpose, need_dx)
     return dW, delta.sum(axis=0), dx
+
+
+def activation_backward_bf16(dh, h, activation):
+    """:func:`activation_backward` (in place in ``dh``), and the result's bfloat16 patterns: ``(delta, d16)``,
+    the operands of the layer's backward products."""
+    delta = activation_backward(dh, h, activation)
+    return delta, precision.to_bf16(delta)
 
 
 def permutation(key, stream, step, n):
@@ -331,11 +340,40 @@ def to_bf16(x):
     return precision.to_bf16(x)
 
 
-def bf16_weight(W):
-    """The bfloat16 form of a float32 weight that :func:`dense_forward_bf16` takes: ``(W16, Wr)``, its patterns
-    and their float32 values (the emulation's operand, kept so that no call widens a weight again)."""
-    W16 = precision.to_bf16(W)
-    return W16, precision.widen(W16)
+def bf16_weight(W, bits=None):
+    """The bfloat16 form of a float32 weight that :func:`dense_forward_bf16` takes: a
+    :class:`fastae.precision.BF16Weight` of its patterns (their float32 values widened on first use). ``bits``:
+    the patterns, already made (by the update that wrote ``W``: :func:`adam_update_bf16`)."""
+    return precision.BF16Weight(precision.to_bf16(W) if bits is None else bits)
+
+
+def sgd_update_bf16(p, g, out, out16, lr):
+    """:func:`sgd_update`, and ``out16[...]`` = the new parameters' bfloat16 patterns: the copy the next step's
+    products take, written by the update that makes it (``out16`` is written even when the flag is False)."""
+    ok = sgd_update(p, g, out, lr)
+    out16[...] = precision.to_bf16(out)
+    return ok
+
+
+def momentum_update_bf16(p, g, buf, out, out16, lr, momentum, nesterov):
+    """:func:`momentum_update`, and the new parameters' bfloat16 patterns in ``out16`` (:func:`sgd_update_bf16`)."""
+    ok = momentum_update(p, g, buf, out, lr, momentum, nesterov)
+    out16[...] = precision.to_bf16(out)
+    return ok
+
+
+def adam_update_bf16(p, g, m, v, out, out16, lr, beta1, beta2, eps, t_step):
+    """:func:`adam_update`, and the new parameters' bfloat16 patterns in ``out16`` (:func:`sgd_update_bf16`)."""
+    ok = adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step)
+    out16[...] = precision.to_bf16(out)
+    return ok
+
+
+def dense_forward_bf16_pair(x16, Wb, b, activation, transpose=False):
+    """:func:`dense_forward_bf16` for training: ``(h, h16)``, the float32 output (which the backward pass reads)
+    and its bfloat16 patterns (the next product's operand), made by the same epilogue."""
+    h = dense_forward_bf16(x16, Wb, b, activation, transpose)
+    return h, precision.to_bf16(h)
 
 
 def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_out=False):
@@ -343,7 +381,7 @@ def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_o
     (:func:`bf16_weight`'s form) are bfloat16, every product of two of them exact in float32 and the sums
     float32; ``b`` and ``h`` float32. With ``bf16_out`` the result is ``h``'s bfloat16 patterns, the input of a
     next bfloat16 product (``out`` then receives them, uint16)."""
-    x, W = precision.widen(x16), Wb[1]
+    x, W = precision.widen(x16), Wb.values
     h = act.apply(activation, _product(x, W, transpose) + b)
     if bf16_out:
         h = precision.to_bf16(h)

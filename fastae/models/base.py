@@ -157,7 +157,9 @@ class BaseModel:
         """``None`` for float32 products; for ``precision="bfloat16"``, the bfloat16 copies of the weights, made
         once per published set of weights. The cache is keyed by the model's version, which every update and load
         moves (the fused step reuses its arrays, so their identity would not do), and is kept only when no update
-        was published while it was made."""
+        was published while it was made. Inside an update (the version odd) the copies of the version it started
+        from serve: the update's own passes read those weights, and a reader overlapping it runs again anyway
+        (:mod:`fastae.concurrency`)."""
         if self.precision == "float32":
             return None
         _check_precision(self.precision, self._fitted_structure["dtype"])
@@ -165,14 +167,32 @@ class BaseModel:
             raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {self.backend_!r} has none")
         v = self._version
         cached = self.__dict__.get("_w16_cache")
-        if cached is not None and cached[0] == v and not v & 1:
+        if cached is not None and cached[0] == v - (v & 1):
             return cached[1]
         snapshot = dict(self._params)
-        w16 = {k: self._B.bf16_weight(a) for k, a in snapshot.items() if a.ndim == 2}
-        w16 = {k: (snapshot[k], wb) for k, wb in w16.items()}  # each copy with the array it was made from
+        w16 = {k: (snapshot[k], self._B.bf16_weight(a)) for k, a in snapshot.items() if a.ndim == 2}
         if self._version == v and not v & 1:
             self._w16_cache = (v, w16)
         return w16
+
+    def _w16_targets(self, grads):
+        """``None`` for float32 products; for ``precision="bfloat16"``, ``{weight name: uint16 array}`` for the
+        optimiser's update to write the new weights' bfloat16 patterns into (``Optimizer.step``'s ``out16``)."""
+        if self.precision == "float32":
+            return None
+        xp = self._B.xp
+        return {k: xp.empty(g.shape, dtype=xp.uint16) for k, g in grads.items() if g.ndim == 2}
+
+    def _w16_updated(self, out16):
+        """Keep the patterns an update wrote (``out16`` of :meth:`_w16_targets`, the update committed) as the
+        bfloat16 copies of the weights it publishes, keyed by the version its publishing ends at; the copies of
+        weights it did not update carry over from the version it started from."""
+        v = self._version  # odd: inside the update's publishing
+        cached = self.__dict__.get("_w16_cache")
+        w16 = dict(cached[1]) if cached is not None and cached[0] == v - 1 else {}
+        P, B = self._params, self._B
+        w16.update({k: (P[k], B.bf16_weight(P[k], bits)) for k, bits in out16.items()})
+        self._w16_cache = (v + 1, w16)
 
     def _ops(self, w16=None):
         """The ops the model computes with: the backend's, or for ``precision="bfloat16"`` the backend's with

@@ -5,9 +5,10 @@ backend's ops, and the ones with a matrix product round its operands to bfloat16
 backend's ``*_bf16`` ops of capability ``bf16_products``); every other op is the backend's own. So the models'
 forward and backward passes are written once, for both precisions.
 
-It is made for one set of weights: the bfloat16 copies of the weights are taken when it is made (once per
-training step), and the bfloat16 copy of each layer input is made once and used by the forward product and by
-the weight gradient's product alike.
+It is made for one set of weights: the bfloat16 copies of the weights are taken when it is made (in training,
+those the optimiser's update wrote). The bfloat16 copy of each layer input and each ``delta`` is written by the
+epilogue that makes it (``dense_forward_bf16_pair``, ``activation_backward_bf16``, ``output_loss_grad_bf16``)
+and used by every product that reads it; an array made by any other op is rounded once, on first use.
 """
 
 from __future__ import annotations
@@ -47,14 +48,27 @@ class BF16Ops:
         self._x16[id(x)] = (x, x16)
         return x16
 
+    def _pair(self, x, x16):
+        """``x``, with ``x16`` kept as its bfloat16 patterns (made by the op that made ``x``)."""
+        self._x16[id(x)] = (x, x16)
+        return x
+
     def dense_forward(self, x, W, b, activation, transpose=False, out=None):
-        return self._B.dense_forward_bf16(self._r(x), self._wb(W), b, activation, transpose, out)
+        if out is not None:
+            return self._B.dense_forward_bf16(self._r(x), self._wb(W), b, activation, transpose, out)
+        h, h16 = self._B.dense_forward_bf16_pair(self._r(x), self._wb(W), b, activation, transpose)
+        return self._pair(h, h16)
+
+    def activation_backward(self, dh, h, activation):
+        delta, d16 = self._B.activation_backward_bf16(dh, h, activation)
+        return self._pair(delta, d16)
 
     def dense_backward(self, delta, x, W, transpose=False, need_dx=True):
-        return self._B.dense_backward_bf16(delta, self._r(x), self._wb(W), transpose, need_dx)
+        return self._B.dense_backward_bf16(delta, self._r(delta), self._r(x), self._wb(W), transpose, need_dx)
 
     def output_loss_grad(self, h, W, c, x, loss, transpose=False):
-        return self._B.output_loss_grad_bf16(self._r(h), self._wb(W), c, x, loss, transpose)
+        value, delta, d16 = self._B.output_loss_grad_bf16(self._r(h), self._wb(W), c, x, loss, transpose)
+        return value, self._pair(delta, d16)
 
     def output_row_loss(self, h, W, c, x, loss, transpose=False):
         return self._B.output_row_loss_bf16(self._r(h), self._wb(W), c, x, loss, transpose)

@@ -12,6 +12,8 @@ accumulation does, up to the order of the sums: that is the emulated path on pro
 """
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from . import dense
 from ._config import JIT, njit
@@ -89,4 +91,37 @@ def bias_act_bf16(a, b, act, out):
             dst[j] = np.uint16(_round_bits(row[j]))
 
 
-__all__ = ["to_bf16", "check_to_bf16", "widen", "round_f32", "bias_act_bf16"]
+@njit(**JIT)
+def act_backward_bf16(dh, h, act, out):
+    """:func:`fastae.kernels.cpu.dense.act_backward` (in place in ``dh``) and ``out = bf16(dh)`` (uint16), row by
+    row while the row is in cache: the ``delta`` of a layer and the operand of its backward products."""
+    src = dh.view(np.uint32)
+    for i in range(dh.shape[0]):
+        dense._act_backward_row(dh, h, i, act)
+        row, dst = src[i], out[i]
+        for j in range(row.shape[0]):
+            dst[j] = np.uint16(_round_bits(row[j]))
+
+
+def store_bf16(src, dst, lo, hi):
+    """``dst[lo:hi] = bf16(src[lo:hi])`` for float32 ``src`` when ``dst`` is not empty; nothing for an empty
+    ``dst`` or a float64 ``src`` (whose models have no bfloat16 copies). For the optimiser kernels, which call it
+    on each block they have just written. Compiled code only."""
+
+
+@overload(store_bf16, jit_options=dict(JIT, cache=False))
+def _ov_store_bf16(src, dst, lo, hi):
+    if src.dtype != types.float32:
+        return lambda src, dst, lo, hi: None
+
+    def impl(src, dst, lo, hi):
+        if dst.shape[0] == 0:
+            return
+        s, d = src[lo:hi].view(np.uint32), dst[lo:hi]
+        for k in range(s.shape[0]):
+            d[k] = np.uint16(_round_bits(s[k]))
+
+    return impl
+
+
+__all__ = ["to_bf16", "check_to_bf16", "widen", "round_f32", "bias_act_bf16", "act_backward_bf16", "store_bf16"]

@@ -41,6 +41,7 @@ from numba import prange
 
 from . import fmath
 from ._config import JIT, JIT_PARALLEL, JIT_ROW, njit
+from .bf16 import store_bf16
 
 # Block bodies: FMA contraction as the only fast-math liberty (_config.JIT_ROW), so the values cannot depend on the
 # context LLVM inlines a body into; every output is elementwise, hence the same for any blocking.
@@ -116,17 +117,25 @@ def _all_finite(flags):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# SGD
+# The kernels. ``o16`` is empty, or uint16 of ``p``'s length: then each block's new parameters are also rounded to
+# bfloat16 there while the block is in cache (``precision="bfloat16"``: the copy the next step's products take,
+# written by the update instead of by a pass of its own). Serial kernels walk the same blocks, one after another.
 # ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def sgd(p, g, lr):
+def sgd(p, g, lr, o16):
     """``g ← p − lr·g`` (the new parameters, over the gradient). Returns True iff every new value is finite."""
-    bad = _sgd_block(p, g, fmath.cast(lr, p), 0, p.shape[0])
+    lr = fmath.cast(lr, p)
+    n = p.shape[0]
+    bad = 0
+    for lo in range(0, n, OPT_BLOCK):
+        hi = min(lo + OPT_BLOCK, n)
+        bad |= _sgd_block(p, g, lr, lo, hi)
+        store_bf16(g, o16, lo, hi)
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def sgd_par(p, g, lr):
+def sgd_par(p, g, lr, o16):
     """:func:`sgd` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
     lr = fmath.cast(lr, p)
     n = p.shape[0]
@@ -134,23 +143,30 @@ def sgd_par(p, g, lr):
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _sgd_block(p, g, lr, lo, min(lo + OPT_BLOCK, n))
+        hi = min(lo + OPT_BLOCK, n)
+        flags[b] = _sgd_block(p, g, lr, lo, hi)
+        store_bf16(g, o16, lo, hi)
     return _all_finite(flags)
 
 
-# ---------------------------------------------------------------------------------------------------------------
 # Momentum (torch.optim.SGD semantics)
-# ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def momentum(p, g, buf, lr, mu, nesterov):
+def momentum(p, g, buf, lr, mu, nesterov, o16):
     """``buf = μ·buf + g``; ``g ← p − lr·(g + μ·buf)`` if ``nesterov`` else ``g ← p − lr·buf``.
     Returns True iff every new value is finite."""
-    bad = _momentum_block(p, g, buf, fmath.cast(lr, p), fmath.cast(mu, p), nesterov, 0, p.shape[0])
+    lr = fmath.cast(lr, p)
+    mu = fmath.cast(mu, p)
+    n = p.shape[0]
+    bad = 0
+    for lo in range(0, n, OPT_BLOCK):
+        hi = min(lo + OPT_BLOCK, n)
+        bad |= _momentum_block(p, g, buf, lr, mu, nesterov, lo, hi)
+        store_bf16(g, o16, lo, hi)
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def momentum_par(p, g, buf, lr, mu, nesterov):
+def momentum_par(p, g, buf, lr, mu, nesterov, o16):
     """:func:`momentum` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
     lr = fmath.cast(lr, p)
     mu = fmath.cast(mu, p)
@@ -159,52 +175,42 @@ def momentum_par(p, g, buf, lr, mu, nesterov):
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _momentum_block(p, g, buf, lr, mu, nesterov, lo, min(lo + OPT_BLOCK, n))
+        hi = min(lo + OPT_BLOCK, n)
+        flags[b] = _momentum_block(p, g, buf, lr, mu, nesterov, lo, hi)
+        store_bf16(g, o16, lo, hi)
     return _all_finite(flags)
 
 
-# ---------------------------------------------------------------------------------------------------------------
 # Adam (torch.optim.Adam semantics)
-# ---------------------------------------------------------------------------------------------------------------
 @njit(**JIT)
-def adam(p, g, m, v, step, rs, b1, b2, eps):
+def adam(p, g, m, v, step, rs, b1, b2, eps, o16):
     """``m = β₁ m + (1−β₁) g``; ``v = β₂ v + (1−β₂) g²``; ``g ← p − s·(m / (√v·r + ε))``, where the caller
     forms ``s = lr / (1 − β₁ᵗ)`` and ``r = 1 / √(1 − β₂ᵗ)`` in float64 (:func:`numpy_ref.adam_scalars`): one
     division and one root per element. Returns True iff every new value is finite."""
-    bad = _adam_block(
-        p,
-        g,
-        m,
-        v,
-        fmath.cast(step, p),
-        fmath.cast(rs, p),
-        fmath.cast(b1, p),
-        fmath.cast(b2, p),
-        fmath.cast(1.0 - b1, p),
-        fmath.cast(1.0 - b2, p),
-        fmath.cast(eps, p),
-        0,
-        p.shape[0],
-    )
+    step_, rs_, b1_, b2_ = fmath.cast(step, p), fmath.cast(rs, p), fmath.cast(b1, p), fmath.cast(b2, p)
+    omb1, omb2, eps_ = fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p)
+    n = p.shape[0]
+    bad = 0
+    for lo in range(0, n, OPT_BLOCK):
+        hi = min(lo + OPT_BLOCK, n)
+        bad |= _adam_block(p, g, m, v, step_, rs_, b1_, b2_, omb1, omb2, eps_, lo, hi)
+        store_bf16(g, o16, lo, hi)
     return bad == 0
 
 
 @njit(**JIT_PARALLEL)
-def adam_par(p, g, m, v, step, rs, b1, b2, eps):
+def adam_par(p, g, m, v, step, rs, b1, b2, eps, o16):
     """:func:`adam` over blocks of ``OPT_BLOCK`` elements in parallel; bit-identical to it."""
-    step_ = fmath.cast(step, p)
-    rs_ = fmath.cast(rs, p)
-    b1_ = fmath.cast(b1, p)
-    b2_ = fmath.cast(b2, p)
-    omb1 = fmath.cast(1.0 - b1, p)
-    omb2 = fmath.cast(1.0 - b2, p)
-    eps_ = fmath.cast(eps, p)
+    step_, rs_, b1_, b2_ = fmath.cast(step, p), fmath.cast(rs, p), fmath.cast(b1, p), fmath.cast(b2, p)
+    omb1, omb2, eps_ = fmath.cast(1.0 - b1, p), fmath.cast(1.0 - b2, p), fmath.cast(eps, p)
     n = p.shape[0]
     nblk = (n + OPT_BLOCK - 1) // OPT_BLOCK
     flags = np.empty(nblk, dtype=np.int64)
     for b in prange(nblk):
         lo = b * OPT_BLOCK
-        flags[b] = _adam_block(p, g, m, v, step_, rs_, b1_, b2_, omb1, omb2, eps_, lo, min(lo + OPT_BLOCK, n))
+        hi = min(lo + OPT_BLOCK, n)
+        flags[b] = _adam_block(p, g, m, v, step_, rs_, b1_, b2_, omb1, omb2, eps_, lo, hi)
+        store_bf16(g, o16, lo, hi)
     return _all_finite(flags)
 
 

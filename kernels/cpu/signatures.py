@@ -15,6 +15,7 @@ from numba import types
 
 FLOATS = (types.float32, types.float64)
 u4, i8, b1, f8 = types.uint32, types.int64, types.boolean, types.float64
+U1 = types.Array(types.uint16, 1, "C")
 
 
 def _a(t, ndim, readonly=False):
@@ -52,9 +53,10 @@ _TABLE = {
     "penalties.kl_sparsity": lambda t, A1, A2: [(A2(), t, t, t, f8, A2(), A1())],
     "penalties.contractive": lambda t, A1, A2: [(A2(), A2(), i8, t, t, A2(), A2(), A1())],
     "penalties.weight_decay": lambda t, A1, A2: [(A2(), A2(), t)],
-    "optim.sgd": lambda t, A1, A2: [(A1(), A1(), f8)],
-    "optim.momentum": lambda t, A1, A2: [(A1(), A1(), A1(), f8, f8, b1)],
-    "optim.adam": lambda t, A1, A2: [(A1(),) * 4 + (f8,) * 5],
+    # The last argument: the bfloat16 copy of the new parameters, empty when none is asked for.
+    "optim.sgd": lambda t, A1, A2: [(A1(), A1(), f8, U1)],
+    "optim.momentum": lambda t, A1, A2: [(A1(), A1(), A1(), f8, f8, b1, U1)],
+    "optim.adam": lambda t, A1, A2: [(A1(),) * 4 + (f8,) * 5 + (U1,)],
     # x and x̃: the caller's batch (read-only or not), and x̃ is x itself without noise, else a fresh array.
     "step.ae1_step": lambda t, A1, A2: [
         (A2(x_ro), A2(xin_ro)) + (A2(), A1(), A2(), A1()) * 4 + (A1(), b1, i8, b1, i8, f8, f8, b1) + (f8,) * 5
@@ -104,6 +106,7 @@ _BF16 = {
     "bf16.check_to_bf16": [(_a(_F4, 2, ro), b1, _a(_U2, 2)) for ro in (False, True)],
     "bf16.widen": [(_a(_U2, 2), _a(_F4, 2))],
     "bf16.bias_act_bf16": [(_a(_F4, 2), _a(_F4, 1), i8, _a(_U2, 2))],
+    "bf16.act_backward_bf16": [(_a(_F4, 2), _a(_F4, 2), i8, _a(_U2, 2))],
 }
 
 

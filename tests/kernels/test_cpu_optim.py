@@ -21,6 +21,7 @@ from ..tolerances import close, update_err
 from .helpers import each_thread_count, same_bits
 
 B = optim.OPT_BLOCK
+NO16 = np.empty(0, np.uint16)  # no bfloat16 copy asked for
 SIZES = [1, 7, 33 * 17, 1025 * 9, 5 * 1025, B + 1, 3 * B + 5]
 DTYPES = [np.float32, np.float64]
 KINDS = ["sgd", "momentum", "nesterov", "adam"]
@@ -51,13 +52,13 @@ def step(kind, p, g, buf, m, v, t_step=1, par=False):
     # Python floats, as the training step passes them and as the reference receives them: the kernel casts them
     # to the dtype, forming Adam's 1 − β in float64 first, as the reference does.
     if kind == "sgd":
-        ok = getattr(optim, "sgd" + sfx)(p, out, LR)
+        ok = getattr(optim, "sgd" + sfx)(p, out, LR, NO16)
         return ok, out
     if kind in ("momentum", "nesterov"):
-        ok = getattr(optim, "momentum" + sfx)(p, out, buf, LR, MU, kind == "nesterov")
+        ok = getattr(optim, "momentum" + sfx)(p, out, buf, LR, MU, kind == "nesterov", NO16)
         return ok, out, buf
     s, rs = ref.adam_scalars(LR, B1, B2, t_step)
-    ok = getattr(optim, "adam" + sfx)(p, out, m, v, s, rs, B1, B2, EPS)
+    ok = getattr(optim, "adam" + sfx)(p, out, m, v, s, rs, B1, B2, EPS, NO16)
     return ok, out, m, v
 
 
@@ -194,15 +195,15 @@ def test_overflowing_step_gives_false(dtype, par):
 def test_python_float_hyperparameters_are_cast_to_the_dtype():
     p, g, _, _, _ = arrays(100, np.float32, seed=6)
     out1, out2 = g.copy(), g.copy()
-    optim.sgd(p, out1, np.float32(LR))
-    optim.sgd(p, out2, LR)
+    optim.sgd(p, out1, np.float32(LR), NO16)
+    optim.sgd(p, out2, LR, NO16)
     assert same_bits(out1, out2)
     # For Adam, (1 − β) is formed in float64 before the cast, as the reference's t(1 − β) does: with m = 0 and
     # g = 1, the new m is exactly that coefficient. (A float32 β gives 1 − float32(β) instead, 2 ulps away.)
     m0, v0, ones = np.zeros(3, np.float32), np.zeros(3, np.float32), np.ones(3, np.float32)
-    optim.adam(ones, ones.copy(), m0, v0, LR, 1.0, B1, B2, EPS)
+    optim.adam(ones, ones.copy(), m0, v0, LR, 1.0, B1, B2, EPS, NO16)
     assert (m0 == np.float32(1 - B1)).all() and (v0 == np.float32(1 - B2)).all()
     m0[:], v0[:] = 0, 0
     t = np.float32
-    optim.adam(ones, ones.copy(), m0, v0, t(LR), t(1.0), t(B1), t(B2), t(EPS))
+    optim.adam(ones, ones.copy(), m0, v0, t(LR), t(1.0), t(B1), t(B2), t(EPS), NO16)
     assert (m0 == t(1) - t(B1)).all() and (v0 == t(1) - t(B2)).all()
