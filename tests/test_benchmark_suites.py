@@ -121,6 +121,23 @@ def test_quality_without_mnist_gives_a_skipped_row_with_the_folders_tried(monkey
     assert row["published_ae"] == 3.00 and row["published_pca"] == 13.87
 
 
+def test_quality_mnist_trains_in_both_precisions(monkeypatch):
+    """One row per precision, the bfloat16 one with its error over the float32 one's (the data replaced by a
+    small random set, the model by a small one: this checks the rows, not the quality)."""
+    from fastae import datasets
+
+    X = np.random.default_rng(0).random((300, 784), dtype=np.float32)
+    monkeypatch.setattr(datasets, "load_mnist", lambda path=None: X)
+    monkeypatch.setattr(quality, "MNIST_N_TRAIN", 240)
+    tiny = {"hidden": (16, 4), "epochs": 1, "pretrain_epochs": 1}
+    rows = quality.run(quick=True, log=lambda s: None, datasets=("mnist",), mnist_overrides=tiny)
+    assert [(r["precision"], r["status"]) for r in rows] == [("float32", "ok"), ("bfloat16", "ok")]
+    fp32, bf16 = rows
+    assert fp32["n_test"] == bf16["n_test"] == 60 and "ratio_to_float32" not in fp32
+    assert bf16["ratio_to_float32"] == bf16["ae_error"] / fp32["ae_error"]
+    assert bf16["ae_error"] != fp32["ae_error"]  # trained with other products, not float32 under another name
+
+
 def test_quality_digits_on_a_tiny_budget_gives_both_errors():
     rows = quality.run(
         quick=True, log=lambda s: None, datasets=("digits",), digits_overrides={"epochs": 1, "pretrain_epochs": 1}
