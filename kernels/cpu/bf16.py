@@ -21,13 +21,19 @@ from ._config import JIT, njit
 _QUIET = np.uint32(0x00400000)  # the quiet bit of a float32 NaN
 
 
+# Numba types uint32 arithmetic as 64-bit: every operation below is cast back to uint32, so that LLVM keeps
+# 32-bit lanes (16 per AVX-512 vector, not 8) and the conversion runs 1.7x faster (docs/performance.md).
+_u4 = np.uint32
+
+
 @njit(**JIT)
 def _round_bits(b):
     """The bfloat16 pattern (in a uint32) of the float32 pattern ``b``. Both candidates are computed and one is
     selected, with no branch, so that the loops calling this vectorise."""
-    rounded = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
-    quiet = (b | _QUIET) >> np.uint32(16)  # NaN: stays a NaN, made quiet, sign kept
-    return quiet if (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
+    lsb = _u4(_u4(b >> _u4(16)) & _u4(1))
+    rounded = _u4(_u4(_u4(b + _u4(0x7FFF)) + lsb) >> _u4(16))
+    quiet = _u4(_u4(b | _QUIET) >> _u4(16))  # NaN: stays a NaN, made quiet, sign kept
+    return quiet if _u4(b & _u4(0x7FFFFFFF)) > _u4(0x7F800000) else rounded
 
 
 @njit(**JIT)
@@ -53,7 +59,7 @@ def check_to_bf16(x, unit_interval, out):
         for i in range(row.shape[0]):
             dst[i] = np.uint16(_round_bits(row[i]))
         for i in range(row.shape[0]):
-            m = row[i] & keep
+            m = _u4(row[i] & keep)
             top = m if m > top else top
     if unit_interval:
         return top <= np.uint32(0x3F800000)  # the pattern of 1.0: see checks.values_ok
@@ -66,7 +72,7 @@ def widen(h, out):
     src = h.reshape(-1)
     dst = out.reshape(-1).view(np.uint32)
     for i in range(src.size):
-        dst[i] = np.uint32(src[i]) << np.uint32(16)
+        dst[i] = _u4(_u4(src[i]) << _u4(16))
 
 
 @njit(**JIT)
@@ -76,7 +82,7 @@ def round_f32(x, out):
     src = x.reshape(-1).view(np.uint32)
     dst = out.reshape(-1).view(np.uint32)
     for i in range(src.size):
-        dst[i] = _round_bits(src[i]) << np.uint32(16)
+        dst[i] = _u4(_round_bits(src[i]) << _u4(16))
 
 
 @njit(**JIT)
