@@ -1,6 +1,7 @@
 """Public-API figures of the fastae tree first on sys.path (for before/after comparisons of two trees, run alternately
 in separate processes): a training step (partial_fit of an epoch of copies of the batch, per step), encode of 8192
-rows, encode of one row; on backend="numba". Prints JSON: {config: {"train", "encode", "latency"} in seconds}."""
+rows, encode of one row; on backend="numba" in float32 unless FIG_BACKEND / FIG_PRECISION say otherwise. Prints JSON:
+{config: {"train", "encode", "latency"} in seconds}."""
 
 import json
 import os
@@ -12,10 +13,12 @@ import numpy as np
 from fastae.benchmark.configs import CONFIGS
 
 REPS = int(os.environ.get("REPS", "11"))
+BACKEND = os.environ.get("FIG_BACKEND", "numba")
+PRECISION = os.environ.get("FIG_PRECISION", "float32")
 out = {}
 r = np.random.default_rng(0)
 for name, cfg in CONFIGS.items():
-    m = cfg.model(backend="numba").set_params(epochs=0, shuffle=False)
+    m = cfg.model(backend=BACKEND).set_params(epochs=0, shuffle=False, precision=PRECISION)
     x = r.random((cfg.batch, cfg.n_features)).astype(np.float32)
     m.fit(x[:1])
     steps = int(max(1, min(64, round(2e7 / cfg.train_flops()))))

@@ -119,6 +119,38 @@ def test_pool_results_are_bit_identical_whatever_the_thread_count():
 
 
 @needs_pool
+def test_pool_bf16_gives_the_serial_bits_on_any_thread_count():
+    """precision="bfloat16" on the pool: the epilogues, conversions and optimiser updates run their ``_par``
+    twins (this checks they ran), the products are the serial backend's, so fits and codes are the serial
+    backend's bits, on 1 and 2 Numba threads."""
+    import numba
+
+    from fastae.backends import numba_pool
+
+    X = np.random.default_rng(1).uniform(size=(3000, 96)).astype(np.float32)
+
+    def fits(backend):
+        kw = dict(epochs=2, random_state=0, backend=backend, precision="bfloat16")
+        m = fastae.Autoencoder(hidden=(400, 40), batch_size=1024, tied=False, **kw).fit(X)  # 38,400 weights
+        v = fastae.VAE(hidden=(120,), latent=8, batch_size=1500, **kw).fit(X)
+        return [m.encode(X), m.score_samples(X), v.elbo(X), *m.state_dict().values(), *v.state_dict().values()]
+
+    want = fits("numba")
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            for a, b in zip(fits("numba-pool"), want):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        numba.set_num_threads(before)
+    bf16k = numba_pool._serial.bf16k
+    for twin in ("bias_act_bf16_par", "act_backward_bf16_par", "check_to_bf16_par", "to_bf16_par"):
+        assert getattr(bf16k, twin).signatures, twin
+    assert numba_pool.optim.adam_par.signatures
+
+
+@needs_pool
 def test_pool_runs_its_ops_and_agrees_with_the_serial_backend_and_across_threads():
     """Fits and encodes on numba-pool take the pool ops (products.py) for large products, give the serial
     backend's results within tolerance, and four Python threads encoding at once get the bits of a call made

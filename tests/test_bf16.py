@@ -277,13 +277,29 @@ def test_optimiser_updates_write_the_bf16_copy(backend, method, shape):
         assert not UPDATES[method](B, p, bad, [s.copy() for s in state], bad, np.empty(shape, np.uint16))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize("optimizer", ["adam", "momentum", "sgd"])
-def test_training_keeps_the_bf16_copies_its_updates_wrote(backend, optimizer, digits):
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (fastae.Autoencoder, dict(hidden=(24, 8), tied=False, optimizer="adam")),
+        (fastae.Autoencoder, dict(hidden=(24, 8), tied=True, optimizer="momentum")),
+        (fastae.Autoencoder, dict(hidden=(24,), tied=False, optimizer="sgd")),
+        (fastae.VAE, dict(hidden=(24,), latent=4, optimizer="adam")),
+    ],
+)
+def test_training_keeps_the_bf16_copies_its_updates_wrote(backend, cls, kw, digits, monkeypatch):
     """After bfloat16 training the model's bf16 weight copies are those the last update wrote: the patterns of
-    the published weights, for the version published; encoding then gives what a freshly loaded model gives."""
-    kw = dict(hidden=(24, 8), backend=backend, optimizer=optimizer, epochs=2, batch_size=128, random_state=0)
-    m = fastae.Autoencoder(**kw, tied=False, precision="bfloat16").fit(digits)
+    the published weights, for the version published, with no weight rounded again by a step; encoding then gives
+    what a freshly loaded model gives."""
+    kw = dict(kw, backend=backend, epochs=1, batch_size=128, random_state=0)
+    m = cls(**kw, precision="bfloat16").fit(digits)
+    B = m._B
+    made = []
+    real = B.bf16_weight
+    monkeypatch.setattr(B, "bf16_weight", lambda W, bits=None: made.append(bits is None) or real(W, bits))
+    m.partial_fit(digits)  # an epoch: every step takes the copies the step before wrote
+    monkeypatch.undo()
+    assert made and not any(made), "a step rounded a weight itself instead of taking the update's copy"
     version, w16 = m._w16_cache
     assert version == m._version
     P = m._params
@@ -291,8 +307,27 @@ def test_training_keeps_the_bf16_copies_its_updates_wrote(backend, optimizer, di
     for k, (W, wb) in w16.items():
         assert W is P[k]
         np.testing.assert_array_equal(wb.bits, precision.to_bf16(W))
-    fresh = fastae.Autoencoder(**kw, tied=False).fit(digits).load_state_dict(m.state_dict())
+    fresh = cls(**kw).fit(digits).load_state_dict(m.state_dict())
     np.testing.assert_array_equal(m.encode(digits), fresh.set_params(precision="bfloat16").encode(digits))
+
+
+def test_optimiser_kernels_leave_o16_alone_for_float64_and_refuse_a_bad_one():
+    """``store_bf16`` is a no-op for a float64 parameter (whose models have no bf16 copies); a backend refuses an
+    ``out16`` it could not write through."""
+    from fastae.kernels.cpu import optim
+
+    p, g = np.ones(40000), np.full(40000, 0.5)
+    o16 = np.full(40000, 7, np.uint16)
+    for kernel in (optim.sgd, optim.sgd_par):
+        gg = g.copy()
+        assert kernel(p, gg, 0.1, o16)
+        np.testing.assert_array_equal(gg, 0.95)
+        np.testing.assert_array_equal(o16, 7)
+    B = registry.get_backend("numba", "float32")
+    p32, g32 = np.ones((4, 5), np.float32), np.ones((4, 5), np.float32)
+    for bad in (np.empty((4, 4), np.uint16), np.empty((5, 4), np.uint16).T, np.empty((4, 5), np.int16)):
+        with pytest.raises(ValueError, match="out16 must be a C-contiguous uint16 array"):
+            B.sgd_update_bf16(p32, g32.copy(), g32.copy(), bad, 0.1)
 
 
 @pytest.mark.parametrize("cls, kw", [(fastae.Autoencoder, dict(hidden=(64, 16))), (fastae.VAE, dict(hidden=(64,)))])

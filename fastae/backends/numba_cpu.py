@@ -140,15 +140,29 @@ def _activation_backward(dh, h, activation, kernel):
 
 
 # --- bfloat16 products ------------------------------------------------------------------------------------------
+# Each op's body takes ``pick(module, kernel name, elements)``, which chooses the kernel: the serial one here, the
+# parallel twin for large arrays in :mod:`.numba_pool`.
+def _serial_kernel(module, name, size):
+    return getattr(module, name)
+
+
 def bf16_input(x, unit_interval):
     """``(ok, x16)`` in one pass over ``x`` (:func:`fastae.kernels.cpu.bf16.check_to_bf16`)."""
+    return _bf16_input(_serial_kernel, x, unit_interval)
+
+
+def _bf16_input(pick, x, unit_interval):
     x16 = np.empty(x.shape, dtype=np.uint16)
-    return bool(bf16k.check_to_bf16(x, unit_interval, x16)), x16
+    return bool(pick(bf16k, "check_to_bf16", x.size)(x, unit_interval, x16)), x16
 
 
 def to_bf16(x):
+    return _to_bf16(_serial_kernel, x)
+
+
+def _to_bf16(pick, x):
     x16 = np.empty(x.shape, dtype=np.uint16)
-    bf16k.to_bf16(np.ascontiguousarray(x), x16)
+    pick(bf16k, "to_bf16", x.size)(np.ascontiguousarray(x), x16)
     return x16
 
 
@@ -197,56 +211,80 @@ def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_o
     """As :func:`numpy_ref.dense_forward_bf16`: oneMKL's bfloat16 GEMM where the processor has bfloat16 units and
     the product is large enough (as for float32, :mod:`.gemm`), else the emulation (widened operands, float32
     products: the same rounding); then the bias and activation, in bfloat16 too with ``bf16_out``."""
+    return _dense_forward_bf16(_serial_kernel, x16, Wb, b, activation, transpose, out, bf16_out)
+
+
+def _dense_forward_bf16(pick, x16, Wb, b, activation, transpose, out, bf16_out):
     a = _bf16_product(x16, Wb, transpose, None if (out is None or bf16_out) else out)
     code = ACT_CODE[activation]
     if not bf16_out:
-        dense.bias_act(a, b, code)
+        pick(dense, "bias_act", a.size)(a, b, code)
         return a
     h16 = np.empty(a.shape, dtype=np.uint16) if out is None else out
-    bf16k.bias_act_bf16(a, b, code, h16)
+    pick(bf16k, "bias_act_bf16", a.size)(a, b, code, h16)
     return h16
 
 
 def dense_forward_bf16_pair(x16, Wb, b, activation, transpose=False):
     """As :func:`numpy_ref.dense_forward_bf16_pair`: one epilogue writes ``h`` and its bfloat16 patterns."""
+    return _dense_forward_bf16_pair(_serial_kernel, x16, Wb, b, activation, transpose)
+
+
+def _dense_forward_bf16_pair(pick, x16, Wb, b, activation, transpose):
     a = _bf16_product(x16, Wb, transpose)
     h16 = np.empty(a.shape, dtype=np.uint16)
-    bf16k.bias_act_bf16(a, b, ACT_CODE[activation], h16)
+    pick(bf16k, "bias_act_bf16", a.size)(a, b, ACT_CODE[activation], h16)
     return a, h16
 
 
 def output_loss_grad_bf16(h16, Wb, c, x, loss, transpose=False):
     """As :func:`numpy_ref.output_loss_grad_bf16`: the bf16 product, the fused loss pass over it, then the
     rounding of ``delta`` (a second pass, over an array the first has just left in cache)."""
+    return _output_loss_grad_bf16(_serial_kernel, h16, Wb, c, x, loss, transpose)
+
+
+def _output_loss_grad_bf16(pick, h16, Wb, c, x, loss, transpose):
     n = x.shape[0]
     a = _bf16_product(h16, Wb, transpose)
     rows = np.empty(n, dtype=a.dtype)
-    (losses.bce_output if loss == "bce" else losses.mse_output)(a, c, x, a, _t(a)(1.0 / n), rows)
-    return rows.sum() / _t(a)(n), a, to_bf16(a)
+    pick(losses, "bce_output" if loss == "bce" else "mse_output", a.size)(a, c, x, a, _t(a)(1.0 / n), rows)
+    return rows.sum() / _t(a)(n), a, _to_bf16(pick, a)
 
 
 def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
+    return _output_row_loss_bf16(_serial_kernel, h16, Wb, c, x, loss, transpose)
+
+
+def _output_row_loss_bf16(pick, h16, Wb, c, x, loss, transpose):
     a = _bf16_product(h16, Wb, transpose)
     rows = np.empty(x.shape[0], dtype=a.dtype)
-    losses.output_rows(a, c, x, loss == "bce", rows)
+    pick(losses, "output_rows", a.size)(a, c, x, loss == "bce", rows)
     return rows
 
 
 def activation_backward_bf16(dh, h, activation):
     """As :func:`numpy_ref.activation_backward_bf16`, in one pass (``bf16.act_backward_bf16``)."""
+    return _activation_backward_bf16(_serial_kernel, dh, h, activation)
+
+
+def _activation_backward_bf16(pick, dh, h, activation):
     d16 = np.empty(dh.shape, dtype=np.uint16)
     if activation == "linear":
-        bf16k.to_bf16(dh, d16)
+        pick(bf16k, "to_bf16", dh.size)(dh, d16)
     else:
-        bf16k.act_backward_bf16(dh, h, ACT_CODE[activation], d16)
+        pick(bf16k, "act_backward_bf16", dh.size)(dh, h, ACT_CODE[activation], d16)
     return dh, d16
 
 
 def dense_backward_bf16(delta, d16, x16, Wb, transpose=False, need_dx=True):
     """As :func:`numpy_ref.dense_backward_bf16`."""
+    return _dense_backward_bf16(_serial_kernel, delta, d16, x16, Wb, transpose, need_dx)
+
+
+def _dense_backward_bf16(pick, delta, d16, x16, Wb, transpose, need_dx):
     dW = _matmul_bf16(x16.T, d16) if transpose else _matmul_bf16(d16.T, x16)
     db = np.empty(delta.shape[1], dtype=delta.dtype)
-    dense.col_sum(delta, db)
+    pick(dense, "col_sum", delta.size)(delta, db)
     dx = _weight_product(d16, Wb, transpose) if need_dx else None
     return dW, db, dx
 
@@ -412,23 +450,32 @@ def adam_update_bf16(p, g, m, v, out, out16, lr, beta1, beta2, eps, t_step):
 _NO_BF16 = np.empty(0, dtype=np.uint16)  # the optimiser kernels' o16 when no bfloat16 copy is asked for
 
 
-def _o16(out16):
-    return _NO_BF16 if out16 is None else out16.reshape(-1)
+def _o16(out16, p):
+    """The kernels' flat ``o16``: written through, so it must be ``p``'s size, uint16 and C-contiguous (a copy
+    would drop the patterns, a short one be overrun)."""
+    if out16 is None:
+        return _NO_BF16
+    if out16.dtype != np.uint16 or out16.size != p.size or not out16.flags.c_contiguous:
+        raise ValueError(
+            f"out16 must be a C-contiguous uint16 array of the parameter's {p.size} elements, got {out16.dtype} "
+            f"of {out16.size}{'' if out16.flags.c_contiguous else ', not C-contiguous'}"
+        )
+    return out16.reshape(-1)
 
 
 def _sgd(kernel, p, g, out, lr, out16=None):
-    return bool(kernel(p.reshape(-1), _over(g, out), float(lr), _o16(out16)))
+    return bool(kernel(p.reshape(-1), _over(g, out), float(lr), _o16(out16, p)))
 
 
 def _momentum(kernel, p, g, buf, out, lr, momentum, nesterov, out16=None):
     o = _over(g, out)
-    return bool(kernel(p.reshape(-1), o, buf.reshape(-1), float(lr), float(momentum), bool(nesterov), _o16(out16)))
+    return bool(kernel(p.reshape(-1), o, buf.reshape(-1), float(lr), float(momentum), bool(nesterov), _o16(out16, p)))
 
 
 def _adam(kernel, p, g, m, v, out, lr, beta1, beta2, eps, t_step, out16=None):
     step, rs = _ref.adam_scalars(lr, beta1, beta2, t_step)
     o, b1, b2, e = _over(g, out), float(beta1), float(beta2), float(eps)
-    return bool(kernel(p.reshape(-1), o, m.reshape(-1), v.reshape(-1), step, rs, b1, b2, e, _o16(out16)))
+    return bool(kernel(p.reshape(-1), o, m.reshape(-1), v.reshape(-1), step, rs, b1, b2, e, _o16(out16, p)))
 
 
 # --- a whole training step of a one-hidden-layer autoencoder in one call (kernels/cpu/step.py) -----------------

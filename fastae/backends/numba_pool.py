@@ -5,7 +5,9 @@ Every op whose product BLAS would spread over threads (more multiply-adds than
 (:mod:`fastae.kernels.cpu.products`): the op is split into ``POOL_BLOCKS`` parts, each part's product a
 single-threaded call into SciPy's BLAS (held at one thread meanwhile, :mod:`.blas_threads`) followed by its
 epilogue on warm rows. The large elementwise kernels (the activation backward, noise, the latent, the
-optimisers) run their ``_par`` twins on the same pool. Smaller products stay NumPy calls, which OpenBLAS runs on
+optimisers, and with ``precision="bfloat16"`` the epilogues and conversions) run their ``_par`` twins on the same
+pool. bfloat16 products are oneMKL's, as on :mod:`.numba_cpu`; under the OpenMP layer its GNU OpenMP threads are
+the pool's own. Smaller products stay NumPy calls, which OpenBLAS runs on
 the calling thread, so the two pools never alternate. The op bodies are :mod:`.numba_cpu`'s; only the choice of
 kernel differs.
 
@@ -35,23 +37,15 @@ from .numba_cpu import (  # the ops whose work this backend does not split, and 
     CAPABILITIES,
     DTYPES,
     FUSED_MAX_MULADDS,
-    activation_backward_bf16,
     ae1_stepper,
     ae1_workspace_size,
-    bf16_input,
     bf16_weight,
     contractive_penalty,
-    dense_backward_bf16,
-    dense_forward_bf16,
-    dense_forward_bf16_pair,
     fused_ae1_fits,
     gaussian_kl_rows,
     kl_sparsity,
     l1_penalty,
-    output_loss_grad_bf16,
-    output_row_loss_bf16,
     permutation,
-    to_bf16,
     to_numpy,
     weight_decay,
     xp,
@@ -259,6 +253,40 @@ def momentum_update(p, g, buf, out, lr, momentum, nesterov):
 
 def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
     return _serial._adam(_pick(optim, "adam", p.size), p, g, m, v, out, lr, beta1, beta2, eps, t_step)
+
+
+# bfloat16 products: oneMKL's threads (the same GNU OpenMP pool as Numba's under the "omp" layer) for the
+# products, the _par twins of the epilogues and conversions on the pool.
+def bf16_input(x, unit_interval):
+    return _serial._bf16_input(_pick, x, unit_interval)
+
+
+def to_bf16(x):
+    return _serial._to_bf16(_pick, x)
+
+
+def dense_forward_bf16(x16, Wb, b, activation, transpose=False, out=None, bf16_out=False):
+    return _serial._dense_forward_bf16(_pick, x16, Wb, b, activation, transpose, out, bf16_out)
+
+
+def dense_forward_bf16_pair(x16, Wb, b, activation, transpose=False):
+    return _serial._dense_forward_bf16_pair(_pick, x16, Wb, b, activation, transpose)
+
+
+def output_loss_grad_bf16(h16, Wb, c, x, loss, transpose=False):
+    return _serial._output_loss_grad_bf16(_pick, h16, Wb, c, x, loss, transpose)
+
+
+def output_row_loss_bf16(h16, Wb, c, x, loss, transpose=False):
+    return _serial._output_row_loss_bf16(_pick, h16, Wb, c, x, loss, transpose)
+
+
+def activation_backward_bf16(dh, h, activation):
+    return _serial._activation_backward_bf16(_pick, dh, h, activation)
+
+
+def dense_backward_bf16(delta, d16, x16, Wb, transpose=False, need_dx=True):
+    return _serial._dense_backward_bf16(_pick, delta, d16, x16, Wb, transpose, need_dx)
 
 
 def sgd_update_bf16(p, g, out, out16, lr):

@@ -75,7 +75,7 @@ def peers(names, log=print):
 
 def contestants(names, threads, log=print):
     """The contestant list of every benchmark: fastae on every available backend in float32, and in bfloat16 on
-    the Numba backend; the peers ``names`` (of ``torch``, ``jax``); and the GEMM-only floors: NumPy's, oneMKL's
+    the two Numba backends; the peers ``names`` (of ``torch``, ``jax``); and the GEMM-only floors: NumPy's, oneMKL's
     float32 and oneMKL's bfloat16 (skipped, with the reason, where MKL or bf16 units are missing). Each is told to
     use ``threads`` threads. (The float64 NumPy reference checks the answers; it is not a contestant.)"""
     from ..backends import available_backends
@@ -84,7 +84,7 @@ def contestants(names, threads, log=print):
     backends = available_backends()
     contestants = (
         [Fastae(b) for b in backends]
-        + [Fastae(b, precision="bfloat16") for b in backends if b == "numba"]
+        + [Fastae(b, precision="bfloat16") for b in backends if b in ("numba", "numba-pool")]
         + peers(names, log)
         + [GemmFloor(), GemmFloor("mkl"), GemmFloor("mkl", "bfloat16")]
     )

@@ -581,9 +581,10 @@ class Autoencoder(BaseModel):
         )
 
     def _row_loss(self, X):
-        ops, P = self._ops(), self._params
+        w16, P = self._w16(), self._params
 
         def rows(x, _):
+            ops = self._ops(w16)  # one per chunk: with bf16 products it keeps that chunk's bf16 copies, no more
             h = network.forward(ops, P, [*self._encoder, *self._decoder[:-1]], x)[-1]
             last = self._decoder[-1]
             return ops.output_row_loss(

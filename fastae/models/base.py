@@ -158,8 +158,8 @@ class BaseModel:
         once per published set of weights. The cache is keyed by the model's version, which every update and load
         moves (the fused step reuses its arrays, so their identity would not do), and is kept only when no update
         was published while it was made. Inside an update (the version odd) the copies of the version it started
-        from serve: the update's own passes read those weights, and a reader overlapping it runs again anyway
-        (:mod:`fastae.concurrency`)."""
+        from serve while every weight is still the array they were made from: the update's own passes read those
+        weights, and a reader overlapping it runs again anyway (:mod:`fastae.concurrency`)."""
         if self.precision == "float32":
             return None
         _check_precision(self.precision, self._fitted_structure["dtype"])
@@ -168,7 +168,11 @@ class BaseModel:
         v = self._version
         cached = self.__dict__.get("_w16_cache")
         if cached is not None and cached[0] == v - (v & 1):
-            return cached[1]
+            if not v & 1:
+                return cached[1]
+            P = self._params  # inside a publish: only while it has not replaced a weight yet
+            if all(P.get(k) is W for k, (W, _) in cached[1].items()):
+                return cached[1]
         snapshot = dict(self._params)
         w16 = {k: (snapshot[k], self._B.bf16_weight(a)) for k, a in snapshot.items() if a.ndim == 2}
         if self._version == v and not v & 1:
@@ -187,7 +191,8 @@ class BaseModel:
         """Keep the patterns an update wrote (``out16`` of :meth:`_w16_targets`, the update committed) as the
         bfloat16 copies of the weights it publishes, keyed by the version its publishing ends at; the copies of
         weights it did not update carry over from the version it started from."""
-        v = self._version  # odd: inside the update's publishing
+        v = self._version
+        assert v & 1, "_w16_updated runs inside the update's publishing"
         cached = self.__dict__.get("_w16_cache")
         w16 = dict(cached[1]) if cached is not None and cached[0] == v - 1 else {}
         P, B = self._params, self._B

@@ -17,7 +17,7 @@ import numpy as np
 
 
 class BF16Ops:
-    """The ops of backend ``B`` with bfloat16 products, over the weights in ``params``."""
+    """The ops of backend ``B`` with bfloat16 products, over the bfloat16 copies ``weights`` of the weights."""
 
     def __init__(self, B, weights):
         """``weights``: ``{name: (W, W's bf16 form)}`` (``BaseModel._w16``)."""

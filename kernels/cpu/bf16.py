@@ -9,20 +9,25 @@ the same sign (the carry could otherwise turn a NaN whose payload lies in the lo
 Widening back is exact: the pattern moved to the top half. The product of two bfloat16 values is exact in float32
 (8 + 8 significant bits), so a float32 product of widened operands computes what a bfloat16 GEMM with float32
 accumulation does, up to the order of the sums: that is the emulated path on processors without bf16 units.
+
+Caching note: Numba's cache keys a kernel on its own source file only, and the optimiser kernels
+(:mod:`.optim`, through :func:`store_bf16`) compile this file's rounding into theirs. After editing it, touch
+``optim.py`` (or delete ``kernels/cpu/__pycache__``), or their cached code keeps the old rounding.
 """
 
 import numpy as np
-from numba import types
+from numba import prange, types
 from numba.extending import overload
 
 from . import dense
-from ._config import JIT, njit
+from ._config import JIT, JIT_PARALLEL, JIT_ROW, njit
 
 _QUIET = np.uint32(0x00400000)  # the quiet bit of a float32 NaN
 
 
 # Numba types uint32 arithmetic as 64-bit: every operation below is cast back to uint32, so that LLVM keeps
-# 32-bit lanes (16 per AVX-512 vector, not 8) and the conversion runs 1.7x faster (docs/performance.md).
+# 32-bit lanes (16 per AVX-512 vector, not 8) and the conversion runs 1.7x faster (docs/performance.md, *bfloat16
+# training, the operands written where they are made*).
 _u4 = np.uint32
 
 
@@ -36,13 +41,43 @@ def _round_bits(b):
     return quiet if _u4(b & _u4(0x7FFFFFFF)) > _u4(0x7F800000) else rounded
 
 
+@njit(**JIT_ROW)
+def _round_row(src, dst):
+    """``dst[j] = bf16 pattern of the float32 pattern src[j]`` over one row."""
+    for j in range(src.shape[0]):
+        dst[j] = np.uint16(_round_bits(src[j]))
+
+
 @njit(**JIT)
 def to_bf16(x, out):
     """``out[i] = bf16(x[i])`` for float32 ``x`` and uint16 ``out`` of the same shape (C-contiguous)."""
-    src = x.reshape(-1).view(np.uint32)
-    dst = out.reshape(-1)
-    for i in range(src.size):
-        dst[i] = np.uint16(_round_bits(src[i]))
+    _round_row(x.reshape(-1).view(np.uint32), out.reshape(-1))
+
+
+@njit(**JIT_PARALLEL)
+def to_bf16_par(x, out):
+    """:func:`to_bf16` of a 2-D ``x``, rows split among threads; bit-identical to it."""
+    src = x.view(np.uint32)
+    for r in prange(src.shape[0]):
+        _round_row(src[r], out[r])
+
+
+@njit(**JIT_ROW)
+def _check_row(row, dst, keep):
+    """:func:`_round_row`, then the largest of the row's patterns masked by ``keep`` (``check_to_bf16``'s scan)."""
+    _round_row(row, dst)
+    top = _u4(0)
+    for i in range(row.shape[0]):
+        m = _u4(row[i] & keep)
+        top = m if m > top else top
+    return top
+
+
+@njit(**JIT_ROW)
+def _check_verdict(top, unit_interval):
+    if unit_interval:
+        return top <= _u4(0x3F800000)  # the pattern of 1.0: see checks.values_ok
+    return top < _u4(0x7F800000)
 
 
 @njit(**JIT)
@@ -52,18 +87,26 @@ def check_to_bf16(x, unit_interval, out):
     written all the same and the caller's detailed checks say what is wrong. Row by row, the scan reading the row
     the conversion has just brought into cache: one loop doing both did not vectorise (3x slower)."""
     src = x.view(np.uint32)
-    top = np.uint32(0)
-    keep = np.uint32(0xFFFFFFFF) if unit_interval else np.uint32(0x7FFFFFFF)
+    keep = _u4(0xFFFFFFFF) if unit_interval else _u4(0x7FFFFFFF)
+    top = _u4(0)
     for r in range(src.shape[0]):
-        row, dst = src[r], out[r]
-        for i in range(row.shape[0]):
-            dst[i] = np.uint16(_round_bits(row[i]))
-        for i in range(row.shape[0]):
-            m = _u4(row[i] & keep)
-            top = m if m > top else top
-    if unit_interval:
-        return top <= np.uint32(0x3F800000)  # the pattern of 1.0: see checks.values_ok
-    return top < np.uint32(0x7F800000)
+        m = _check_row(src[r], out[r], keep)
+        top = m if m > top else top
+    return _check_verdict(top, unit_interval)
+
+
+@njit(**JIT_PARALLEL)
+def check_to_bf16_par(x, unit_interval, out):
+    """:func:`check_to_bf16` with rows split among threads (an integer maximum: the same answer in any order)."""
+    src = x.view(np.uint32)
+    keep = _u4(0xFFFFFFFF) if unit_interval else _u4(0x7FFFFFFF)
+    tops = np.empty(src.shape[0], dtype=np.uint32)
+    for r in prange(src.shape[0]):
+        tops[r] = _check_row(src[r], out[r], keep)
+    top = _u4(0)
+    for r in range(tops.shape[0]):
+        top = tops[r] if tops[r] > top else top
+    return _check_verdict(top, unit_interval)
 
 
 @njit(**JIT)
@@ -85,28 +128,46 @@ def round_f32(x, out):
         dst[i] = _u4(_round_bits(src[i]) << _u4(16))
 
 
+@njit(**JIT_ROW)
+def _bias_act_bf16_row(a, b, act, out, i):
+    dense._bias_act_vec(a[i], b, act)
+    _round_row(a[i].view(np.uint32), out[i])
+
+
 @njit(**JIT)
 def bias_act_bf16(a, b, act, out):
     """``out = bf16(f(a + b))`` (uint16) for float32 ``a`` ``(n, m)``, row by row while the row is in cache: the
     epilogue of a layer whose output feeds another bfloat16 product. ``a`` is overwritten with ``f(a + b)``."""
-    src = a.view(np.uint32)
     for i in range(a.shape[0]):
-        dense._bias_act_vec(a[i], b, act)
-        row, dst = src[i], out[i]
-        for j in range(row.shape[0]):
-            dst[j] = np.uint16(_round_bits(row[j]))
+        _bias_act_bf16_row(a, b, act, out, i)
+
+
+@njit(**JIT_PARALLEL)
+def bias_act_bf16_par(a, b, act, out):
+    """:func:`bias_act_bf16` with rows split among threads; bit-identical to it."""
+    for i in prange(a.shape[0]):
+        _bias_act_bf16_row(a, b, act, out, i)
+
+
+@njit(**JIT_ROW)
+def _act_backward_bf16_row(dh, h, act, out, i):
+    dense._act_backward_row(dh, h, i, act)
+    _round_row(dh[i].view(np.uint32), out[i])
 
 
 @njit(**JIT)
 def act_backward_bf16(dh, h, act, out):
     """:func:`fastae.kernels.cpu.dense.act_backward` (in place in ``dh``) and ``out = bf16(dh)`` (uint16), row by
     row while the row is in cache: the ``delta`` of a layer and the operand of its backward products."""
-    src = dh.view(np.uint32)
     for i in range(dh.shape[0]):
-        dense._act_backward_row(dh, h, i, act)
-        row, dst = src[i], out[i]
-        for j in range(row.shape[0]):
-            dst[j] = np.uint16(_round_bits(row[j]))
+        _act_backward_bf16_row(dh, h, act, out, i)
+
+
+@njit(**JIT_PARALLEL)
+def act_backward_bf16_par(dh, h, act, out):
+    """:func:`act_backward_bf16` with rows split among threads; bit-identical to it."""
+    for i in prange(dh.shape[0]):
+        _act_backward_bf16_row(dh, h, act, out, i)
 
 
 def store_bf16(src, dst, lo, hi):
@@ -130,4 +191,16 @@ def _ov_store_bf16(src, dst, lo, hi):
     return impl
 
 
-__all__ = ["to_bf16", "check_to_bf16", "widen", "round_f32", "bias_act_bf16", "act_backward_bf16", "store_bf16"]
+__all__ = [
+    "to_bf16",
+    "to_bf16_par",
+    "check_to_bf16",
+    "check_to_bf16_par",
+    "widen",
+    "round_f32",
+    "bias_act_bf16",
+    "bias_act_bf16_par",
+    "act_backward_bf16",
+    "act_backward_bf16_par",
+    "store_bf16",
+]

@@ -29,9 +29,11 @@ Scalar hyper-parameters are converted to the parameters' dtype on entry (``fmath
 cannot pull float32 arithmetic up to float64. ``1 − β`` is formed in float64 before that conversion, as the
 reference's ``t(1 − β)`` does.
 
-The ``_par`` twins split the flat range into blocks of ``OPT_BLOCK`` elements that run the same compiled block
-function; the values written are elementwise, hence bit-identical to the serial ones for any thread count, and
-the flags of the blocks are combined with a logical and.
+Every kernel walks the flat range in blocks of ``OPT_BLOCK`` elements, one after another (serial) or in parallel
+(the ``_par`` twins), each block the same compiled block function; the values written are elementwise, hence
+bit-identical for any thread count, and the flags of the blocks are combined with a logical and. The last argument,
+``o16``, is empty or a uint16 array of the parameters' length: each block's new parameters are then also rounded to
+bfloat16 into it while the block is in cache (``precision="bfloat16"``: the copy the next step's products take).
 """
 
 import math

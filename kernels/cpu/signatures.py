@@ -83,6 +83,10 @@ PARALLEL_TWINS = (
     "optim.sgd",
     "optim.momentum",
     "optim.adam",
+    "bf16.to_bf16",
+    "bf16.check_to_bf16",
+    "bf16.bias_act_bf16",
+    "bf16.act_backward_bf16",
 )
 
 
