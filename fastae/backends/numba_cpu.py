@@ -39,10 +39,12 @@ class _OnFirstUse:
     def __init__(self, name):
         self._name, self._module = name, None
 
-    def __getattr__(self, attr):
+    def __getattr__(self, attr):  # only for names not yet looked up: each is then kept as an attribute
         if self._module is None:
             self._module = importlib.import_module(f"fastae.kernels.cpu.{self._name}")
-        return getattr(self._module, attr)
+        value = getattr(self._module, attr)
+        setattr(self, attr, value)
+        return value
 
 
 latent, losses, noise, optim, penalties, products, step, bf16k, philox = (
