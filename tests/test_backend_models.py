@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastae
-from fastae.backends import registry
+from fastae.backends import gemm, registry
 
 from .test_autoencoder import VARIANTS
 from .tolerances import close, model_errors
@@ -151,11 +151,34 @@ def test_pool_bf16_gives_the_serial_bits_on_any_thread_count():
 
 
 @needs_pool
-def test_pool_runs_its_ops_and_agrees_with_the_serial_backend_and_across_threads():
-    """Fits and encodes on numba-pool take the pool ops (products.py) for large products, give the serial
-    backend's results within tolerance, and four Python threads encoding at once get the bits of a call made
-    alone (each holding SciPy's BLAS at one thread, whichever thread takes it first)."""
+def test_pool_with_mkl_on_its_threads_gives_the_serial_bits():
+    """Where oneMKL takes the large float32 products on the pool's own OpenMP threads, the pool leaves them to it
+    (every layer here has at least ``MKL_MIN_COLUMNS`` outputs) and runs the ``_par`` twins around them: the serial
+    backend's bits (its products are the same MKL calls)."""
     from fastae.backends import numba_pool
+
+    if not numba_pool._mkl_on_pool():
+        pytest.skip(f"oneMKL does not run on the pool's threads here ({gemm.describe()})")
+    X = np.random.default_rng(3).uniform(size=(3000, 96)).astype(np.float32)
+    got = {}
+    for backend in ("numba", "numba-pool"):
+        m = fastae.Autoencoder(hidden=(400, 64), epochs=2, batch_size=1024, random_state=0, backend=backend).fit(X)
+        v = fastae.VAE(hidden=(128,), latent=64, epochs=2, batch_size=1500, random_state=0, backend=backend).fit(X)
+        got[backend] = [m.encode(X), m.score_samples(X), v.elbo(X), *m.state_dict().values()]
+    for a, b in zip(got["numba"], got["numba-pool"]):
+        np.testing.assert_array_equal(a, b)
+    assert numba_pool.optim.adam_par.signatures and numba_pool.dense.bias_act_par.signatures
+
+
+@needs_pool
+def test_pool_runs_its_ops_and_agrees_with_the_serial_backend_and_across_threads(monkeypatch):
+    """Fits and encodes on numba-pool take the pool ops (products.py) for large products (also the float32 ones
+    oneMKL would take, for this test), give the serial backend's results within tolerance, and four Python
+    threads encoding at once get the bits of a call made alone (each holding SciPy's BLAS at one thread,
+    whichever thread takes it first)."""
+    from fastae.backends import numba_pool
+
+    monkeypatch.setattr(numba_pool, "_MKL_ON_POOL", [False])
 
     pool = numba_pool.products
     X, m, v = _big_fits("numba-pool", "float32")

@@ -4,7 +4,10 @@ Every op whose product BLAS would spread over threads (more multiply-adds than
 :data:`numba_cpu.FUSED_MAX_MULADDS`) runs on Numba's pool instead, product and epilogue alike
 (:mod:`fastae.kernels.cpu.products`): the op is split into ``POOL_BLOCKS`` parts, each part's product a
 single-threaded call into SciPy's BLAS (held at one thread meanwhile, :mod:`.blas_threads`) followed by its
-epilogue on warm rows. The large elementwise kernels (the activation backward, noise, the latent, the
+epilogue on warm rows. Where oneMKL takes the large float32 products (the ``mkl`` extra) on GNU OpenMP threads and
+Numba runs its OpenMP layer, those threads are the pool's own: a float32 product of several rows and at least
+``MKL_MIN_COLUMNS`` columns is then left to oneMKL's threaded GEMM, which beats single-threaded parts. The large
+elementwise kernels (the activation backward, noise, the latent, the
 optimisers, and with ``precision="bfloat16"`` the epilogues and conversions) run their ``_par`` twins on the same
 pool. bfloat16 products are oneMKL's, as on :mod:`.numba_cpu`; under the OpenMP layer its GNU OpenMP threads are
 the pool's own. Smaller products stay NumPy calls, which OpenBLAS runs on
@@ -30,6 +33,7 @@ import os
 import numba
 import numpy as np
 
+from . import gemm
 from . import numba_cpu as _serial
 from .blas_threads import CAP
 from .numba_cpu import (  # the ops whose work this backend does not split, and the fused step
@@ -142,9 +146,31 @@ def _pick(module, name, size):
     return getattr(module, name + "_par" if size >= PARALLEL_MIN else name)
 
 
-def _pooled(n, k, m):
-    """True if an op whose product is ``(n × k)·(k × m)`` runs on the pool."""
-    return n * k * m > FUSED_MAX_MULADDS
+_MKL_ON_POOL: list[bool] = []  # [whether oneMKL's large float32 products run on this pool's threads], resolved once
+
+
+def _mkl_on_pool():
+    """True when oneMKL takes the large float32 products (:func:`gemm.large_fp32`) on GNU OpenMP threads and Numba
+    runs its "omp" layer: both are the one libgomp's threads, so MKL's threaded product is this pool at work, and
+    it beats splitting the product into single-threaded parts (docs/performance.md)."""
+    if not _MKL_ON_POOL:
+        p = gemm.large_fp32()
+        _MKL_ON_POOL.append(getattr(p, "threading", None) == "gnu" and THREADING_LAYER == "omp")
+    return _MKL_ON_POOL[0]
+
+
+# Products narrower than this many columns stay on the pool's own ops even where oneMKL runs on the pool's threads:
+# split by rows they were quicker (the small model's encode: 178 µs on the pool's ops, 230 µs through MKL).
+MKL_MIN_COLUMNS = 64
+
+
+def _pooled(n, k, m, dtype):
+    """True if an op whose product is ``(n × k)·(k × m)`` runs on the pool's own product ops: a large one, unless
+    it is a float32 product of several rows and ``MKL_MIN_COLUMNS`` columns that oneMKL runs on the pool's threads
+    (:func:`_mkl_on_pool`)."""
+    if n * k * m <= FUSED_MAX_MULADDS:
+        return False
+    return not (n >= gemm.MKL_MIN_ROWS and m >= MKL_MIN_COLUMNS and dtype == np.float32 and _mkl_on_pool())
 
 
 def _row_parts(n):
@@ -170,7 +196,7 @@ def dense_forward(x, W, b, activation, transpose=False, out=None):
     are too few rows to share out), with the bias and activation of each part on its warm rows."""
     n = x.shape[0]
     m = W.shape[1] if transpose else W.shape[0]
-    if not _pooled(n, x.shape[1], m):
+    if not _pooled(n, x.shape[1], m, x.dtype):
         a = _serial._product(x, W, transpose, out)
         _pick(dense, "bias_act", a.size)(a, b, ACT_CODE[activation])
         return a
@@ -185,7 +211,7 @@ def dense_forward(x, W, b, activation, transpose=False, out=None):
 
 def dense_backward(delta, x, W, transpose=False, need_dx=True):
     """As :func:`numba_cpu.dense_backward`; a large product runs on the pool, split by rows of ``dW``."""
-    if not _pooled(delta.shape[0], delta.shape[1], x.shape[1]):
+    if not _pooled(delta.shape[0], delta.shape[1], x.shape[1], delta.dtype):
         return _serial._dense_backward(delta, x, W, transpose, need_dx, _pick(dense, "col_sum", delta.size))
     dW = np.empty(W.shape, dtype=delta.dtype)
     db = np.empty(delta.shape[1], dtype=delta.dtype)
@@ -202,7 +228,7 @@ def activation_backward(dh, h, activation):
 # --- output layer fused with its loss -------------------------------------------------------------------------
 def output_loss_grad(h, W, c, x, loss, transpose=False):
     n = x.shape[0]
-    if not _pooled(n, h.shape[1], x.shape[1]):
+    if not _pooled(n, h.shape[1], x.shape[1], h.dtype):
         kernel = "bce_output" if loss == "bce" else "mse_output"
         return _serial._output_loss_grad(h, W, c, x, loss, transpose, _pick(losses, kernel, x.size))
     a = np.empty(x.shape, dtype=h.dtype)
@@ -215,7 +241,7 @@ def output_loss_grad(h, W, c, x, loss, transpose=False):
 
 
 def output_row_loss(h, W, c, x, loss, transpose=False):
-    if not _pooled(x.shape[0], h.shape[1], x.shape[1]):
+    if not _pooled(x.shape[0], h.shape[1], x.shape[1], h.dtype):
         return _serial._output_row_loss(h, W, c, x, loss, transpose, _pick(losses, "output_rows", x.size))
     a = np.empty(x.shape, dtype=h.dtype)
     rows = np.empty(x.shape[0], dtype=a.dtype)
