@@ -6,13 +6,11 @@ Every op whose product BLAS would spread over threads (more multiply-adds than
 single-threaded call into SciPy's BLAS (held at one thread meanwhile, :mod:`.blas_threads`) followed by its
 epilogue on warm rows. Where oneMKL takes the large float32 products (the ``mkl`` extra) on GNU OpenMP threads and
 Numba runs its OpenMP layer, those threads are the pool's own: a float32 product of several rows and at least
-``MKL_MIN_COLUMNS`` columns is then left to oneMKL's threaded GEMM, which beats single-threaded parts. The large
-elementwise kernels (the activation backward, noise, the latent, the
-optimisers, and with ``precision="bfloat16"`` the epilogues and conversions) run their ``_par`` twins on the same
-pool. bfloat16 products are oneMKL's, as on :mod:`.numba_cpu`; under the OpenMP layer its GNU OpenMP threads are
-the pool's own. Smaller products stay NumPy calls, which OpenBLAS runs on
-the calling thread, so the two pools never alternate. The op bodies are :mod:`.numba_cpu`'s; only the choice of
-kernel differs.
+``MKL_MIN_COLUMNS`` columns is then left to oneMKL's threaded GEMM, which beats single-threaded parts, and so are
+the bfloat16 products. The large elementwise kernels (the activation backward, noise, the latent, the optimisers,
+and with ``precision="bfloat16"`` the epilogues and conversions) run their ``_par`` twins on the same pool.
+Smaller products stay NumPy calls, which OpenBLAS runs on the calling thread, so the two pools never alternate.
+The op bodies are :mod:`.numba_cpu`'s; only the choice of kernel differs.
 
 The price is a second thread pool beside NumPy's: after a NumPy product OpenBLAS's idle worker spins on a core
 for a while, and a pool op started meanwhile runs slower (docs/performance.md); so this backend suits programs
