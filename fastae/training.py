@@ -188,13 +188,14 @@ def batches(n, batch_size):
     return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
 
-def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
+def run_epoch(model, X, epoch_label, bar=None, on_divergence=None, X16=None):
     """One pass over ``X`` (shuffled by the epoch counter when ``model.shuffle``); returns the mean loss.
 
     Raises :class:`DivergenceError` naming the epoch and batch if a loss, gradient or update is non-finite, or if
     a batch loss exceeds ``DIVERGENCE_GROWTH`` times the first batch loss of the fit; that batch's update is not
     applied. ``on_divergence(model, info)`` may instead return True (after lowering ``learning_rate``, say) to
-    skip the batch and continue; ``info`` has ``epoch``, ``batch``, ``loss`` and ``reason``.
+    skip the batch and continue; ``info`` has ``epoch``, ``batch``, ``loss`` and ``reason``. ``X16``: ``X``'s
+    bfloat16 patterns, made by the pass that checked ``X`` (``precision="bfloat16"``), gathered with each batch.
     """
     n = X.shape[0]
     order = model._B.permutation(model._key, rng.STREAM_SHUFFLE, model.n_epochs_, n) if model.shuffle else None
@@ -213,9 +214,10 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), model._B.session():
         for b, (s, e) in enumerate(spans):
             xb = X[order[s:e]] if order is not None else X[s:e]
+            xb16 = None if X16 is None else (X16[order[s:e]] if order is not None else X16[s:e])
             try:
                 with published:
-                    loss = _step(model, xb, accept, fused)
+                    loss = _step(model, xb, accept, fused, xb16)
                     if loss is None:
                         _diverged(
                             model,
@@ -239,15 +241,16 @@ def run_epoch(model, X, epoch_label, bar=None, on_divergence=None):
     return total / n
 
 
-def _step(model, xb, accept, fused=None):
+def _step(model, xb, accept, fused=None, xb16=None):
     """One minibatch update, number ``t_ + 1`` (which addresses its random draws: noise, ε); returns its loss, or
     ``None`` when it was refused, with ``(loss, name of the non-finite update or None)`` in ``model._refused``.
-    ``accept`` is :func:`_loss_accepted`'s; ``fused``, the model's ``_fused_stepper()``, if it has one."""
+    ``accept`` is :func:`_loss_accepted`'s; ``fused``, the model's ``_fused_stepper()``, if it has one; ``xb16``,
+    the batch's bfloat16 patterns if they were made already."""
     t = model.t_ + 1
     done = fused(xb, t, t, accept) if fused is not None else None
     out16 = None
     if done is None:
-        loss, grads = model._loss_and_grads(xb, t)
+        loss, grads = model._loss_and_grads(xb, t) if xb16 is None else model._loss_and_grads(xb, t, x16=xb16)
         loss = float(loss)
         bad = None
         if accept(loss):
@@ -299,12 +302,15 @@ def _diverged(model, refused, where, info):
     )
 
 
-def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None, progress=None, after_epoch=None):
+def fit_loop(
+    model, X, X_val, epochs, history, desc="fit", on_divergence=None, progress=None, after_epoch=None, X16=None
+):
     """Train for up to ``epochs`` epochs, recording ``history['loss']`` (and ``'val_loss'``), with early stopping
     on the validation loss when ``model.early_stopping``; the best weights are restored at the end.
 
     ``progress``: ``(epochs done, (best, best_params, wait))`` to continue from (a resumed checkpoint);
-    ``after_epoch(epochs done, (best, best_params, wait))`` runs after every epoch (writing a checkpoint)."""
+    ``after_epoch(epochs done, (best, best_params, wait))`` runs after every epoch (writing a checkpoint);
+    ``X16``: ``X``'s bfloat16 patterns (:func:`run_epoch`)."""
     start, (best, best_params, wait) = progress if progress is not None else (0, (math.inf, None, 0))
     bar = None
     if model.verbose:
@@ -314,7 +320,7 @@ def fit_loop(model, X, X_val, epochs, history, desc="fit", on_divergence=None, p
     stopped = model.early_stopping and wait >= model.patience
     try:
         for epoch in range(start, epochs if not stopped else start):
-            loss = run_epoch(model, X, epoch + 1, bar, on_divergence)
+            loss = run_epoch(model, X, epoch + 1, bar, on_divergence, X16)
             history.setdefault("loss", []).append(loss)
             info = {"loss": f"{loss:.4g}"}
             if X_val is not None:
@@ -354,9 +360,11 @@ def check_validation_split(n, fraction):
     return n_val
 
 
-def split_validation(model, X):
-    """Hold out ``validation_fraction`` of ``X`` (a seeded permutation, at least one row on each side)."""
+def split_validation(model, X, X16=None):
+    """Hold out ``validation_fraction`` of ``X`` (a seeded permutation, at least one row on each side): ``(training
+    rows, validation rows, the training rows of X16)`` (``None`` without ``X16``, ``X``'s bfloat16 patterns)."""
     n = X.shape[0]
     n_val = check_validation_split(n, model.validation_fraction)
     order = rng.permutation(model._key, rng.STREAM_SHUFFLE, 0xFFFFFFFF, n)
-    return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
+    train = np.sort(order[n_val:])
+    return X[train], X[np.sort(order[:n_val])], None if X16 is None else X16[train]

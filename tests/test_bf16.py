@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastae
-from fastae import activations, precision
+from fastae import activations, precision, training
 from fastae.backends import gemm, registry
 from fastae.backends import numpy_ref as ref
 
@@ -309,6 +309,36 @@ def test_training_keeps_the_bf16_copies_its_updates_wrote(backend, cls, kw, digi
         np.testing.assert_array_equal(wb.bits, precision.to_bf16(W))
     fresh = cls(**kw).fit(digits).load_state_dict(m.state_dict())
     np.testing.assert_array_equal(m.encode(digits), fresh.set_params(precision="bfloat16").encode(digits))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_training_input_is_rounded_by_the_pass_that_checks_it(backend, early_stopping, digits, monkeypatch):
+    """A C-contiguous float32 input is rounded to bfloat16 by the input check's own pass, once per fit or
+    partial_fit, and the steps take its rows (no batch is rounded again); the weights are the bits of a fit whose
+    input took another path through the check (a Fortran-ordered copy: each batch rounded on its own)."""
+    X = np.ascontiguousarray(digits, dtype=np.float32)
+    kw = dict(hidden=(24, 8), tied=False, backend=backend, epochs=2, batch_size=128, random_state=0)
+    kw.update(early_stopping=early_stopping, patience=5)
+    B = registry.get_backend(backend, "float32")
+    rounded = []
+    real = B.to_bf16
+    monkeypatch.setattr(B, "to_bf16", lambda x: rounded.append(x.shape) or real(x))
+    m = fastae.Autoencoder(**kw, precision="bfloat16").fit(X)
+    m.partial_fit(X)
+    weights = {v.shape for v in m.state_dict().values()}  # rounded once, before the first update writes them
+    n_val = training.check_validation_split(len(X), m.validation_fraction) if early_stopping else -1
+
+    def batches():  # the validation rows are scored, and rounded, once an epoch: not batches
+        return [s for s in rounded if s[1] == X.shape[1] and s not in weights and s[0] != n_val]
+
+    assert not batches(), "a batch of the input was rounded again"
+    rounded.clear()
+    other = fastae.Autoencoder(**kw, precision="bfloat16").fit(np.asfortranarray(X))
+    other.partial_fit(np.asfortranarray(X))
+    assert batches(), "the Fortran-ordered input was never rounded"
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, other.state_dict()[k])
 
 
 def test_optimiser_kernels_leave_o16_alone_for_float64_and_refuse_a_bad_one():

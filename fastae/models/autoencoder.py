@@ -357,9 +357,11 @@ class Autoencoder(BaseModel):
         return self._hidden[-1]
 
     # --- objective ------------------------------------------------------------------------------------------
-    def _loss_and_grads(self, x, step, row0=0):
+    def _loss_and_grads(self, x, step, row0=0, x16=None):
         """The training objective on batch ``x`` at update ``step`` and its gradient for every parameter."""
         B, P = self._ops(), self._params
+        if x16 is not None:  # the batch's bfloat16 patterns, made by the input check
+            B.known(x, x16)
         x_in = x
         if self._noise is not None:
             kind, level = self._noise

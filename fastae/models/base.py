@@ -233,10 +233,28 @@ class BaseModel:
         X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
         return B.bf16_input(X, unit)[1]
 
-    def _check_X(self, X, name="X", n_features=None, config=None, xp=None):
+    def _bf16_scan(self, backend):
+        """``(scan, patterns)`` for training data: with ``precision="bfloat16"`` on a backend with bfloat16
+        products, ``scan`` is the input check's one-pass value scan that also writes the bfloat16 patterns of what
+        it scans (:meth:`_check_X`'s ``scan``), and ``patterns(X)`` gives them for the array the check returned,
+        or ``None`` when the check took another path (the batches are then rounded one by one). Otherwise
+        ``(None, patterns)`` with ``patterns`` always ``None``."""
+        if self.precision != "bfloat16" or not contract.supports(backend, contract.BF16_PRODUCTS):
+            return None, _no_patterns
+        seen: list = []
+
+        def scan(x, unit_interval):
+            ok, x16 = backend.bf16_input(x, unit_interval)
+            seen.append((x, x16))
+            return ok
+
+        return scan, lambda X: seen[-1][1] if seen and seen[-1][0] is X else None
+
+    def _check_X(self, X, name="X", n_features=None, config=None, xp=None, scan=None):
         """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about
         to be fitted, whose column names are then recorded), its column names against those of the fit. An array
-        of the backend's own type (``xp``, by default the fitted backend's) is checked where it lives."""
+        of the backend's own type (``xp``, by default the fitted backend's) is checked where it lives. ``scan``
+        replaces the backend's one-pass value scan (:meth:`_bf16_scan`'s)."""
         if config is None:
             if type(X) is not np.ndarray or "feature_names_in_" in self.__dict__:  # a plain array has no names
                 self._check_feature_names(X, name)
@@ -251,7 +269,7 @@ class BaseModel:
             n_features=n_features,
             in_unit_interval=config["loss"] == "bce",
             owner=type(self).__name__,
-            scan=B.values_ok if B is not None and contract.VALUES_SCAN in B.CAPABILITIES else None,
+            scan=scan or (B.values_ok if B is not None and contract.VALUES_SCAN in B.CAPABILITIES else None),
             xp=xp,
         )
 
@@ -440,10 +458,13 @@ class BaseModel:
         if checkpoint is not None:
             checkpoint = io._check_path(checkpoint)
         check_number("checkpoint_every", checkpoint_every, low=1, integer=True)
-        xp = self._validated(like=X)[0].xp
+        backend = self._validated(like=X)[0]
+        xp = backend.xp
         config = self._structure()
         names, raw = _feature_names(X), X
-        X = self._check_X(X, config=config, xp=xp)
+        scan, patterns = self._bf16_scan(backend)
+        X = self._check_X(X, config=config, xp=xp, scan=scan)
+        X16 = patterns(X)
         X_val = None
         if validation_data is not None:
             X_val = self._check_X(validation_data, name="validation_data", n_features=X.shape[1], config=config, xp=xp)
@@ -456,7 +477,7 @@ class BaseModel:
             self._setup(X.shape[1], like=raw)
         self._record_feature_names_from(names)
         if X_val is None and self.early_stopping:
-            X, X_val = training.split_validation(self, X)
+            X, X_val, X16 = training.split_validation(self, X, X16)
         X = self._B.xp.asarray(X)
         if progress is None:
             self._pretrain(X)
@@ -477,6 +498,7 @@ class BaseModel:
             on_divergence=on_divergence,
             progress=progress,
             after_epoch=write,
+            X16=X16,
         )
         return self
 
@@ -566,9 +588,10 @@ class BaseModel:
         """
         _reject_positional_validation(y, X)
         if not hasattr(self, "_params"):
-            xp = self._validated(like=X)[0].xp
+            backend = self._validated(like=X)[0]
             names, raw = _feature_names(X), X
-            X = self._check_X(X, config=self._structure(), xp=xp)
+            scan, patterns = self._bf16_scan(backend)
+            X = self._check_X(X, config=self._structure(), xp=backend.xp, scan=scan)
             self._setup(X.shape[1], like=raw)
             self._record_feature_names_from(names)
         else:
@@ -589,8 +612,10 @@ class BaseModel:
                 self.__dict__.update(derived)
                 self._optimizer.configure(self.optimizer, self.learning_rate, self.momentum)
                 self._checked_params = snapshot
-            X = self._check_X(X, n_features=self.n_features_in_)
-        loss = training.run_epoch(self, self._B.xp.asarray(X), self.n_epochs_ + 1, on_divergence=on_divergence)
+            scan, patterns = self._bf16_scan(self._B)
+            X = self._check_X(X, n_features=self.n_features_in_, scan=scan)
+        X = self._B.xp.asarray(X)
+        loss = training.run_epoch(self, X, self.n_epochs_ + 1, on_divergence=on_divergence, X16=patterns(X))
         self.history_.setdefault("loss", []).append(loss)
         return self
 
@@ -1011,6 +1036,10 @@ def _jsonable(params):
             v = None  # a Generator cannot be stored; the drawn seed is kept in the fitted state instead
         out[k] = v
     return out
+
+
+def _no_patterns(X):
+    return None
 
 
 def _check_precision(value, dtype):

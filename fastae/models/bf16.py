@@ -48,8 +48,8 @@ class BF16Ops:
         self._x16[id(x)] = (x, x16)
         return x16
 
-    def _pair(self, x, x16):
-        """``x``, with ``x16`` kept as its bfloat16 patterns (made by the op that made ``x``)."""
+    def known(self, x, x16):
+        """``x``, with ``x16`` kept as its bfloat16 patterns (made by the op, or the input check, that made ``x``)."""
         self._x16[id(x)] = (x, x16)
         return x
 
@@ -57,18 +57,18 @@ class BF16Ops:
         if out is not None:
             return self._B.dense_forward_bf16(self._r(x), self._wb(W), b, activation, transpose, out)
         h, h16 = self._B.dense_forward_bf16_pair(self._r(x), self._wb(W), b, activation, transpose)
-        return self._pair(h, h16)
+        return self.known(h, h16)
 
     def activation_backward(self, dh, h, activation):
         delta, d16 = self._B.activation_backward_bf16(dh, h, activation)
-        return self._pair(delta, d16)
+        return self.known(delta, d16)
 
     def dense_backward(self, delta, x, W, transpose=False, need_dx=True):
         return self._B.dense_backward_bf16(delta, self._r(delta), self._r(x), self._wb(W), transpose, need_dx)
 
     def output_loss_grad(self, h, W, c, x, loss, transpose=False):
         value, delta, d16 = self._B.output_loss_grad_bf16(self._r(h), self._wb(W), c, x, loss, transpose)
-        return value, self._pair(delta, d16)
+        return value, self.known(delta, d16)
 
     def output_row_loss(self, h, W, c, x, loss, transpose=False):
         return self._B.output_row_loss_bf16(self._r(h), self._wb(W), c, x, loss, transpose)

@@ -272,10 +272,12 @@ class VAE(BaseModel):
         log-variance head would be a product thrown away)."""
         return network.forward(self._B, self._params, [*self._encoder, self._mu], x, out, w16)[-1]
 
-    def _loss_and_grads(self, x, step, row0=0):
+    def _loss_and_grads(self, x, step, row0=0, x16=None):
         """Reconstruction + β KL on batch ``x`` with ``ε`` drawn at update ``step``, and the gradient of every
         parameter."""
         B, P = self._ops(), self._params
+        if x16 is not None:  # the batch's bfloat16 patterns, made by the input check
+            B.known(x, x16)
         hs, mu, logvar = self._heads(x, B)
         z, kl = B.gaussian_latent(mu, logvar, self.beta, self._key, step, row0)
         dec_hs = network.forward(B, P, self._decoder[:-1], z)
