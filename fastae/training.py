@@ -250,7 +250,9 @@ def _step(model, xb, accept, fused=None, xb16=None):
     done = fused(xb, t, t, accept) if fused is not None else None
     out16 = None
     if done is None:
-        loss, grads = model._loss_and_grads(xb, t) if xb16 is None else model._loss_and_grads(xb, t, x16=xb16)
+        # an on_divergence callback may have switched the precision since the patterns were made
+        bf16 = xb16 is not None and model.precision == "bfloat16"
+        loss, grads = model._loss_and_grads(xb, t, x16=xb16) if bf16 else model._loss_and_grads(xb, t)
         loss = float(loss)
         bad = None
         if accept(loss):

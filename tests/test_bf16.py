@@ -341,6 +341,40 @@ def test_training_input_is_rounded_by_the_pass_that_checks_it(backend, early_sto
         np.testing.assert_array_equal(v, other.state_dict()[k])
 
 
+def test_a_large_or_noisy_training_input_is_rounded_batch_by_batch(digits, monkeypatch):
+    """Above ``BF16_INPUT_MAX_BYTES`` (made tiny here), or with input noise, the check makes no patterns of the
+    whole input; the fit is the same bits all the same."""
+    from fastae.models import base
+
+    X = np.ascontiguousarray(digits, dtype=np.float32)
+    kw = dict(hidden=(16,), tied=False, epochs=1, batch_size=256, random_state=0, precision="bfloat16")
+    want = fastae.Autoencoder(**kw).fit(X).state_dict()
+    noisy = fastae.Autoencoder(**kw, noise=("mask", 0.1))
+    assert noisy._bf16_scan(registry.get_backend("numba", "float32"))[0] is None
+    model = fastae.Autoencoder(**kw)
+    monkeypatch.setattr(base, "BF16_INPUT_MAX_BYTES", 1)
+    scan, patterns = model._bf16_scan(registry.get_backend("numba", "float32"))
+    assert scan(X, True) and patterns(X) is None
+    got = model.fit(X).state_dict()
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v)
+
+
+def test_switching_precision_in_on_divergence_keeps_training(digits):
+    """The input's patterns were made for bfloat16 training; a callback that switches to float32 mid-epoch gets
+    float32 steps for the rest of it, not an error."""
+    calls = []
+
+    def to_float32(model, info):
+        calls.append(info["batch"])
+        model.set_params(precision="float32", learning_rate=1e-3)
+        return True
+
+    kw = dict(hidden=(8, 4), tied=False, optimizer="sgd", learning_rate=1e3, epochs=1, batch_size=64, random_state=0)
+    m = fastae.Autoencoder(**kw, precision="bfloat16").fit(digits.astype(np.float32), on_divergence=to_float32)
+    assert calls and m.precision == "float32" and np.isfinite(m.history_["loss"]).all()
+
+
 def test_optimiser_kernels_leave_o16_alone_for_float64_and_refuse_a_bad_one():
     """``store_bf16`` is a no-op for a float64 parameter (whose models have no bf16 copies); a backend refuses an
     ``out16`` it could not write through."""

@@ -24,6 +24,9 @@ INFERENCE_CHUNK = 8192
 # Rows per call with bfloat16 products: small enough that a layer's output is still in cache when its epilogue and
 # the next product read it (docs/performance.md, *GEMM providers*).
 BF16_CHUNK = 2048
+# A training input above this size is not rounded whole by its check (its patterns would take half of it again in
+# memory, which a memory-mapped input may not have): its batches are rounded one by one, with the same bits.
+BF16_INPUT_MAX_BYTES = 1 << 30
 
 
 class BaseModel:
@@ -239,16 +242,27 @@ class BaseModel:
         it scans (:meth:`_check_X`'s ``scan``), and ``patterns(X)`` gives them for the array the check returned,
         or ``None`` when the check took another path (the batches are then rounded one by one). Otherwise
         ``(None, patterns)`` with ``patterns`` always ``None``."""
-        if self.precision != "bfloat16" or not contract.supports(backend, contract.BF16_PRODUCTS):
+        if (
+            self.precision != "bfloat16"
+            or not contract.supports(backend, contract.BF16_PRODUCTS)
+            or getattr(self, "noise", None) is not None  # the products then read the corrupted batch, not X
+        ):
             return None, _no_patterns
         seen: list = []
 
         def scan(x, unit_interval):
+            if x.nbytes > BF16_INPUT_MAX_BYTES:  # the patterns would take half of it again in memory
+                return contract.supports(backend, contract.VALUES_SCAN) and backend.values_ok(x, unit_interval)
             ok, x16 = backend.bf16_input(x, unit_interval)
             seen.append((x, x16))
             return ok
 
-        return scan, lambda X: seen[-1][1] if seen and seen[-1][0] is X else None
+        def patterns(X):
+            found = seen.pop() if seen else None  # not kept here: a split keeps only its training rows
+            seen.clear()
+            return found[1] if found is not None and found[0] is X else None
+
+        return scan, patterns
 
     def _check_X(self, X, name="X", n_features=None, config=None, xp=None, scan=None):
         """``X`` checked for this model: by the configuration it was fitted with (or ``config``, the one about

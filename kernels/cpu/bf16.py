@@ -10,9 +10,10 @@ Widening back is exact: the pattern moved to the top half. The product of two bf
 (8 + 8 significant bits), so a float32 product of widened operands computes what a bfloat16 GEMM with float32
 accumulation does, up to the order of the sums: that is the emulated path on processors without bf16 units.
 
-Caching note: Numba's cache keys a kernel on its own source file only, and the optimiser kernels
-(:mod:`.optim`, through :func:`store_bf16`) compile this file's rounding into theirs. After editing it, touch
-``optim.py`` (or delete ``kernels/cpu/__pycache__``), or their cached code keeps the old rounding.
+Caching note: Numba's cache keys a kernel on its own source file only. The optimiser kernels (:mod:`.optim`,
+through :func:`store_bf16`) compile this file's rounding into theirs, and this file's epilogues compile
+:mod:`.dense`'s row bodies into theirs. After editing this file touch ``optim.py``, after editing ``dense.py``
+touch this one (or delete ``kernels/cpu/__pycache__``), or the cached code keeps the old version.
 """
 
 import numpy as np
