@@ -195,7 +195,8 @@ class BaseModel:
         bfloat16 copies of the weights it publishes, keyed by the version its publishing ends at; the copies of
         weights it did not update carry over from the version it started from."""
         v = self._version
-        assert v & 1, "_w16_updated runs inside the update's publishing"
+        if not v & 1:  # the key below would then name the wrong version
+            raise RuntimeError("_w16_updated runs only inside the publishing of the update that wrote out16")
         cached = self.__dict__.get("_w16_cache")
         w16 = dict(cached[1]) if cached is not None and cached[0] == v - 1 else {}
         P, B = self._params, self._B
