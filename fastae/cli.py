@@ -139,8 +139,10 @@ BENCH_OUT = "fastae-bench"
 
 
 def _add_bench_parser(sub):
+    from . import machine
     from .benchmark.configs import CONFIGS
 
+    cores = machine.usable_cores()
     bench = sub.add_parser(
         "bench",
         help="benchmark fastae against its peers (PyTorch, JAX) and the GEMM-only floor",
@@ -176,10 +178,10 @@ def _add_bench_parser(sub):
     bench.add_argument(
         "--threads",
         type=_positive,
-        default=_cpu_count(),
+        default=cores,
         metavar="N",
         help="threads for every contestant (BLAS, Numba, PyTorch, XLA); default: the cores this "
-        f"process may use ({_cpu_count()} here)",
+        f"process may use ({cores} here)",
     )
     bench.add_argument(
         "--out",
@@ -207,12 +209,6 @@ def _name_list(what, choices, allow_none=False):
         return list(dict.fromkeys(names))
 
     return parse
-
-
-def _cpu_count():
-    from .machine import usable_cores
-
-    return usable_cores()
 
 
 def bench_command(args) -> str:

@@ -132,7 +132,7 @@ class Autoencoder(BaseModel):
         activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
         AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
         (``fastae.describe()`` says which). Training, inference and scores all use it; the bfloat16 copies of the
-        weights are taken once per training step. It may be switched on a fitted model with ``set_params`` and is
+        weights are written by each training update. It may be switched on a fitted model with ``set_params`` and is
         saved with it. The contractive penalty has no bfloat16 form (``ValueError``).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, noise, the validation split), drawn
@@ -537,11 +537,7 @@ class Autoencoder(BaseModel):
             The codes, in the model's dtype; ``out`` itself when given.
         """
         self._check_fitted()
-        w16 = self._w16()
-        if w16 is None:
-            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        else:
-            X = self._check_X16(X)
+        X, w16 = self._inference_input(X)
         if out is None and X.shape[0] <= self._chunk(w16):  # one call: a one-row encode has no time for more
             return self._encode(X, None, w16)
         out = self._checked_out(out, X, self._code_size(), "the codes")
@@ -568,11 +564,7 @@ class Autoencoder(BaseModel):
             ``out`` itself when given.
         """
         self._check_fitted()
-        w16 = self._w16()
-        if w16 is None:
-            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        else:
-            X = self._check_X16(X)
+        X, w16 = self._inference_input(X)
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
         return self._into(
             X,

@@ -218,6 +218,14 @@ class BaseModel:
         :data:`INFERENCE_CHUNK`."""
         return INFERENCE_CHUNK if w16 is None else BF16_CHUNK
 
+    def _inference_input(self, X):
+        """``(X, w16)``: ``X`` checked for inference, as bfloat16 patterns (:meth:`_check_X16`) when the model's
+        products are bfloat16, and the weights' bfloat16 copies (:meth:`_w16`; ``None`` in float32)."""
+        w16 = self._w16()
+        if w16 is None:
+            return self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_)), None
+        return self._check_X16(X), w16
+
     def _check_X16(self, X):
         """``X`` checked and rounded to bfloat16 patterns, in one pass over it when it is a C-contiguous float32
         array of the fitted width (the common case); anything else is checked by :meth:`_check_X` first."""

@@ -104,7 +104,7 @@ class VAE(BaseModel):
         activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
         AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
         (``fastae.describe()`` says which). Training, inference and scores all use it; the bfloat16 copies of the
-        weights are taken once per training step. It may be switched on a fitted model with ``set_params`` and is
+        weights are written by each training update. It may be switched on a fitted model with ``set_params`` and is
         saved with it. The contractive penalty has no bfloat16 form (``ValueError``).
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, the validation split, the ``ε`` of
@@ -338,11 +338,7 @@ class VAE(BaseModel):
         self._check_fitted()
         if not isinstance(sample, (bool, np.bool_)):
             raise TypeError(f"sample must be True or False, got {sample!r}")
-        w16 = self._w16()
-        if w16 is None:
-            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        else:
-            X = self._check_X16(X)
+        X, w16 = self._inference_input(X)
         if not sample and out is None and X.shape[0] <= self._chunk(w16):  # one call: as Autoencoder.encode
             return self._mean(X, None, w16)
         out = self._checked_out(out, X, self._code_size(), "the codes")
@@ -376,11 +372,7 @@ class VAE(BaseModel):
             dtype; ``out`` itself when given.
         """
         self._check_fitted()
-        w16 = self._w16()
-        if w16 is None:
-            X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
-        else:
-            X = self._check_X16(X)
+        X, w16 = self._inference_input(X)
         out = self._checked_out(out, X, self.n_features_in_, "the reconstructions")
         return self._into(
             X,
@@ -493,9 +485,9 @@ class VAE(BaseModel):
             instead of returning inf.
         """
         self._check_fitted()
-        X = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_))
+        X, w16 = self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_)), self._w16()
         return self._finite_rows(
-            lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x, None, self._w16()))), "score_samples"
+            lambda: self._chunked(X, lambda x, _: self._rec_rows(x, self._mean(x, None, w16))), "score_samples"
         )
 
     def score(self, X, y=None):
