@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "tf32")  # "tf32": GPU tensor cores only (backend="cupy")
 UNIT_BF16 = 2.0**-8  # the unit roundoff of a bfloat16 operand
 
 

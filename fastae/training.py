@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import rng
+from .backends import contract
 from .concurrency import publishing
 from .errors import DivergenceError
 
@@ -147,6 +148,8 @@ class Optimizer:
         name of the first parameter whose update was non-finite (no parameter is changed then), or ``None`` on
         success."""
         B = self.B
+        if contract.supports(B, contract.MULTI_TENSOR_UPDATE):
+            return self._step_all(params, grads, t, out16)
         for name, g in grads.items():
             p = params[name]
             if not g.flags.c_contiguous or not getattr(g.flags, "writeable", True):
@@ -169,6 +172,27 @@ class Optimizer:
                     ok = B.momentum_update_bf16(p, g, buf, g, o16, *hyper)
             if not ok:
                 return name
+        self._previous = {name: params[name] for name in grads}
+        params.update(grads)
+        return None
+
+    def _step_all(self, params, grads, t, out16):
+        """:meth:`step` in one backend call for every parameter (capability ``multi_tensor_update``): one launch
+        on a GPU instead of one per parameter, and one read of the verdict. Unlike the per-parameter loop, every
+        parameter's state moves even when the update is refused (the loop stops at the first non-finite one)."""
+        names = list(grads)
+        entries = []
+        for name in names:
+            g = grads[name]
+            if not g.flags.c_contiguous:
+                g = grads[name] = g.copy()
+            st = [self._state_for(name, params[name])[s] for s in self.STATE_NAMES[self.name]]
+            st += [None] * (2 - len(st))
+            o16 = None if out16 is None else out16.get(name)
+            entries.append((params[name], g, st[0], st[1], g, o16))
+        bad = self.B.update_all(self.name, entries, self.lr, self.momentum, ADAM_BETA1, ADAM_BETA2, ADAM_EPS, t)
+        if bad is not None:
+            return names[bad]
         self._previous = {name: params[name] for name in grads}
         params.update(grads)
         return None

@@ -73,6 +73,7 @@ def check_array(
         X = np.asarray(X)  # np.memmap, np.matrix: a plain view of the same memory, never a copy of the whole
     if (
         scan is not None
+        and (xp is None or ns is xp)  # the scan is the backend's: it reads only the backend's own arrays
         and type(X) is ns.ndarray
         and X.ndim == 2
         and X.dtype == dtype
@@ -100,6 +101,11 @@ def check_array(
         )
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a 2-D array of numbers, got {type(X).__name__}")
+    if ns is np and hasattr(X, "__cuda_array_interface__"):
+        raise TypeError(
+            f"{name} is a GPU array ({type(X).__module__.split('.')[0]}.{type(X).__name__}), but the model runs on a "
+            f"host backend: move the model with model.to('cuda') (backend='cupy'), or pass {name}.get()"
+        )
     try:
         arr = ns.asarray(X)
     except Exception as exc:  # ragged lists and the like: say what failed, keep the cause

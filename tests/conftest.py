@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,14 @@ def digits_split():
 
 
 def pytest_configure(config):
-    """The test-only third backend (tests/third_backend.py) joins every suite that runs over the registry."""
+    """Test-only backends join every suite that runs over the registry: the third backend (tests/third_backend.py);
+    the CuPy backend's real code on the CPU stand-in of CuPy, with its own grids and with tiny ones
+    (tests/gpu_standin.py); and, with ``FASTAE_GPU_PARITY=1`` on a machine with a GPU, the same code on the
+    device (bench/gpu_check.sh)."""
     from fastae.backends import registry
 
     registry.register("reference-twin", "tests.third_backend")
+    registry.register("cupy-standin", "tests.cupy_standin_backend")
+    registry.register("cupy-standin-tiny", "tests.cupy_standin_tiny_backend")
+    if os.environ.get("FASTAE_GPU_PARITY") == "1":
+        registry.register("cupy-gpu", "tests.cupy_gpu_host_backend")

@@ -136,11 +136,22 @@ def test_bf16_weights_follow_the_weights(digits):
 def test_impossible_combinations_are_refused(digits):
     with pytest.raises(ValueError, match=r"precision='bfloat16' needs dtype='float32'.*got dtype='float64'"):
         fastae.Autoencoder(dtype="float64", precision="bfloat16").fit(digits)
-    with pytest.raises(ValueError, match=r"precision must be one of \['float32', 'bfloat16'\], got 'fp16'"):
+    with pytest.raises(ValueError, match=r"precision must be one of \['float32', 'bfloat16', 'tf32'\], got 'fp16'"):
         fastae.Autoencoder(precision="fp16").fit(digits)
     m = fastae.Autoencoder(hidden=(8,), epochs=1, dtype="float64", random_state=0).fit(digits)
     with pytest.raises(ValueError, match=r"precision='bfloat16' needs dtype='float32'"):
         m.set_params(precision="bfloat16").encode(digits)
+
+
+@pytest.mark.parametrize("backend", ["auto", "numba", "numpy"])
+def test_tf32_is_refused_on_the_cpu(digits, backend):
+    with pytest.raises(ValueError, match=r"precision='tf32' is a GPU precision .* needs backend='cupy'"):
+        fastae.Autoencoder(hidden=(8,), epochs=1, precision="tf32", backend=backend).fit(digits)
+    with pytest.raises(ValueError, match=r"precision='tf32' needs dtype='float32'"):
+        fastae.VAE(latent=2, epochs=1, precision="tf32", dtype="float64").fit(digits)
+    m = fastae.Autoencoder(hidden=(8,), epochs=1, random_state=0, backend=backend).fit(digits)
+    with pytest.raises(ValueError, match=r"precision='tf32' is a GPU precision"):
+        m.set_params(precision="tf32").encode(digits)
 
 
 def test_describe_says_whether_bf16_runs_on_units():

@@ -121,6 +121,9 @@ def test_memory_mapped_inference_allocates_by_the_chunk_not_the_input(tmp_path, 
     reports its allocations to tracemalloc)."""
     import tracemalloc
 
+    if backend.startswith("cupy-standin"):
+        pytest.skip("the CuPy stand-in's device memory is host memory, and its adapter copies each op's whole input")
+
     n, d, k = 100_000, 64, 16
     X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(n, d))
     X[:] = np.random.default_rng(0).uniform(0, 1, (n, d)).astype(np.float32)

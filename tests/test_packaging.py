@@ -21,6 +21,8 @@ def wheel_names(tmp_path_factory):
 
 def test_wheel_ships_kernels_inside_the_package(wheel_names):
     assert "fastae/kernels/__init__.py" in wheel_names
+    cuda = {p.name for p in (ROOT / "kernels" / "cuda").glob("*.cu*")}
+    assert cuda and {f"fastae/kernels/cuda/{n}" for n in cuda} <= set(wheel_names)  # NVRTC compiles them there
     top = {n.split("/")[0] for n in wheel_names}
     assert top == {"fastae", next(t for t in top if t.endswith(".dist-info"))}, top  # no kernels/, bench/, tests/
 

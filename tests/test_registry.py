@@ -25,7 +25,13 @@ def test_the_contract_lists_the_reference_ops_and_nothing_else():
     bf16 = set(contract._methods(contract.BF16Products))  # the one capability the reference offers
     assert public - helpers == set(contract.OPS) | set(contract.LIFECYCLE) | bf16
     assert numpy_ref.CAPABILITIES == {contract.BF16_PRODUCTS}
-    assert contract.CAPABILITIES.keys() == {contract.FUSED_AE1_STEP, contract.VALUES_SCAN, contract.BF16_PRODUCTS}
+    assert contract.CAPABILITIES.keys() == {
+        contract.FUSED_AE1_STEP,
+        contract.VALUES_SCAN,
+        contract.BF16_PRODUCTS,
+        contract.TF32_PRODUCTS,
+        contract.MULTI_TENSOR_UPDATE,
+    }
 
 
 def test_auto_reports_what_it_chose():

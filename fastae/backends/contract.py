@@ -206,14 +206,42 @@ class BF16Products(Protocol):
     ) -> bool: ...
 
 
+class TF32Products(Protocol):
+    """Capability ``"tf32_products"``: float32 products whose operands the GPU's tensor cores round to TF32 (10
+    explicit mantissa bits) before summing in float32 (``precision="tf32"``)."""
+
+    def tf32_ops(self) -> Any: ...
+
+
+class MultiTensorUpdate(Protocol):
+    """Capability ``"multi_tensor_update"``: one optimiser update of every parameter in one call (a GPU launches
+    one kernel for all of them)."""
+
+    def update_all(
+        self,
+        method: str,
+        entries: list,
+        lr: float,
+        momentum: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        t_step: int,
+    ) -> int | None: ...
+
+
 FUSED_AE1_STEP = "fused_ae1_step"
 VALUES_SCAN = "values_scan"
 BF16_PRODUCTS = "bf16_products"
+TF32_PRODUCTS = "tf32_products"
+MULTI_TENSOR_UPDATE = "multi_tensor_update"
 # capability -> the Protocol of the functions it adds
 CAPABILITIES: dict[str, type] = {
     FUSED_AE1_STEP: FusedAE1Step,
     VALUES_SCAN: ValuesScan,
     BF16_PRODUCTS: BF16Products,
+    TF32_PRODUCTS: TF32Products,
+    MULTI_TENSOR_UPDATE: MultiTensorUpdate,
 }
 KNOWN_DTYPES = ("float32", "float64")
 

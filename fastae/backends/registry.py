@@ -20,8 +20,12 @@ _MODULES: dict[str, str | ModuleType] = {
     "numba": "fastae.backends.numba_cpu",
     "numba-pool": "fastae.backends.numba_pool",
     "numpy": "fastae.backends.numpy_ref",
+    "cupy": "fastae.backends.cupy_gpu",
 }
-AUTO_ORDER = ["numba", "numpy"]
+AUTO_ORDER = ["numba", "numpy", "cupy"]
+# backends for device arrays: "auto" considers them only for input with __cuda_array_interface__ (a CuPy array), so
+# resolving "auto" for NumPy input never imports CuPy
+_DEVICE = {"cupy"}
 DTYPES = contract.KNOWN_DTYPES
 
 _loaded: dict[str, ModuleType] = {}
@@ -113,7 +117,9 @@ def resolve_backend(name: str, dtype: str, like=None) -> ModuleType:
     The chosen module's ``NAME`` says what ran."""
     if name != "auto":
         return get_backend(name, dtype)
-    runnable = [_load(n) for n in AUTO_ORDER if can_run(n, dtype)]
+    on_device = like is not None and hasattr(like, "__cuda_array_interface__")
+    candidates = [n for n in AUTO_ORDER if on_device or n not in _DEVICE]
+    runnable = [_load(n) for n in candidates if can_run(n, dtype)]
     kind = type(like) if like is not None and any(isinstance(like, m.ARRAY_TYPES) for m in runnable) else np.ndarray
     for module in runnable:
         if issubclass(kind, module.ARRAY_TYPES):

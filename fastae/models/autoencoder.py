@@ -126,14 +126,16 @@ class Autoencoder(BaseModel):
     dtype : {"float32", "float64"}, default="float32"
         Floating-point type of the weights and of every computation. Input is converted to it (float64 values too
         large for float32 raise ``ValueError``), and the arrays returned are in it.
-    precision : {"float32", "bfloat16"}, default="float32"
+    precision : {"float32", "bfloat16", "tf32"}, default="float32"
         Precision of the matrix products. ``"bfloat16"`` (float32 models only) rounds both operands of every
         product to bfloat16 (8 significant bits, round to nearest even) and sums in float32; weights, biases,
         activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
         AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
         (``fastae.describe()`` says which). Training, inference and scores all use it; the bfloat16 copies of the
         weights are written by each training update. It may be switched on a fitted model with ``set_params`` and is
-        saved with it. The contractive penalty has no bfloat16 form (``ValueError``).
+        saved with it. The contractive penalty has no bfloat16 form (``ValueError``). ``"tf32"`` (float32 models on
+        ``backend="cupy"`` only; ``ValueError`` on the CPU backends) lets the GPU's tensor cores round the operands
+        of the float32 products to TF32 (10 explicit mantissa bits) and sum in float32.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, noise, the validation split), drawn
         through fastae's counter-based Philox generator. An int in [0, 2**64) is the seed itself; a ``Generator``
@@ -544,7 +546,7 @@ class Autoencoder(BaseModel):
         return self._into(X, lambda c, _, dest: self._encode(c, dest, w16), self._code_size(), out, self._chunk(w16))
 
     def _encode(self, x, out=None, w16=None):
-        return network.forward(self._B, self._params, self._encoder, x, out, w16)[-1]
+        return network.forward(self._forward_ops(w16), self._params, self._encoder, x, out, w16)[-1]
 
     @consistent
     def reconstruct(self, X, out=None):

@@ -163,11 +163,10 @@ class BaseModel:
         was published while it was made. Inside an update (the version odd) the copies of the version it started
         from serve while every weight is still the array they were made from: the update's own passes read those
         weights, and a reader overlapping it runs again anyway (:mod:`fastae.concurrency`)."""
-        if self.precision == "float32":
+        if self.precision != "bfloat16":
             return None
         _check_precision(self.precision, self._fitted_structure["dtype"])
-        if not contract.supports(self._B, contract.BF16_PRODUCTS):
-            raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {self.backend_!r} has none")
+        _check_precision_backend(self.precision, self._B)
         v = self._version
         cached = self.__dict__.get("_w16_cache")
         if cached is not None and cached[0] == v - (v & 1):
@@ -185,7 +184,7 @@ class BaseModel:
     def _w16_targets(self, grads):
         """``None`` for float32 products; for ``precision="bfloat16"``, ``{weight name: uint16 array}`` for the
         optimiser's update to write the new weights' bfloat16 patterns into (``Optimizer.step``'s ``out16``)."""
-        if self.precision == "float32":
+        if self.precision != "bfloat16":
             return None
         xp = self._B.xp
         return {k: xp.empty(g.shape, dtype=xp.uint16) for k, g in grads.items() if g.ndim == 2}
@@ -208,9 +207,18 @@ class BaseModel:
         bfloat16 products (:class:`fastae.models.bf16.BF16Ops`, over the current weights or the copies ``w16``)."""
         if self.precision == "float32":
             return self._B
+        if self.precision == "tf32":
+            _check_precision(self.precision, self._fitted_structure["dtype"])
+            _check_precision_backend(self.precision, self._B)
+            return self._B.tf32_ops()
         from .bf16 import BF16Ops
 
         return BF16Ops(self._B, w16 if w16 is not None else self._w16())
+
+    def _forward_ops(self, w16):
+        """The backend for an inference pass: itself (bfloat16 products go through ``w16``, see
+        :func:`network.forward`), or its TF32 ops for ``precision="tf32"``."""
+        return self._ops() if w16 is None and self.precision == "tf32" else self._B
 
     @staticmethod
     def _chunk(w16):
@@ -339,8 +347,7 @@ class BaseModel:
         self._validate_training_params()
         derived = self._validate_model_params()
         backend = resolve_backend(self.backend, self.dtype, like)
-        if self.precision == "bfloat16" and not contract.supports(backend, contract.BF16_PRODUCTS):
-            raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {backend.NAME!r} has none")
+        _check_precision_backend(self.precision, backend)
         return backend, derived
 
     def _param_snapshot(self):
@@ -744,7 +751,7 @@ class BaseModel:
         return self._into(H, lambda c, _, dest: self._decode(c, dest, w16), self.n_features_in_, out, self._chunk(w16))
 
     def _decode(self, h, out=None, w16=None):
-        return network.forward(self._B, self._params, self._decoder, h, out, w16)[-1]
+        return network.forward(self._forward_ops(w16), self._params, self._decoder, h, out, w16)[-1]
 
     def inverse_transform(self, H):
         """Same as :meth:`decode`.
@@ -838,6 +845,46 @@ class BaseModel:
             self._optimizer.reset()
         return self
 
+    def to(self, device):
+        """Move the fitted model, its weights and its optimizer state to ``device``.
+
+        Parameters
+        ----------
+        device : {"cpu", "cuda"}
+            ``"cuda"``: the GPU backend (``backend="cupy"``; ``ValueError`` naming what is missing where it cannot
+            run). ``"cpu"``: the first host backend that runs the model's dtype (``"numba"``, else ``"numpy"``).
+            ``backend`` and ``backend_`` name the new backend; the arrays are copied, so the values are the same.
+
+        Returns
+        -------
+        self : Autoencoder or VAE
+            This model, on ``device``; its methods take and return arrays of the new backend's type (NumPy's on the
+            CPU; CuPy's, or NumPy input copied over, on the GPU).
+        """
+        check_choice("device", device, ("cpu", "cuda"))
+        self._check_fitted()
+        dtype = self._fitted_structure["dtype"]
+        if device == "cuda":
+            target = resolve_backend("cupy", dtype)
+        else:
+            target = resolve_backend("auto", dtype)
+        _check_precision_backend(self.precision, target)
+        old = self._B
+
+        def moved(a):
+            return target.xp.asarray(np.ascontiguousarray(old.to_numpy(a)))
+
+        with publishing(self):
+            state = {name: {k: moved(v) for k, v in slots.items()} for name, slots in self._optimizer.state.items()}
+            self._params = {k: moved(v) for k, v in self._params.items()}
+            self._B = target
+            self.backend = self.backend_ = target.NAME
+            self._optimizer = training.Optimizer(target, self.optimizer, self.learning_rate, self.momentum)
+            self._optimizer.state = state
+            self.__dict__.pop("_w16_cache", None)
+            self.__dict__.pop("_fused_cache", None)
+        return self
+
     def _checked_weights(self, state_dict):
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict must be a dict of arrays, got {type(state_dict).__name__}")
@@ -921,6 +968,8 @@ class BaseModel:
                 raise ValueError(f"{where}: hidden is {value!r}, expected a list of layer sizes")
         if backend is not None:
             params["backend"] = backend
+        else:
+            _check_saved_backend(params.get("backend", "auto"), config.get("dtype", "float32"))
         try:
             model = cls(**params)
         except TypeError as exc:
@@ -1067,7 +1116,34 @@ def _no_patterns(X):
 
 def _check_precision(value, dtype):
     check_choice("precision", value, PRECISIONS)
-    if value == "bfloat16" and dtype != "float32":
+    if value != "float32" and dtype != "float32":
         raise ValueError(
-            f"precision='bfloat16' needs dtype='float32' (bfloat16 products sum in float32), got dtype={dtype!r}"
+            f"precision={value!r} needs dtype='float32' (its products sum in float32), got dtype={dtype!r}"
+        )
+
+
+def _check_saved_backend(name, dtype):
+    """A file names the backend its model was built with; one that cannot run here (a GPU model's file on a machine
+    without one) is refused with the way to load it, rather than replaced silently."""
+    from ..backends import registry
+
+    if not isinstance(name, str) or name == "auto" or name not in registry._MODULES:
+        return  # checked with the rest of the config
+    reason = registry.unavailable(name, dtype if dtype in registry.DTYPES else None)
+    if reason is not None:
+        raise ValueError(
+            f"the model was saved with backend={name!r}, which cannot run here ({reason}); load it with "
+            "fastae.load(path, backend='auto') (or another backend) to run it on this machine"
+        )
+
+
+def _check_precision_backend(precision, backend):
+    """Refuse a precision whose products ``backend`` cannot make (bfloat16 needs ``bf16_products``; TF32, a GPU's
+    tensor-core format, ``tf32_products``)."""
+    if precision == "bfloat16" and not contract.supports(backend, contract.BF16_PRODUCTS):
+        raise ValueError(f"precision='bfloat16' needs a backend with bfloat16 products; {backend.NAME!r} has none")
+    if precision == "tf32" and not contract.supports(backend, contract.TF32_PRODUCTS):
+        raise ValueError(
+            f"precision='tf32' is a GPU precision (TF32 tensor cores): it needs backend='cupy'; {backend.NAME!r} "
+            "has no TF32 products (use precision='float32' or 'bfloat16' on the CPU)"
         )

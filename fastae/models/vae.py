@@ -98,14 +98,16 @@ class VAE(BaseModel):
     dtype : {"float32", "float64"}, default="float32"
         Floating-point type of the weights and of every computation. Input is converted to it (float64 values too
         large for float32 raise ``ValueError``), and the arrays returned are in it.
-    precision : {"float32", "bfloat16"}, default="float32"
+    precision : {"float32", "bfloat16", "tf32"}, default="float32"
         Precision of the matrix products. ``"bfloat16"`` (float32 models only) rounds both operands of every
         product to bfloat16 (8 significant bits, round to nearest even) and sums in float32; weights, biases,
         activations and outputs stay float32, as under PyTorch's autocast. It runs on bfloat16 units (AMX,
         AVX512-BF16) through oneMKL where both are present and computes the same rounding more slowly elsewhere
         (``fastae.describe()`` says which). Training, inference and scores all use it; the bfloat16 copies of the
         weights are written by each training update. It may be switched on a fitted model with ``set_params`` and is
-        saved with it. The contractive penalty has no bfloat16 form (``ValueError``).
+        saved with it. The contractive penalty has no bfloat16 form (``ValueError``). ``"tf32"`` (float32 models on
+        ``backend="cupy"`` only; ``ValueError`` on the CPU backends) lets the GPU's tensor cores round the operands
+        of the float32 products to TF32 (10 explicit mantissa bits) and sum in float32.
     random_state : None, int, numpy.random.Generator or numpy.random.RandomState, default=None
         Seed of all of the model's randomness (initial weights, shuffling, the validation split, the ``ε`` of
         training, and the draws of :meth:`sample`, ``encode(sample=True)`` and :meth:`elbo`), drawn through
@@ -270,7 +272,7 @@ class VAE(BaseModel):
     def _mean(self, x, out=None, w16=None):
         """``μ`` alone (into ``out`` if given): what encoding, reconstructing and scoring at ``z = μ`` need (the
         log-variance head would be a product thrown away)."""
-        return network.forward(self._B, self._params, [*self._encoder, self._mu], x, out, w16)[-1]
+        return network.forward(self._forward_ops(w16), self._params, [*self._encoder, self._mu], x, out, w16)[-1]
 
     def _loss_and_grads(self, x, step, row0=0, x16=None):
         """Reconstruction + β KL on batch ``x`` with ``ε`` drawn at update ``step``, and the gradient of every

@@ -1,0 +1,163 @@
+"""Tier 3: the real CuPy backend (fastae/backends/cupy_gpu.py) trains and runs every model kind end to end on the
+strict CuPy stand-in (tests/cupy_standin), its kernels emulated on the CPU (tests/cuda_emu), and matches Numba.
+
+The models see ``backend="cupy"`` exactly as on a GPU: CuPy arrays go in and come out, ``"auto"`` picks the GPU for
+them, files and models move between devices. The parity of every op and of every model's objective and gradients
+with the reference, within the error model, runs through the registered ``"cupy-standin"`` backends (the parity
+and whole-model suites); here, whole fits are compared with Numba's.
+"""
+
+import numpy as np
+import pytest
+
+import fastae
+from fastae.backends import registry
+
+from . import cupy_standin, gpu_standin
+from .test_autoencoder import VARIANTS
+
+
+def _real_backend():
+    reason = registry.unavailable("cupy")
+    if reason is not None:
+        pytest.skip(f"no GPU for the real CuPy backend here: {reason}")
+    return registry.get_backend("cupy", "float32")
+
+
+@pytest.fixture(params=["standin", pytest.param("gpu", marks=pytest.mark.gpu)])
+def gpu(request, monkeypatch):
+    """The backend the test runs on: the stand-in copy of the real backend (``backend="cupy"`` resolves to it for
+    the test), or, marked ``gpu``, the real backend on a real device."""
+    if request.param == "gpu":
+        yield _real_backend()
+        return
+    module = gpu_standin.load()
+    monkeypatch.setitem(registry._MODULES, "cupy", module)
+    monkeypatch.setitem(registry._loaded, "cupy", module)
+    yield module
+
+
+def _data(n=96, d=12, loss="bce", seed=0):
+    r = np.random.default_rng(seed)
+    return r.uniform(0.02, 0.98, (n, d)) if loss == "bce" else r.normal(size=(n, d))
+
+
+FITS = {f"ae-{k}": (fastae.Autoencoder, v) for k, v in VARIANTS.items()}
+FITS.update(
+    {
+        "ae-deep-untied": (fastae.Autoencoder, dict(hidden=(10, 6, 3), tied=False, activation="tanh")),
+        "ae-adam-wd": (fastae.Autoencoder, dict(hidden=(8,), weight_decay=1e-3)),
+        "vae": (fastae.VAE, dict(hidden=(10,), latent=3)),
+        "vae-mse-deep": (fastae.VAE, dict(hidden=(10, 6), latent=2, loss="mse", activation="tanh", beta=0.5)),
+    }
+)
+
+
+def _fit(cls, kw, backend, dtype, X, precision="float32"):
+    kw = dict(kw)
+    kw.setdefault("learning_rate", 3e-3)
+    if "hidden" in kw and cls is fastae.Autoencoder:
+        kw["hidden"] = tuple(min(h, 10) for h in kw["hidden"])
+    m = cls(backend=backend, dtype=dtype, epochs=2, batch_size=32, random_state=0, precision=precision, **kw)
+    return m.fit(X)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(FITS))
+def test_fit_on_cupy_arrays_matches_numba(gpu, name, dtype):
+    cp = gpu.cp
+    cls, kw = FITS[name]
+    X = _data(loss=kw.get("loss", "bce")).astype(dtype)
+    got = _fit(cls, kw, "auto", dtype, cp.asarray(X))
+    want = _fit(cls, kw, "numba", dtype, X)
+    assert got.backend_ == "cupy"
+    # Six updates from the same start: the trajectories part by the rounding of each step, far below these.
+    rtol, atol = (1e-9, 1e-12) if dtype == "float64" else (2e-4, 2e-6)
+    np.testing.assert_allclose(got.history_["loss"], want.history_["loss"], rtol=rtol)
+    for k, v in want.state_dict().items():
+        np.testing.assert_allclose(got.state_dict()[k], v, rtol=rtol, atol=atol, err_msg=k)
+    codes = got.encode(cp.asarray(X))
+    assert isinstance(codes, cp.ndarray) and codes.dtype == dtype
+    np.testing.assert_allclose(codes.get(), want.encode(X), rtol=rtol * 10, atol=atol * 10)
+
+
+@pytest.mark.parametrize("name", ["ae-plain_tied", "ae-deep", "vae"])
+def test_bf16_fit_matches_numba_bf16(gpu, name):
+    cp = gpu.cp
+    cls, kw = FITS[name]
+    X = _data().astype("float32")
+    got = _fit(cls, kw, "cupy", "float32", cp.asarray(X), precision="bfloat16")
+    want = _fit(cls, kw, "numba", "float32", X, precision="bfloat16")
+    # bfloat16 operands: a weight whose float32 value lies at a rounding tie of the two backends' sums may round
+    # to the neighbouring bfloat16, 2**-8 relative, and move the next steps by that much
+    np.testing.assert_allclose(got.history_["loss"], want.history_["loss"], rtol=2e-2)
+    for k, v in want.state_dict().items():
+        np.testing.assert_allclose(got.state_dict()[k], v, rtol=2e-2, atol=2e-3, err_msg=k)
+
+
+def test_tf32_products_round_the_operands(gpu):
+    cp = gpu.cp
+    X = _data().astype("float32")
+    fp32 = _fit(fastae.Autoencoder, dict(hidden=(8,)), "cupy", "float32", cp.asarray(X))
+    tf32 = _fit(fastae.Autoencoder, dict(hidden=(8,)), "cupy", "float32", cp.asarray(X), precision="tf32")
+    a, b = fp32.encode(cp.asarray(X)).get(), tf32.encode(cp.asarray(X)).get()
+    assert not np.array_equal(a, b)  # the stand-in's gemmEx rounds TF32 operands to 10 mantissa bits
+    np.testing.assert_allclose(a, b, rtol=5e-3, atol=5e-3)  # TF32's unit roundoff is 2**-11
+
+
+def test_numpy_input_is_copied_to_the_device_and_auto_keeps_numpy_on_the_cpu(gpu):
+    cp = gpu.cp
+    X = _data().astype("float32")
+    m = fastae.Autoencoder(hidden=(4,), epochs=1, backend="cupy", random_state=0).fit(X)
+    assert isinstance(m.encode(X), cp.ndarray)  # the model's arrays are the backend's
+    assert fastae.Autoencoder(hidden=(4,), epochs=1, random_state=0).fit(X).backend_ == "numba"
+
+
+def test_models_move_between_devices_and_files_load_on_the_other(gpu, tmp_path):
+    cp = gpu.cp
+    X = _data().astype("float32")
+    gpu = fastae.Autoencoder(hidden=(6,), epochs=2, random_state=0).fit(cp.asarray(X))
+    codes = gpu.encode(cp.asarray(X)).get()
+    path = tmp_path / "gpu.safetensors"
+    gpu.save(path)
+    cpu = gpu.to("cpu")
+    assert cpu is gpu and cpu.backend_ == "numba" and isinstance(cpu.encode(X), np.ndarray)
+    np.testing.assert_allclose(cpu.encode(X), codes, rtol=1e-5, atol=1e-6)
+    cpu.partial_fit(X)  # the optimizer state came along
+    back = cpu.to("cuda")
+    assert back.backend_ == "cupy" and isinstance(back.encode(cp.asarray(X)), cp.ndarray)
+    loaded = fastae.load(path, backend="cupy")
+    np.testing.assert_allclose(loaded.encode(cp.asarray(X)).get(), codes, rtol=1e-6)
+    on_cpu = fastae.load(path)  # fitted with backend="auto": it loads where "auto" points without data, the CPU
+    assert on_cpu.backend_ == "numba"
+    with pytest.raises(TypeError, match=r"X is a GPU array .* model.to\('cuda'\)"):
+        on_cpu.encode(cp.asarray(X))
+    np.testing.assert_allclose(on_cpu.encode(X), codes, rtol=1e-5, atol=1e-6)
+
+
+def test_a_gpu_file_on_a_machine_without_a_gpu_says_how_to_load_it(gpu, tmp_path, monkeypatch):
+    X = _data().astype("float32")
+    path = tmp_path / "gpu.safetensors"
+    fastae.Autoencoder(hidden=(3,), epochs=1, backend="cupy", random_state=0).fit(X).save(path)
+    monkeypatch.setattr(gpu, "unavailable", lambda: "no CUDA device: cupy.cuda.runtime.getDeviceCount() is 0")
+    with pytest.raises(ValueError, match=r"saved with backend='cupy'.*no CUDA device.*backend='auto'"):
+        fastae.load(path)
+    assert fastae.load(path, backend="auto").backend_ == "numba"
+
+
+def test_training_step_launch_count(monkeypatch):
+    """Kernel launches and cuBLAS calls of one training step, op by op (no graph capture): the figure the
+    performance account quotes (docs/performance.md), checked here so that it stays true."""
+    module = gpu_standin.load()
+    monkeypatch.setitem(registry._MODULES, "cupy", module)
+    monkeypatch.setitem(registry._loaded, "cupy", module)
+    X = module.cp.asarray(_data(n=32).astype("float32"))
+    counts = {}
+    for name, kw in {"shallow": dict(hidden=(8,)), "deep": dict(hidden=(10, 6, 3))}.items():
+        m = fastae.Autoencoder(epochs=1, batch_size=32, random_state=0, backend="cupy", **kw).fit(X)
+        cupy_standin.reset()
+        m.partial_fit(X)
+        counts[name] = (cupy_standin.counters.kernels, cupy_standin.counters.blas)
+    print("launches per step (kernels, gemm):", counts)
+    assert counts["shallow"][1] == 5  # forward 2, backward 3 (the first layer needs no dx)
+    assert counts["deep"][1] == 3 * 2 + 3 * 2 + 3 * 2 - 1
