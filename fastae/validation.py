@@ -210,7 +210,7 @@ def check_out(out, *, shape: tuple, dtype: str, what: str, inputs=(), xp=np) -> 
     if not getattr(out.flags, "writeable", True):  # a CuPy array has no read-only flag
         raise ValueError(f"out is read-only; it must be writeable to receive {what}")
     for name, x in inputs:
-        if xp.may_share_memory(out, x):
+        if isinstance(x, xp.ndarray) and xp.may_share_memory(out, x):  # host and device memory never overlap
             raise ValueError(f"out shares memory with {name}; it must be a separate array to receive {what}")
 
 

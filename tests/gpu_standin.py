@@ -29,7 +29,11 @@ TINY = {"THREADS": 32, "MAX_BLOCKS": 3, "ROW_THREADS": 32, "MAX_ROW_BLOCKS": 2, 
 @functools.cache
 def load(tiny: bool = False) -> types.ModuleType:
     """``cupy_gpu`` imported afresh with ``cupy`` (and ``cupy_backends``) resolving to the stand-in."""
+    import fastae.backends as package
+
     saved = {n: sys.modules.pop(n) for n in _NAMES if n in sys.modules}
+    # an import also binds the submodule on its package: fastae.backends.cupy_kernels must stay the real one
+    attributes = {n: package.__dict__[n.rsplit(".", 1)[1]] for n in saved if n.rsplit(".", 1)[1] in package.__dict__}
     try:
         with cupy_standin.installed():
             mods = {n: importlib.import_module(n) for n in _NAMES}
@@ -38,7 +42,10 @@ def load(tiny: bool = False) -> types.ModuleType:
     finally:
         for n in _NAMES:
             sys.modules.pop(n, None)
+            package.__dict__.pop(n.rsplit(".", 1)[1], None)
         sys.modules.update(saved)
+        for n, module in attributes.items():
+            setattr(package, n.rsplit(".", 1)[1], module)
     if tiny:
         for k, v in TINY.items():
             setattr(mods["fastae.backends.cupy_kernels"], k, v)

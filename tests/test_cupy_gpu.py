@@ -161,3 +161,133 @@ def test_training_step_launch_count(monkeypatch):
     print("launches per step (kernels, gemm):", counts)
     assert counts["shallow"][1] == 5  # forward 2, backward 3 (the first layer needs no dx)
     assert counts["deep"][1] == 3 * 2 + 3 * 2 + 3 * 2 - 1
+    # the input scan, 1 bias-activation per layer, the loss pass and its sum, 1 bias gradient per layer, 1
+    # activation backward per hidden activation, and one optimiser launch for every parameter
+    assert counts["shallow"][0] == 1 + 1 + 2 + 2 + 1 + 1
+    assert counts["deep"][0] == 1 + 5 + 2 + 6 + 5 + 1
+
+
+def test_host_input_is_streamed_through_two_buffers_not_copied_whole(gpu, monkeypatch):
+    """encode/reconstruct of a NumPy array on the GPU: chunk by chunk through two pinned buffers and a copy stream
+    (``stream_rows``), the same results as the whole array moved first, and the device never holds the input."""
+    from fastae.models import base
+
+    cp = gpu.cp
+    X = _data(n=1000).astype("float32")
+    ae = fastae.Autoencoder(hidden=(6,), epochs=1, random_state=0, backend="cupy").fit(X[:64])
+    vae = fastae.VAE(hidden=(6,), latent=2, epochs=1, random_state=0, backend="cupy").fit(X[:64])
+    whole = {
+        "ae": ae.encode(cp.asarray(X)).get(),
+        "rec": ae.reconstruct(cp.asarray(X)).get(),
+        "vae": vae.encode(cp.asarray(X)).get(),
+    }
+    monkeypatch.setattr(base, "INFERENCE_CHUNK", 96)
+    calls, peaks = [], []
+    real = gpu.stream_rows
+    standin = gpu is gpu_standin.load()  # the stand-in knows every live allocation; earlier tests' may be among them
+    before = {a.ptr for a in cupy_standin.memory.live_allocations()} if standin else set()
+
+    def watched(X, fn, dest, chunk):
+        calls.append(chunk)
+        peaks.append(0)
+
+        def step(rows, row0, out):
+            fn(rows, row0, out)
+            if standin:
+                new = [a.nbytes for a in cupy_standin.memory.live_allocations() if a.ptr not in before]
+                peaks[-1] = max(peaks[-1], *new)
+
+        return real(X, step, dest, chunk)
+
+    monkeypatch.setattr(gpu, "stream_rows", watched)
+    got = {"ae": ae.encode(X), "vae": vae.encode(X), "rec": ae.reconstruct(X)}
+    assert calls == [96, 96, 96]
+    # while the codes are made, the largest device allocation is the first codes (1000 x 6), never an input's copy
+    assert not standin or peaks[:2] == [1000 * 6 * 4] * 2
+    for k, v in got.items():
+        assert isinstance(v, cp.ndarray)
+        np.testing.assert_array_equal(v.get(), whole[k])
+    out = cp.empty((1000, 6), dtype="float32")
+    assert ae.encode(X, out=out) is out
+    np.testing.assert_array_equal(out.get(), whole["ae"])
+
+
+def test_without_a_device_the_error_names_what_is_missing(monkeypatch):
+    module = gpu_standin.load()
+    monkeypatch.setitem(registry._MODULES, "cupy", module)
+    monkeypatch.setitem(registry._loaded, "cupy", module)
+    cupy_standin.set_device_count(0, status=35)
+    try:
+        reason = registry.unavailable("cupy")
+        assert reason.startswith("no usable CUDA device: CUDARuntimeError") and "InsufficientDriver" in reason, reason
+        with pytest.raises(ValueError, match=r"backend 'cupy' cannot run here: no usable CUDA device"):
+            fastae.Autoencoder(hidden=(2,), epochs=1, backend="cupy").fit(_data(n=8))
+    finally:
+        cupy_standin.set_device_count(1)
+
+
+def test_without_cupy_the_error_says_how_to_install_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"  # CuPy absent: its import raises ImportError
+        "import numpy as np, fastae\n"
+        "try:\n"
+        "    fastae.Autoencoder(hidden=(2,), epochs=1, backend='cupy').fit(np.ones((4, 3)) / 2)\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "backend 'cupy' is not available here" in out and "pip install 'fastae[gpu]'" in out, out
+
+
+def test_auto_keeps_a_fitted_gpu_model_where_it_is(gpu, tmp_path):
+    """partial_fit and a resumed fit of a model fitted with backend="auto" on CuPy input continue on the GPU."""
+    cp = gpu.cp
+    X = cp.asarray(_data().astype("float32"))
+    m = fastae.Autoencoder(hidden=(4,), epochs=2, random_state=0).fit(X)
+    m.partial_fit(X)
+    m.partial_fit(X.get())  # host rows too: "auto" does not move a fitted model
+    assert m.backend_ == "cupy" and len(m.history_["loss"]) == 4
+    path = tmp_path / "ck.safetensors"
+    full = fastae.Autoencoder(hidden=(4,), epochs=3, random_state=0).fit(X)
+    part = fastae.Autoencoder(hidden=(4,), epochs=1, random_state=0).fit(X, checkpoint=path)
+    resumed = fastae.Autoencoder(hidden=(4,), epochs=3, random_state=0).fit(X, checkpoint=path, resume=True)
+    assert part.backend_ == resumed.backend_ == "cupy"
+    np.testing.assert_array_equal(resumed.encode(X).get(), full.encode(X).get())
+
+
+def test_the_session_stream_waits_for_the_callers_work(monkeypatch):
+    """A non-blocking stream does not wait for the legacy stream, where the uploads before a fit ran: the session
+    makes its stream wait for an event of the caller's stream on entry (the stand-in runs everything at once, so
+    the order itself cannot be seen here; that the wait is asked for can)."""
+    module = gpu_standin.load()
+    waited = []
+    s = module.stream()
+    real = type(s).wait_event
+    monkeypatch.setattr(type(s), "wait_event", lambda self, e: waited.append(self) or real(self, e))
+    with module.session():
+        pass
+    assert waited == [s]
+
+
+def test_tiny_launches_are_tiny():
+    tiny = gpu_standin.load(tiny=True)
+    kernels = tiny.kernels
+    assert kernels.THREADS == 32 and kernels.blocks_for(200) == 3 and kernels.col_blocks(70) == 3
+    assert gpu_standin.load().kernels.blocks_for(200) == 1
+
+
+def test_the_gpu_benchmark_script_runs_on_the_standin(tmp_path):
+    """bench/gpu_bench.py, which bench/gpu_check.sh runs on a GPU, works end to end (here on the stand-in, whose
+    times mean nothing): every configuration and precision gets its rows."""
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    args = [sys.executable, "bench/gpu_bench.py", str(tmp_path), "--standin", "--configs", "small", "--samples", "1"]
+    subprocess.run([*args, "--steps", "1"], cwd=root, check=True, capture_output=True, timeout=600)
+    table = (tmp_path / "gpu_bench.md").read_text()
+    assert "stand-in" in table and table.count("| small |") == 9, table

@@ -31,6 +31,7 @@ def test_the_contract_lists_the_reference_ops_and_nothing_else():
         contract.BF16_PRODUCTS,
         contract.TF32_PRODUCTS,
         contract.MULTI_TENSOR_UPDATE,
+        contract.HOST_STREAM,
     }
 
 

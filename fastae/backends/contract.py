@@ -230,11 +230,20 @@ class MultiTensorUpdate(Protocol):
     ) -> int | None: ...
 
 
+class HostStream(Protocol):
+    """Capability ``"host_stream"``: inference over host (NumPy) rows on a device backend, chunk by chunk, each
+    chunk's copy to the device overlapping the computation of the one before (so the device holds two chunks of
+    the input, never all of it)."""
+
+    def stream_rows(self, X: Any, fn: Callable[..., Any], dest: Array, chunk: int) -> None: ...
+
+
 FUSED_AE1_STEP = "fused_ae1_step"
 VALUES_SCAN = "values_scan"
 BF16_PRODUCTS = "bf16_products"
 TF32_PRODUCTS = "tf32_products"
 MULTI_TENSOR_UPDATE = "multi_tensor_update"
+HOST_STREAM = "host_stream"
 # capability -> the Protocol of the functions it adds
 CAPABILITIES: dict[str, type] = {
     FUSED_AE1_STEP: FusedAE1Step,
@@ -242,6 +251,7 @@ CAPABILITIES: dict[str, type] = {
     BF16_PRODUCTS: BF16Products,
     TF32_PRODUCTS: TF32Products,
     MULTI_TENSOR_UPDATE: MultiTensorUpdate,
+    HOST_STREAM: HostStream,
 }
 KNOWN_DTYPES = ("float32", "float64")
 

@@ -19,6 +19,7 @@ CUDA_R_32F, CUDA_R_64F, CUDA_R_16BF = 0, 1, 14
 CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_COMPUTE_64F = 68, 77, 70
 CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
 CUBLAS_GEMM_DEFAULT = -1
+CUBLAS_POINTER_MODE_HOST = 0
 
 _DATA_TYPE = {np.dtype(np.float32): CUDA_R_32F, np.dtype(np.float64): CUDA_R_64F, np.dtype(np.uint16): CUDA_R_16BF}
 # alpha and beta live on the host (cuBLAS's default pointer mode), in the compute type's precision
@@ -43,7 +44,12 @@ def gemm(a, ta: bool, b, tb: bool, out, accumulate: bool = False, tf32: bool = F
     transposes when its flag is set. ``a`` and ``b`` are float32, float64 or bfloat16 patterns (``uint16``, then
     ``out`` is float32); ``tf32`` lets float32 operands be rounded to TF32. Returns ``out``."""
     M, K = (a.shape[1], a.shape[0]) if ta else a.shape
-    N = b.shape[0] if tb else b.shape[1]
+    Kb, N = (b.shape[1], b.shape[0]) if tb else b.shape
+    if K != Kb or out.shape != (M, N) or not (a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous):
+        raise ValueError(
+            f"gemm: op(a) {M}x{K} times op(b) {Kb}x{N} into {out.shape}: the inner sizes must agree, out must be "
+            "their product's shape, and every operand C-contiguous (a leading dimension is read from its shape)"
+        )
     if M == 0 or N == 0:
         return out
     if K == 0:
@@ -52,6 +58,7 @@ def gemm(a, ta: bool, b, tb: bool, out, accumulate: bool = False, tf32: bool = F
         return out
     lib = cublas()
     handle = cp.cuda.device.get_cublas_handle()
+    lib.setPointerMode(handle, CUBLAS_POINTER_MODE_HOST)  # alpha and beta are host addresses, whatever ran before
     lib.setStream(handle, cp.cuda.get_current_stream().ptr)
     one, zero = _SCALARS[out.dtype]
     if out.dtype == np.float64:

@@ -34,7 +34,13 @@ NAME = "cupy"
 DTYPES = ("float32", "float64")
 ARRAY_TYPES = (cp.ndarray,)
 CAPABILITIES = frozenset(
-    {contract.VALUES_SCAN, contract.BF16_PRODUCTS, contract.TF32_PRODUCTS, contract.MULTI_TENSOR_UPDATE}
+    {
+        contract.VALUES_SCAN,
+        contract.BF16_PRODUCTS,
+        contract.TF32_PRODUCTS,
+        contract.MULTI_TENSOR_UPDATE,
+        contract.HOST_STREAM,
+    }
 )
 xp = cp
 
@@ -77,11 +83,61 @@ def stream():
 
 @contextlib.contextmanager
 def session():
-    """Makes this thread's stream current for a whole fit or encode, and waits for it at the end."""
+    """Makes this thread's stream current for a whole fit or encode. A non-blocking stream does not wait for the
+    legacy default stream, where the uploads made before the session ran (the weights, the input, the epoch's
+    order): so it waits for what the caller's stream has queued on entry, and the caller waits for it on exit,
+    whether the session ends normally or by an exception."""
     s = stream()
-    with s:
-        yield
-    s.synchronize()
+    caller = cp.cuda.get_current_stream()
+    if caller != s:
+        s.wait_event(caller.record())
+    try:
+        with s:
+            yield
+    finally:
+        s.synchronize()
+
+
+def _copy_stream():
+    """This thread's second stream, for copies from the host that overlap the computation on :func:`stream`."""
+    s = getattr(_streams, "copy", None)
+    if s is None:
+        s = _streams.copy = cp.cuda.Stream(non_blocking=True)
+    return s
+
+
+def stream_rows(X, fn, dest, chunk):
+    """``fn(rows, row0, dest[row0:row0 + len(rows)])`` over row chunks of the host array ``X``, on the device.
+
+    Each chunk goes through one of two pinned host buffers and one of two device buffers: while ``fn`` computes
+    chunk ``i`` on the current stream, chunk ``i + 1`` is copied to the host buffer and then, on a stream of its
+    own, to the device. Events order the two streams (a device buffer is refilled only after the chunk in it was
+    computed; a host buffer only after its last copy left). Host to device is the bound of such an encode (PCIe
+    against the products, docs/performance.md), so overlapping the two hides the products; and the device holds two
+    chunks of the input, never all of it."""
+    n, d = X.shape
+    rows = min(chunk, n)
+    compute, copy = cp.cuda.get_current_stream(), _copy_stream()
+    host = [np.frombuffer(cp.cuda.alloc_pinned_memory(rows * d * X.itemsize), X.dtype, rows * d) for _ in (0, 1)]
+    host = [h.reshape(rows, d) for h in host]
+    device = [cp.empty((rows, d), dtype=X.dtype) for _ in (0, 1)]
+    copied: list = [None, None]
+    consumed: list = [None, None]
+    try:
+        for i, s in enumerate(range(0, n, chunk)):
+            k, m = i % 2, min(chunk, n - s)
+            if copied[k] is not None:
+                copied[k].synchronize()  # the host buffer's previous copy has left it
+            host[k][:m] = X[s : s + m]
+            if consumed[k] is not None:
+                copy.wait_event(consumed[k])  # the device buffer's previous chunk has been computed
+            device[k][:m].set(host[k][:m], stream=copy)
+            copied[k] = copy.record()
+            compute.wait_event(copied[k])
+            fn(device[k][:m], s, dest[s : s + m])
+            consumed[k] = compute.record()
+    finally:
+        copy.synchronize()  # the pinned buffers are freed on return: no copy may still read them
 
 
 def to_numpy(a):
@@ -168,7 +224,7 @@ def _bias_act(a, b, activation):
 
 
 def _dense_forward(x, W, b, activation, transpose, out, tf32):
-    x = _c(x)
+    x, W = _c(x), _c(W)
     if out is None:
         out = cp.empty((x.shape[0], W.shape[1] if transpose else W.shape[0]), dtype=x.dtype)
     gemm(x, False, W, not transpose, out, tf32=tf32)
@@ -182,7 +238,7 @@ def dense_forward(x, W, b, activation, transpose=False, out=None):
 
 
 def _dense_backward(delta, x, W, transpose, need_dx, tf32):
-    delta, x = _c(delta), _c(x)
+    delta, x, W = _c(delta), _c(x), _c(W)
     dW = product(x, True, delta, False, tf32) if transpose else product(delta, True, x, False, tf32)
     dx = None
     if need_dx:
@@ -229,7 +285,7 @@ def output_loss_grad(h, W, c, x, loss, transpose=False):
 
 
 def _output_loss_grad(h, W, c, x, loss, transpose, tf32):
-    return _loss_pass(product(_c(h), False, W, not transpose, tf32), c, x, loss)
+    return _loss_pass(product(_c(h), False, _c(W), not transpose, tf32), c, x, loss)
 
 
 def _rows_pass(a, c, x, loss):
@@ -241,7 +297,7 @@ def _rows_pass(a, c, x, loss):
 
 def output_row_loss(h, W, c, x, loss, transpose=False):
     """Per-row loss of the output layer, as :func:`numpy_ref.output_row_loss`."""
-    return _rows_pass(product(_c(h), False, W, not transpose), c, x, loss)
+    return _rows_pass(product(_c(h), False, _c(W), not transpose), c, x, loss)
 
 
 # --- regularisers ---------------------------------------------------------------------------------------------
@@ -539,7 +595,10 @@ class _TF32Ops:
     """This backend's ops with every float32 product in TF32 (``precision="tf32"``); the rest are the backend's."""
 
     def __getattr__(self, name):
-        return globals()[name]
+        try:
+            return globals()[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     @staticmethod
     def dense_forward(x, W, b, activation, transpose=False, out=None):
@@ -555,7 +614,7 @@ class _TF32Ops:
 
     @staticmethod
     def output_row_loss(h, W, c, x, loss, transpose=False):
-        return _rows_pass(product(_c(h), False, W, not transpose, True), c, x, loss)
+        return _rows_pass(product(_c(h), False, _c(W), not transpose, True), c, x, loss)
 
 
 _TF32 = _TF32Ops()

@@ -51,10 +51,10 @@ def function(family: str, name: str):
     return module(family).get_function(name)
 
 
-def blocks_for(size: int, threads: int = THREADS) -> int:
-    """Blocks of ``threads`` for a grid-stride loop over ``size`` elements: enough to cover it, at most
-    :data:`MAX_BLOCKS`, and at least one (a kernel over nothing still writes its reduction's partial)."""
-    return max(1, min(-(-size // threads), MAX_BLOCKS))
+def blocks_for(size: int, threads: int | None = None) -> int:
+    """Blocks of ``threads`` (default :data:`THREADS`) for a grid-stride loop over ``size`` elements: enough to cover
+    it, at most :data:`MAX_BLOCKS`, and at least one (a kernel over nothing still writes its reduction's partial)."""
+    return max(1, min(-(-size // (threads or THREADS)), MAX_BLOCKS))
 
 
 def reduction_shared(threads: int, itemsize: int) -> int:
@@ -67,9 +67,9 @@ def row_blocks(n: int) -> int:
     return max(1, min(n, MAX_ROW_BLOCKS))
 
 
-def col_blocks(m: int, tile: int = COL_TILE[0]) -> int:
-    """Blocks of ``col_sum``: one per tile of adjacent columns, at most :data:`MAX_BLOCKS`."""
-    return max(1, min(-(-m // tile), MAX_BLOCKS))
+def col_blocks(m: int) -> int:
+    """Blocks of ``col_sum``: one per tile of :data:`COL_TILE` adjacent columns, at most :data:`MAX_BLOCKS`."""
+    return max(1, min(-(-m // COL_TILE[0]), MAX_BLOCKS))
 
 
 FAMILIES = ("bf16", "checks", "dense", "latent", "loss", "noise", "optim", "penalties", "philox")

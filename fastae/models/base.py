@@ -231,8 +231,17 @@ class BaseModel:
         products are bfloat16, and the weights' bfloat16 copies (:meth:`_w16`; ``None`` in float32)."""
         w16 = self._w16()
         if w16 is None:
-            return self._B.xp.asarray(self._check_X(X, n_features=self.n_features_in_)), None
+            X = self._check_X(X, n_features=self.n_features_in_)
+            if self._streams_host(X):
+                return X, None  # left on the host: _into streams it to the device chunk by chunk
+            return self._B.xp.asarray(X), None
         return self._check_X16(X), w16
+
+    def _streams_host(self, X):
+        """Whether inference over the checked host array ``X`` streams it to a device backend chunk by chunk
+        (capability ``host_stream``) instead of copying it whole first."""
+        B = self._B
+        return B.xp is not np and isinstance(X, np.ndarray) and contract.supports(B, contract.HOST_STREAM)
 
     def _check_X16(self, X):
         """``X`` checked and rounded to bfloat16 patterns, in one pass over it when it is a C-contiguous float32
@@ -340,13 +349,17 @@ class BaseModel:
                 detail = "; the same names in another order"
             raise ValueError(f"The feature names should match those that were passed during fit{detail}")
 
-    def _validated(self, like=None):
+    def _validated(self, like=None, fitted=None):
         """Check every hyperparameter without changing the model; returns the backend (for ``"auto"``, the one
-        that takes ``like``'s array type) and the derived settings (``_validate_model_params`` returns those
-        instead of storing them, so a refused call changes nothing)."""
+        that takes ``like``'s array type, or ``fitted``, the backend a fitted model runs on: ``"auto"`` does not
+        move a model) and the derived settings (``_validate_model_params`` returns those instead of storing them,
+        so a refused call changes nothing)."""
         self._validate_training_params()
         derived = self._validate_model_params()
-        backend = resolve_backend(self.backend, self.dtype, like)
+        if self.backend == "auto" and fitted is not None:
+            backend = fitted
+        else:
+            backend = resolve_backend(self.backend, self.dtype, like)
         _check_precision_backend(self.precision, backend)
         return backend, derived
 
@@ -502,7 +515,7 @@ class BaseModel:
             training.check_validation_split(X.shape[0], self.validation_fraction)
         progress = None
         if resume and os.path.exists(checkpoint):
-            progress = self._resume_from(checkpoint, X.shape[1])
+            progress = self._resume_from(checkpoint, X.shape[1], backend.NAME)
         else:
             self._setup(X.shape[1], like=raw)
         self._record_feature_names_from(names)
@@ -546,9 +559,10 @@ class BaseModel:
         }
         self.save(path, _extra_tensors=extra, _checkpoint=state)
 
-    def _resume_from(self, path, n_features):
-        """Load the checkpoint at ``path`` into this model (which must describe the same model) and return
-        ``(epoch, (best, best_params, wait))`` for the training loop."""
+    def _resume_from(self, path, n_features, backend):
+        """Load the checkpoint at ``path`` into this model (which must describe the same model), on ``backend``
+        (the name ``fit`` resolved for its data), and return ``(epoch, (best, best_params, wait))`` for the
+        training loop."""
         kind, config, tensors, state = io.read_model(path)
         where = f"the checkpoint {path!r}"
         if kind != self._kind or not isinstance(state.get("checkpoint"), dict):
@@ -564,7 +578,7 @@ class BaseModel:
         ck = state["checkpoint"]
         best_params = {k[len("checkpoint.best.") :]: v for k, v in tensors.items() if k.startswith("checkpoint.best.")}
         loaded = self._from_file(
-            config, {k: v for k, v in tensors.items() if not k.startswith("checkpoint.")}, state, backend=self.backend
+            config, {k: v for k, v in tensors.items() if not k.startswith("checkpoint.")}, state, backend=backend
         )
         if loaded.n_features_in_ != n_features:
             raise ValueError(f"{where} has {loaded.n_features_in_} features, but X has {n_features}")
@@ -627,7 +641,7 @@ class BaseModel:
         else:
             snapshot = self._param_snapshot()
             if snapshot != self.__dict__.get("_checked_params"):  # checked once per change of the parameters
-                backend, derived = self._validated()
+                backend, derived = self._validated(like=X, fitted=self._B)
                 for name, before in self._fitted_structure.items():
                     if not _same(getattr(self, name), before):
                         raise ValueError(
@@ -663,8 +677,11 @@ class BaseModel:
         else:
             dest = self._B.xp.asarray(out)
         with self._B.session():
-            for s in range(0, n, chunk):
-                fn(X[s : s + chunk], s, dest[s : s + chunk])
+            if self._streams_host(X):
+                self._B.stream_rows(X, fn, dest, chunk)
+            else:
+                for s in range(0, n, chunk):
+                    fn(X[s : s + chunk], s, dest[s : s + chunk])
         return dest if out is None else out
 
     def _checked_out(self, out, X, width, what):
@@ -845,6 +862,7 @@ class BaseModel:
             self._optimizer.reset()
         return self
 
+    @updating
     def to(self, device):
         """Move the fitted model, its weights and its optimizer state to ``device``.
 

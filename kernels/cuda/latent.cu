@@ -10,23 +10,20 @@ template <typename T>
 __device__ void gaussian_latent(const T* mu, const T* logvar, i64 n, i64 k, T lo, T hi, u32 k0, u32 k1, u32 stream, u32 step, i64 row0, T* z, T* partials)
 {
     FASTAE_SHARED(T, smem);
-    const i64 blocks = (k + 3) / 4;
     T acc = T(0.0f);
-    for (i64 t = flat_index(); t < n * blocks; t += flat_stride()) {
-        const i64 r = t / blocks, q = t - r * blocks;
+    for_each_block(n, k, k0, k1, stream, step, row0, [&](i64 r, i64 c0, const Philox4& bits) {
         double eps[4];
-        box_muller4(philox4x32_10((u32)q, (u32)(row0 + r), step, stream, k0, k1), eps);
-        #pragma unroll
+        box_muller4(bits, eps);
+#pragma unroll
         for (int w = 0; w < 4; ++w) {
-            const i64 c = 4 * q + w;
-            if (c < k) {
-                const i64 e = r * k + c;
+            if (c0 + w < k) {
+                const i64 e = r * k + c0 + w;
                 const T lv = t_clip(logvar[e], lo, hi);
                 z[e] = mu[e] + t_exp(T(0.5f) * lv) * (T)eps[w];
                 acc += kl_element(mu[e], lv);
             }
         }
-    }
+    });
     const T total = block_sum(acc, smem);
     if (block_rank() == 0) partials[blockIdx.x] = total;
 }

@@ -4,16 +4,13 @@
 
 template <typename T> __device__ void mask_noise(const T* x, i64 n, i64 m, T p, u32 k0, u32 k1, u32 stream, u32 step, i64 row0, T* out)
 {
-    const i64 blocks = (m + 3) / 4;
-    for (i64 t = flat_index(); t < n * blocks; t += flat_stride()) {
-        const i64 r = t / blocks, q = t - r * blocks;
-        const Philox4 bits = philox4x32_10((u32)q, (u32)(row0 + r), step, stream, k0, k1);
-        #pragma unroll
+    for_each_block(n, m, k0, k1, stream, step, row0, [&](i64 r, i64 c0, const Philox4& bits) {
+#pragma unroll
         for (int w = 0; w < 4; ++w) {
-            const i64 c = 4 * q + w;
-            if (c < m) out[r * m + c] = (T)uniform_from_bits(bits.w[w]) >= p ? x[r * m + c] : T(0.0f);
+            const i64 e = r * m + c0 + w;
+            if (c0 + w < m) out[e] = (T)uniform_from_bits(bits.w[w]) >= p ? x[e] : T(0.0f);
         }
-    }
+    });
 }
 
 extern "C" __global__ void mask_noise_f32(const float* x, long long n, long long m, float p, unsigned int k0, unsigned int k1, unsigned int stream, unsigned int step, long long row0, float* out)
@@ -27,17 +24,15 @@ extern "C" __global__ void mask_noise_f64(const double* x, long long n, long lon
 
 template <typename T> __device__ void gaussian_noise(const T* x, i64 n, i64 m, T sigma, u32 k0, u32 k1, u32 stream, u32 step, i64 row0, T* out)
 {
-    const i64 blocks = (m + 3) / 4;
-    for (i64 t = flat_index(); t < n * blocks; t += flat_stride()) {
-        const i64 r = t / blocks, q = t - r * blocks;
+    for_each_block(n, m, k0, k1, stream, step, row0, [&](i64 r, i64 c0, const Philox4& bits) {
         double eps[4];
-        box_muller4(philox4x32_10((u32)q, (u32)(row0 + r), step, stream, k0, k1), eps);
-        #pragma unroll
+        box_muller4(bits, eps);
+#pragma unroll
         for (int w = 0; w < 4; ++w) {
-            const i64 c = 4 * q + w;
-            if (c < m) out[r * m + c] = x[r * m + c] + sigma * (T)eps[w];
+            const i64 e = r * m + c0 + w;
+            if (c0 + w < m) out[e] = x[e] + sigma * (T)eps[w];
         }
-    }
+    });
 }
 
 extern "C" __global__ void gaussian_noise_f32(const float* x, long long n, long long m, float sigma, unsigned int k0, unsigned int k1, unsigned int stream, unsigned int step, long long row0, float* out)

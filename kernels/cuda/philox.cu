@@ -4,14 +4,9 @@
 
 extern "C" __global__ void random_bits_u32(unsigned int k0, unsigned int k1, unsigned int stream, unsigned int step, long long row0, long long n, long long m, unsigned int* out)
 {
-    const i64 blocks = (m + 3) / 4;
-    for (i64 t = flat_index(); t < n * blocks; t += flat_stride()) {
-        const i64 r = t / blocks, q = t - r * blocks;
-        const Philox4 p = philox4x32_10((u32)q, (u32)(row0 + r), step, stream, k0, k1);
-        #pragma unroll
-        for (int w = 0; w < 4; ++w) {
-            const i64 c = 4 * q + w;
-            if (c < m) out[r * m + c] = p.w[w];
-        }
-    }
+    for_each_block(n, m, k0, k1, stream, step, row0, [&](i64 r, i64 c0, const Philox4& p) {
+#pragma unroll
+        for (int w = 0; w < 4; ++w)
+            if (c0 + w < m) out[r * m + c0 + w] = p.w[w];
+    });
 }

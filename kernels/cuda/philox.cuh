@@ -51,3 +51,15 @@ __device__ __forceinline__ void box_muller4(const Philox4& p, double z[4])
     z[2] = r23 * cos(t3);
     z[3] = r23 * sin(t3);
 }
+
+// visit(r, c0, words) for every block of four columns of an n x m draw: row r, columns c0 .. c0 + 3 (the caller
+// guards c < m), words the block's Philox output. A grid-stride loop with one thread per (row, block).
+template <typename Visit>
+__device__ __forceinline__ void for_each_block(i64 n, i64 m, u32 k0, u32 k1, u32 stream, u32 step, i64 row0, Visit visit)
+{
+    const i64 blocks = (m + 3) / 4;
+    for (i64 t = flat_index(); t < n * blocks; t += flat_stride()) {
+        const i64 r = t / blocks, q = t - r * blocks;
+        visit(r, 4 * q, philox4x32_10((u32)q, (u32)(row0 + r), step, stream, k0, k1));
+    }
+}
