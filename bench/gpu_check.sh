@@ -23,6 +23,11 @@ if [ "$mode" = "--standin" ]; then
     status=${PIPESTATUS[0]}
     $py bench/gpu_bench.py "$out" --standin --configs small --samples 2 --steps 1 2>&1 | tee "$out/bench.txt"
 else
+    # the gpu-marked tests skip where the backend cannot run: say why and fail, rather than report a pass of nothing
+    if ! $py -c "import sys; from fastae.backends import registry; r = registry.unavailable('cupy'); print(r or 'cupy backend: ready'); sys.exit(r is not None)" 2>&1 | tee -a "$out/environment.txt"; then
+        echo "gpu_check: the cupy backend cannot run here" | tee -a "$out/environment.txt"
+        exit 1
+    fi
     $py -m pytest -q -p no:cacheprovider -m gpu tests/test_cupy_gpu.py 2>&1 | tee "$out/tests.txt" | tail -15
     status=${PIPESTATUS[0]}
     FASTAE_GPU_PARITY=1 $py -m pytest -q -p no:cacheprovider tests/test_parity.py tests/test_backend_models.py \

@@ -64,7 +64,11 @@ def _to_numpy(a):
 
 class HostAdapter(types.ModuleType):
     """A backend of NumPy arrays over a stand-in copy of the CuPy backend: each op's array arguments are copied to
-    the device, the op runs there, and its results (and every argument it may have written) come back."""
+    the device, the op runs there, and its results (and every argument it may have written) come back.
+
+    What it cannot show: whether a result is a view of an input (results come back as copies), writes an op makes
+    into an input it should leave alone (they come back too: only the suites' own checks would see them), and
+    layout bugs (every argument arrives C-contiguous). tests/test_cupy_gpu.py runs the backend on its own arrays."""
 
     def __init__(self, name: str, gpu: types.ModuleType):
         super().__init__(name)

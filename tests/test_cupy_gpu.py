@@ -200,10 +200,27 @@ def test_host_input_is_streamed_through_two_buffers_not_copied_whole(gpu, monkey
         return real(X, step, dest, chunk)
 
     monkeypatch.setattr(gpu, "stream_rows", watched)
+    copies, waits = [], []
+    if standin:  # what the stand-in cannot run out of order, it can at least see asked for
+        from .cupy_standin import streams
+
+        real_copy, real_wait = streams.copy_to_device, streams.Stream.wait_event
+        monkeypatch.setattr(
+            streams, "copy_to_device", lambda st, pinned, *a: copies.append((st, pinned)) or real_copy(st, pinned, *a)
+        )
+        monkeypatch.setattr(streams.Stream, "wait_event", lambda st, e: waits.append(st) or real_wait(st, e))
     got = {"ae": ae.encode(X), "vae": vae.encode(X), "rec": ae.reconstruct(X)}
     assert calls == [96, 96, 96]
-    # while the codes are made, the largest device allocation is the first codes (1000 x 6), never an input's copy
+    # while the codes are made, the largest device allocation is the AE's codes (1000 x 6), never an input's copy
     assert not standin or peaks[:2] == [1000 * 6 * 4] * 2
+    if standin:
+        chunks = 3 * -(-1000 // 96)
+        copy_stream, compute = gpu._copy_stream(), gpu.stream()
+        # every chunk crosses from pinned memory on the copy stream; the compute stream waits for each copy, and the
+        # copy stream for each buffer's last chunk (two buffers: all but the first two chunks of each call) and once
+        # for the compute stream's queued work
+        assert [c for c in copies if c[0] is copy_stream] == [(copy_stream, True)] * chunks
+        assert waits.count(compute) >= chunks and waits.count(copy_stream) == 3 * (1 + -(-1000 // 96) - 2)
     for k, v in got.items():
         assert isinstance(v, cp.ndarray)
         np.testing.assert_array_equal(v.get(), whole[k])
@@ -263,13 +280,19 @@ def test_the_session_stream_waits_for_the_callers_work(monkeypatch):
     makes its stream wait for an event of the caller's stream on entry (the stand-in runs everything at once, so
     the order itself cannot be seen here; that the wait is asked for can)."""
     module = gpu_standin.load()
-    waited = []
+    waited, recorded, synced = [], [], []
     s = module.stream()
-    real = type(s).wait_event
-    monkeypatch.setattr(type(s), "wait_event", lambda self, e: waited.append(self) or real(self, e))
-    with module.session():
-        pass
-    assert waited == [s]
+    Stream = type(s)
+    real_wait, real_record, real_sync = Stream.wait_event, Stream.record, Stream.synchronize
+    monkeypatch.setattr(Stream, "wait_event", lambda self, e: waited.append((self, e)) or real_wait(self, e))
+    monkeypatch.setattr(Stream, "record", lambda self, e=None: recorded.append(self) or real_record(self, e))
+    monkeypatch.setattr(Stream, "synchronize", lambda self: synced.append(self) or real_sync(self))
+    caller = module.cp.cuda.get_current_stream()
+    with pytest.raises(KeyError):
+        with module.session():
+            raise KeyError("a fit that fails")
+    assert [w[0] for w in waited] == [s] and recorded == [caller]  # the event it waits for is the caller's
+    assert synced == [s]  # and the caller waits for it, also when the session ends by an exception
 
 
 def test_tiny_launches_are_tiny():
@@ -291,3 +314,22 @@ def test_the_gpu_benchmark_script_runs_on_the_standin(tmp_path):
     subprocess.run([*args, "--steps", "1"], cwd=root, check=True, capture_output=True, timeout=600)
     table = (tmp_path / "gpu_bench.md").read_text()
     assert "stand-in" in table and table.count("| small |") == 9, table
+
+
+def test_a_second_device_gets_streams_of_its_own(monkeypatch):
+    module = gpu_standin.load()
+    monkeypatch.setitem(registry._MODULES, "cupy", module)
+    monkeypatch.setitem(registry._loaded, "cupy", module)
+    cupy_standin.set_device_count(2)
+    first = module.stream()  # made on device 0
+    try:
+        X = _data(n=64).astype("float32")
+        with module.cp.cuda.Device(1):
+            m = fastae.Autoencoder(hidden=(3,), epochs=1, random_state=0, backend="cupy").fit(X)
+            codes = m.encode(X[:40]).get()
+            assert module.stream() is not first
+        assert module.stream() is first
+        want = fastae.Autoencoder(hidden=(3,), epochs=1, random_state=0).fit(X).encode(X[:40])
+        np.testing.assert_allclose(codes, want, rtol=2e-4, atol=2e-6)
+    finally:
+        cupy_standin.set_device_count(1)

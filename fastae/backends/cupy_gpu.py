@@ -73,12 +73,20 @@ def warmup(dtypes=DTYPES):
 _streams = threading.local()
 
 
-def stream():
-    """This thread's stream: non-blocking, made on first use and kept."""
-    s = getattr(_streams, "stream", None)
+def _own_stream(role):
+    """This thread's non-blocking stream ``role`` on the current device, made on first use and kept (a stream
+    belongs to the device it was made on)."""
+    mine = _streams.__dict__.setdefault(role, {})
+    device = cp.cuda.runtime.getDevice()
+    s = mine.get(device)
     if s is None:
-        s = _streams.stream = cp.cuda.Stream(non_blocking=True)
+        s = mine[device] = cp.cuda.Stream(non_blocking=True)
     return s
+
+
+def stream():
+    """This thread's compute stream on the current device."""
+    return _own_stream("compute")
 
 
 @contextlib.contextmanager
@@ -100,10 +108,7 @@ def session():
 
 def _copy_stream():
     """This thread's second stream, for copies from the host that overlap the computation on :func:`stream`."""
-    s = getattr(_streams, "copy", None)
-    if s is None:
-        s = _streams.copy = cp.cuda.Stream(non_blocking=True)
-    return s
+    return _own_stream("copy")
 
 
 def stream_rows(X, fn, dest, chunk):
@@ -113,19 +118,24 @@ def stream_rows(X, fn, dest, chunk):
     chunk ``i`` on the current stream, chunk ``i + 1`` is copied to the host buffer and then, on a stream of its
     own, to the device. Events order the two streams (a device buffer is refilled only after the chunk in it was
     computed; a host buffer only after its last copy left). Host to device is the bound of such an encode (PCIe
-    against the products, docs/performance.md), so overlapping the two hides the products; and the device holds two
-    chunks of the input, never all of it."""
+    against the products, docs/performance.md), so overlapping the two hides the products when there are several
+    chunks; and the device holds two chunks of the input, never all of it."""
     n, d = X.shape
     rows = min(chunk, n)
+    buffers = 1 if n <= chunk else 2  # one chunk has nothing to overlap with
     compute, copy = cp.cuda.get_current_stream(), _copy_stream()
-    host = [np.frombuffer(cp.cuda.alloc_pinned_memory(rows * d * X.itemsize), X.dtype, rows * d) for _ in (0, 1)]
-    host = [h.reshape(rows, d) for h in host]
-    device = [cp.empty((rows, d), dtype=X.dtype) for _ in (0, 1)]
-    copied: list = [None, None]
-    consumed: list = [None, None]
+    nbytes = rows * d * X.itemsize
+    host = [
+        np.frombuffer(cp.cuda.alloc_pinned_memory(nbytes), X.dtype, rows * d).reshape(rows, d) for _ in range(buffers)
+    ]
+    device = [cp.empty((rows, d), dtype=X.dtype) for _ in range(buffers)]
+    # the pool may hand back memory that work queued on the compute stream still reads: the copies wait for it
+    copy.wait_event(compute.record())
+    copied: list = [None] * buffers
+    consumed: list = [None] * buffers
     try:
         for i, s in enumerate(range(0, n, chunk)):
-            k, m = i % 2, min(chunk, n - s)
+            k, m = i % buffers, min(chunk, n - s)
             if copied[k] is not None:
                 copied[k].synchronize()  # the host buffer's previous copy has left it
             host[k][:m] = X[s : s + m]
@@ -436,8 +446,8 @@ def update_many(opt, entries, lr=0.0, momentum=0.0, beta1=0.0, beta2=0.0, eps=0.
     flags = cp.zeros(len(entries), dtype=np.int32)
     args = (
         np.int32(OPT_CODE[opt]),
-        cp.asarray(table),
-        cp.asarray(offsets),
+        _on_device(table),
+        _on_device(offsets),
         np.int32(len(entries)),
         t(lr),
         t(momentum),
@@ -462,6 +472,23 @@ def update_all(method, entries, lr, momentum, beta1, beta2, eps, t_step):
     kw = dict(lr=lr, momentum=momentum) if method != "adam" else dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
     bad = np.flatnonzero(cp.asnumpy(update_many(method, entries, t_step=t_step, **kw)))
     return int(bad[0]) if bad.size else None
+
+
+_TABLES: dict = {}  # (device, the bytes of a small host array) -> its device copy
+
+
+def _on_device(a):
+    """The device copy of the optimiser's small table ``a``, kept by its contents: a training step alternates
+    between two sets of buffers, so after two steps no table is uploaded again. The key is the addresses
+    themselves, so an entry stays right when an address is freed and reused: the table then names the new array,
+    as the step means. At most 64 are kept."""
+    key = (cp.cuda.runtime.getDevice(), a.dtype.str, a.shape, a.tobytes())
+    d = _TABLES.get(key)
+    if d is None:
+        if len(_TABLES) >= 64:
+            _TABLES.clear()
+        d = _TABLES[key] = cp.asarray(a)
+    return d
 
 
 def _ok(flags):

@@ -112,7 +112,10 @@ def test_the_original_passes_and_the_planted_bug_is_caught(case):
     check, mutate = CASES[case]
     check(None)  # the real source passes the check
     code = mutate()
-    with pytest.raises((AssertionError, RuntimeError)) as caught:
+    family(
+        "loss" if "output_rows" in case or "squared" in case or "block_sum" in case else "dense", code
+    )  # it compiles
+    with pytest.raises(AssertionError) as caught:  # the comparison catches it, not a compile or launch error
         check(code)
     first = next((line for line in str(caught.value).splitlines() if line.strip()), "")
     print(f"{case}: caught by {check.__name__}: {first[:160]}")
