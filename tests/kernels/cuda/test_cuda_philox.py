@@ -28,60 +28,31 @@ def test_random_bits_are_the_references(key, shape, launch):
         np.testing.assert_array_equal(out, rng.random_bits(key, stream, step, n, m, row0=row0))
 
 
+def _noise(kind, x, level, key, step, row0, launch):
+    """The ``{kind}_noise`` kernel's output for ``x`` on the noise stream."""
+    n, m = x.shape
+    out = np.full_like(x, np.nan)
+    grid, block = flat_grid(n * -(-m // 4), launch)
+    k = family("noise").get_function(f"{kind}_noise_{'f32' if x.dtype == np.float32 else 'f64'}")
+    words = (np.uint32(key[0]), np.uint32(key[1]), np.uint32(rng.STREAM_NOISE), np.uint32(step), np.int64(row0))
+    k(grid, block, (x, np.int64(n), np.int64(m), x.dtype.type(level), *words, out))
+    return out
+
+
 @pytest.mark.parametrize("launch", LAUNCHES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_mask_noise_is_the_references(shape, dtype, launch):
-    n, m = shape
-    key = KEYS[1]
     x = np.random.default_rng(0).uniform(0.1, 1, shape).astype(dtype)
-    out = np.full_like(x, np.nan)
-    grid, block = flat_grid(n * -(-m // 4), launch)
-    k = family("noise").get_function(f"mask_noise_{'f32' if dtype == np.float32 else 'f64'}")
-    k(
-        grid,
-        block,
-        (
-            x,
-            np.int64(n),
-            np.int64(m),
-            dtype(0.3),
-            np.uint32(key[0]),
-            np.uint32(key[1]),
-            np.uint32(rng.STREAM_NOISE),
-            np.uint32(9),
-            np.int64(5),
-            out,
-        ),
-    )
-    np.testing.assert_array_equal(out, ref.mask_noise(x, 0.3, key, 9, row0=5))
+    got = _noise("mask", x, 0.3, KEYS[1], 9, 5, launch)
+    np.testing.assert_array_equal(got, ref.mask_noise(x, 0.3, KEYS[1], 9, row0=5))
 
 
 @pytest.mark.parametrize("launch", LAUNCHES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gaussian_noise_is_the_references(shape, dtype, launch):
-    n, m = shape
-    key = KEYS[2]
     x = np.random.default_rng(1).normal(size=shape).astype(dtype)
-    out = np.full_like(x, np.nan)
-    grid, block = flat_grid(n * -(-m // 4), launch)
-    k = family("noise").get_function(f"gaussian_noise_{'f32' if dtype == np.float32 else 'f64'}")
-    k(
-        grid,
-        block,
-        (
-            x,
-            np.int64(n),
-            np.int64(m),
-            dtype(0.5),
-            np.uint32(key[0]),
-            np.uint32(key[1]),
-            np.uint32(rng.STREAM_NOISE),
-            np.uint32(3),
-            np.int64(0),
-            out,
-        ),
-    )
-    want = ref.gaussian_noise(x.astype(np.float64), 0.5, key, 3)
-    close(out, want, dtype, gaussian_noise_err(x, want, dtype), "gaussian_noise")
+    got = _noise("gaussian", x, 0.5, KEYS[2], 3, 0, launch)
+    want = ref.gaussian_noise(x.astype(np.float64), 0.5, KEYS[2], 3)
+    close(got, want, dtype, gaussian_noise_err(x, want, dtype), "gaussian_noise")
