@@ -8,9 +8,9 @@ and its gradient, the reductions (two passes in a fixed order, so a result does 
 and the reparameterisation with the same Philox draws as the CPU, and the optimiser updates.
 
 Streams: :func:`session` runs a fit or an encode on a non-blocking stream of its own thread (one per thread and
-device, kept), so models trained from different threads do not serialise on the legacy default stream. Values an op returns
-(a loss, a penalty) are 0-d device arrays; the optimiser's verdict is read back to the host, one small copy per
-update. ``precision="tf32"`` (this backend only) lets the float32 products round their operands to TF32 in the
+device, kept), so models trained from different threads do not serialise on the legacy default stream. Values an
+op returns (a loss, a penalty) are 0-d device arrays; the optimiser's verdict is read back to the host, one small
+copy per update. ``precision="tf32"`` (this backend only) lets the float32 products round their operands to TF32 in the
 tensor cores (:func:`tf32_ops`).
 """
 
