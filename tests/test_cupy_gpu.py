@@ -101,7 +101,8 @@ def test_tf32_products_round_the_operands(gpu):
     fp32 = _fit(fastae.Autoencoder, dict(hidden=(8,)), "cupy", "float32", cp.asarray(X))
     tf32 = _fit(fastae.Autoencoder, dict(hidden=(8,)), "cupy", "float32", cp.asarray(X), precision="tf32")
     a, b = fp32.encode(cp.asarray(X)).get(), tf32.encode(cp.asarray(X)).get()
-    assert not np.array_equal(a, b)  # the stand-in's gemmEx rounds TF32 operands to 10 mantissa bits
+    if gpu is gpu_standin.load():  # its gemmEx always rounds TF32 operands; cuBLAS may pick a kernel that does not
+        assert not np.array_equal(a, b)
     np.testing.assert_allclose(a, b, rtol=5e-3, atol=5e-3)  # TF32's unit roundoff is 2**-11
 
 
