@@ -358,33 +358,18 @@ def test_gemm_ex_float32_and_the_checks_cublas_makes(cp, blas):
         blas.gemmEx(h, 0, 0, n, m, k, 1.0, b.data.ptr, R32, n, a.data.ptr, R32, k, 0, c.data.ptr, R32, n, C32, -1)
 
 
+def _square(blas, h, alpha, a, beta, c):
+    """``c = alpha a a + beta c`` for 2 x 2 float32 ``a`` and ``c``, alpha and beta given as addresses."""
+    blas.gemmEx(h, 0, 0, 2, 2, 2, alpha, a.data.ptr, R32, 2, a.data.ptr, R32, 2, beta, c.data.ptr, R32, 2, C32, -1)
+
+
 def test_gemm_ex_beta_zero_ignores_nan_in_c_and_beta_one_reads_it(cp, blas):
     a = cp.ones((2, 2), dtype=cp.float32)
     c = cp.empty((2, 2), dtype=cp.float32)
     one, zero = _scalars(np.float32, 1, 0)
     h = cp.cuda.device.get_cublas_handle()
     for beta, finite in ((zero, True), (one, False)):
-        blas.gemmEx(
-            h,
-            0,
-            0,
-            2,
-            2,
-            2,
-            one.ctypes.data,
-            a.data.ptr,
-            R32,
-            2,
-            a.data.ptr,
-            R32,
-            2,
-            beta.ctypes.data,
-            c.data.ptr,
-            R32,
-            2,
-            C32,
-            -1,
-        )
+        _square(blas, h, one.ctypes.data, a, beta.ctypes.data, c)
         assert np.isfinite(c.get()).all() == finite
         c.fill(np.nan)
 
@@ -397,74 +382,14 @@ def test_gemm_ex_device_pointer_mode_reads_alpha_on_the_device(cp, blas):
     host = np.ones(1, np.float32)
     blas.setPointerMode(h, blas.CUBLAS_POINTER_MODE_DEVICE)
     try:
-        blas.gemmEx(
-            h,
-            0,
-            0,
-            2,
-            2,
-            2,
-            alpha.data.ptr,
-            a.data.ptr,
-            R32,
-            2,
-            a.data.ptr,
-            R32,
-            2,
-            beta.data.ptr,
-            c.data.ptr,
-            R32,
-            2,
-            C32,
-            -1,
-        )
+        _square(blas, h, alpha.data.ptr, a, beta.data.ptr, c)
         assert (c.get() == 6).all()
         with pytest.raises(CUDARuntimeError, match="IllegalAddress"):  # a host address is no device address
-            blas.gemmEx(
-                h,
-                0,
-                0,
-                2,
-                2,
-                2,
-                host.ctypes.data,
-                a.data.ptr,
-                R32,
-                2,
-                a.data.ptr,
-                R32,
-                2,
-                beta.data.ptr,
-                c.data.ptr,
-                R32,
-                2,
-                C32,
-                -1,
-            )
+            _square(blas, h, host.ctypes.data, a, beta.data.ptr, c)
     finally:
         blas.setPointerMode(h, blas.CUBLAS_POINTER_MODE_HOST)
     with pytest.raises(HostFault):  # and the other way round
-        blas.gemmEx(
-            h,
-            0,
-            0,
-            2,
-            2,
-            2,
-            alpha.data.ptr,
-            a.data.ptr,
-            R32,
-            2,
-            a.data.ptr,
-            R32,
-            2,
-            beta.data.ptr,
-            c.data.ptr,
-            R32,
-            2,
-            C32,
-            -1,
-        )
+        _square(blas, h, alpha.data.ptr, a, beta.data.ptr, c)
 
 
 def test_tf32_rounds_the_operands_to_ten_mantissa_bits(cp, blas):

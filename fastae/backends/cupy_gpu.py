@@ -197,14 +197,15 @@ def _sum_partials(partials, count, scale, dtype):
     return out
 
 
-def _reduced(kernel, size, args, scale, dtype):
-    """Launch a kernel that leaves one partial sum per block (its last argument), then finish the sum."""
+def _reduced(kernel, size, args, scale, dtype, after=()):
+    """Launch a kernel that leaves one partial sum per block (its argument after ``args``, then those of
+    ``after``), then finish the sum."""
     blocks = kernels.blocks_for(size)
     partials = cp.empty(blocks, dtype=dtype)
     kernel(
         (blocks,),
         (kernels.THREADS,),
-        (*args, partials),
+        (*args, partials, *after),
         shared_mem=kernels.reduction_shared(kernels.THREADS, np.dtype(dtype).itemsize),
     )
     return _sum_partials(partials, blocks, scale, dtype)
@@ -275,18 +276,8 @@ def _loss_pass(a, c, x, loss, d16=None):
     t = _t(a)
     args = (a, c, _c(x), _i(n), _i(m), np.int32(loss == "bce"), t(1.0 / n))
     if d16 is None:
-        value = _reduced(_k("loss", "output_grad", a), a.size, args, 1.0 / n, a.dtype)
-    else:
-        blocks = kernels.blocks_for(a.size)
-        partials = cp.empty(blocks, dtype=a.dtype)
-        kernels.function("loss", "output_grad_bf16")(
-            (blocks,),
-            (kernels.THREADS,),
-            (*args, partials, d16),
-            shared_mem=kernels.reduction_shared(kernels.THREADS, a.itemsize),
-        )
-        value = _sum_partials(partials, blocks, 1.0 / n, a.dtype)
-    return value, a
+        return _reduced(_k("loss", "output_grad", a), a.size, args, 1.0 / n, a.dtype), a
+    return _reduced(kernels.function("loss", "output_grad_bf16"), a.size, args, 1.0 / n, a.dtype, (d16,)), a
 
 
 def output_loss_grad(h, W, c, x, loss, transpose=False):
@@ -469,8 +460,7 @@ def update_all(method, entries, lr, momentum, beta1, beta2, eps, t_step):
     """Capability ``multi_tensor_update``: ``method`` (``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``) on
     every ``(p, g, s1, s2, out, out16)`` of ``entries`` in one launch; the index of the first tensor with a
     non-finite new value, or ``None`` (one read of the flags)."""
-    kw = dict(lr=lr, momentum=momentum) if method != "adam" else dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
-    bad = np.flatnonzero(cp.asnumpy(update_many(method, entries, t_step=t_step, **kw)))
+    bad = np.flatnonzero(cp.asnumpy(update_many(method, entries, lr, momentum, beta1, beta2, eps, t_step)))
     return int(bad[0]) if bad.size else None
 
 
@@ -496,17 +486,15 @@ def _ok(flags):
 
 
 def sgd_update(p, g, out, lr):
-    return _ok(update_many("sgd", [(p, g, None, None, out, None)], lr=lr))
+    return sgd_update_bf16(p, g, out, None, lr)
 
 
 def momentum_update(p, g, buf, out, lr, momentum, nesterov):
-    opt = "nesterov" if nesterov else "momentum"
-    return _ok(update_many(opt, [(p, g, buf, None, out, None)], lr=lr, momentum=momentum))
+    return momentum_update_bf16(p, g, buf, out, None, lr, momentum, nesterov)
 
 
 def adam_update(p, g, m, v, out, lr, beta1, beta2, eps, t_step):
-    entry = [(p, g, m, v, out, None)]
-    return _ok(update_many("adam", entry, lr=lr, beta1=beta1, beta2=beta2, eps=eps, t_step=t_step))
+    return adam_update_bf16(p, g, m, v, out, None, lr, beta1, beta2, eps, t_step)
 
 
 def sgd_update_bf16(p, g, out, out16, lr):
